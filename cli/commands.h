@@ -1,0 +1,25 @@
+/* commands.h: every dualkd subcommand, one function each, in its own cli/cmd_*.c.
+ *
+ * A command gets argv starting at its own name ("synth" for `dualkd data synth`),
+ * prints its own --help, and returns the process exit status:
+ * 0 success, 1 failure (message already printed to stderr), 2 usage error. */
+#ifndef DK_CLI_COMMANDS_H
+#define DK_CLI_COMMANDS_H
+
+typedef int (*dk_command_fn)(int argc, char **argv);
+
+typedef struct dk_command {
+    const char *name;    /* "version", "data synth", ... */
+    dk_command_fn run;
+    const char *summary; /* one line for `dualkd --help` */
+} dk_command;
+
+int dk_cmd_version(int argc, char **argv);
+
+/* Print "dualkd: <msg>" for a failed library call and return 1. */
+int dk_cli_fail(const char *what, const char *msg);
+
+/* True when argv holds -h or --help. */
+int dk_cli_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,80 @@
+/* main.c: the dualkd multi-call binary: finds the subcommand and runs it.
+ * Everything a command does lives in its cli/cmd_*.c; this file only dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "distill/blas.h"
+
+static const dk_command commands[] = {
+    {"version", dk_cmd_version, "print the version, the BLAS kernels and thread count"},
+};
+static const int command_count = sizeof commands / sizeof commands[0];
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: dualkd <command> [<subcommand>] [options]\n\n"
+                 "Knowledge distillation from a repository-trained teacher to few-shot site students.\n\n"
+                 "commands:\n");
+    for (int i = 0; i < command_count; i++)
+        fprintf(out, "  %-22s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun `dualkd <command> --help` for a command's options.\n");
+}
+
+/* Match argv[1] (and argv[2] for two-word commands such as "data synth"). */
+static const dk_command *find_command(int argc, char **argv, int *words)
+{
+    for (int i = 0; i < command_count; i++) {
+        const char *name = commands[i].name;
+        const char *space = strchr(name, ' ');
+        if (!space && strcmp(name, argv[1]) == 0) {
+            *words = 1;
+            return &commands[i];
+        }
+        if (space && argc > 2 && strncmp(name, argv[1], (size_t)(space - name)) == 0 &&
+            argv[1][space - name] == '\0' && strcmp(space + 1, argv[2]) == 0) {
+            *words = 2;
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* `dualkd data` alone: list the subcommands of that group. */
+static int print_group(const char *group)
+{
+    size_t len = strlen(group);
+    int found = 0;
+    for (int i = 0; i < command_count; i++) {
+        if (strncmp(commands[i].name, group, len) == 0 && commands[i].name[len] == ' ') {
+            if (!found) fprintf(stderr, "usage: dualkd %s <subcommand> [options]\n\n", group);
+            fprintf(stderr, "  %-22s %s\n", commands[i].name, commands[i].summary);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+int main(int argc, char **argv)
+{
+    dk_blas_reexec_for_fast_kernels(argv);
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) return dk_cmd_version(1, argv + 1);
+    int words = 0;
+    const dk_command *cmd = find_command(argc, argv, &words);
+    if (!cmd) {
+        if (print_group(argv[1])) return 2;
+        fprintf(stderr, "dualkd: unknown command '%s'; run `dualkd --help` for the list\n",
+                argv[1]);
+        return 2;
+    }
+    return cmd->run(argc - words, argv + words);
+}

@@ -1,0 +1,28 @@
+/* workspace.h: a reusable scratch buffer for the hot path.
+ *
+ * Layers say up front how much scratch they need (dk_workspace_reserve, at
+ * planning time, may allocate); during forward/backward they only borrow it
+ * (dk_workspace_floats, never allocates). One workspace serves a whole network
+ * because layers run one after another. */
+#ifndef DK_WORKSPACE_H
+#define DK_WORKSPACE_H
+
+#include <stddef.h>
+
+#include "distill/err.h"
+
+typedef struct dk_workspace {
+    float *data;
+    size_t capacity; /* in floats */
+} dk_workspace;
+
+/* Grow the buffer to hold at least `floats` floats (contents are not kept). */
+dk_status dk_workspace_reserve(dk_workspace *ws, size_t floats, dk_err *err);
+
+/* Borrow `floats` floats; aborts if the plan reserved less (a bug, not an input error).
+ * Valid until the next reserve or release. */
+float *dk_workspace_floats(dk_workspace *ws, size_t floats);
+
+void dk_workspace_release(dk_workspace *ws);
+
+#endif

@@ -1,0 +1,29 @@
+/* testutil.h: helpers shared by the Criterion tests: temporary directories,
+ * running the real dualkd binary and Python checkers, finite differences. */
+#ifndef DK_TESTUTIL_H
+#define DK_TESTUTIL_H
+
+#include <stddef.h>
+
+/* A fresh directory under $TMPDIR (or /tmp) for this test; caller frees the string.
+ * Removed with dk_test_rmtree. */
+char *dk_test_tmpdir(void);
+void dk_test_rmtree(const char *path);
+
+/* Run a shell command line; returns its exit status (or -1), stdout+stderr into out
+ * (NUL-terminated, truncated to cap) when out is non-NULL. */
+int dk_test_run(const char *cmdline, char *out, size_t cap);
+
+/* Path of the built dualkd binary ($DUALKD_BIN), the source tree ($DUALKD_SOURCE),
+ * and the Debian Python used as an independent reader ($PYTHON, default /usr/bin/python3). */
+const char *dk_test_bin(void);
+const char *dk_test_source(void);
+const char *dk_test_python(void);
+
+/* Deterministic uniform floats in [lo, hi) for filling test tensors. */
+void dk_test_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
+
+/* Largest |a-b| / max(1, |a|, |b|) over n values. */
+double dk_test_max_rel_diff(const float *a, const float *b, size_t n);
+
+#endif
