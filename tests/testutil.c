@@ -88,3 +88,22 @@ double dk_test_max_rel_diff(const float *a, const float *b, size_t n)
     }
     return worst;
 }
+
+double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic,
+                         size_t n, double step, double abs_floor, size_t max_checks)
+{
+    size_t stride = (max_checks == 0 || max_checks >= n) ? 1 : n / max_checks;
+    double worst = 0;
+    for (size_t i = 0; i < n; i += stride) {
+        float saved = x[i];
+        x[i] = (float)(saved + step);
+        double up = f(ctx);
+        x[i] = (float)(saved - step);
+        double down = f(ctx);
+        x[i] = saved;
+        double fd = (up - down) / (2 * step);
+        double err = fabs(analytic[i] - fd) / fmax(abs_floor, fabs(analytic[i]) + fabs(fd));
+        if (err > worst) worst = err;
+    }
+    return worst;
+}

@@ -26,4 +26,12 @@ void dk_test_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi)
 /* Largest |a-b| / max(1, |a|, |b|) over n values. */
 double dk_test_max_rel_diff(const float *a, const float *b, size_t n);
 
+/* Central-difference check of an analytic gradient. f(ctx) evaluates a scalar
+ * (in double where the code allows) that depends on x[0..n); analytic[i] is the
+ * claimed dF/dx[i]. At most max_checks indices are probed (spread evenly over n;
+ * 0 = all). Returns the worst |a - fd| / max(abs_floor, |a| + |fd|). x is restored. */
+typedef double (*dk_test_scalar_fn)(void *ctx);
+double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic,
+                         size_t n, double step, double abs_floor, size_t max_checks);
+
 #endif

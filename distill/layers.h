@@ -1,0 +1,56 @@
+/* layers.h: the parameter-free and light 3D layers the U-Net needs, each a pair of
+ * free functions (forward, backward) over dk_tensor. The implementation lives in
+ * one file per layer: pool.c, norm.c, activation.c, concat.c, softmax.c, resize.c.
+ *
+ * Conventions: outputs are preallocated by the caller and overwritten; input
+ * gradients (dx) are overwritten; parameter gradients are accumulated (+=).
+ * Shapes are checked with DK_CHECK_SHAPE (internal invariants, not user input). */
+#ifndef DK_LAYERS_H
+#define DK_LAYERS_H
+
+#include <stdint.h>
+
+#include "distill/tensor.h"
+
+/* --- max pooling, kernel = stride per axis (d, h, w), e.g. (1, 2, 2) ---
+ * Output dims are floor(in / k). argmax holds, per output element, the flat
+ * index of the chosen input element within its (n, c) plane; caller allocates
+ * numel(y) int32. Backward scatters dy into dx (overwritten). */
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax);
+void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
+                           dk_tensor *dx);
+
+/* --- instance normalisation with affine gamma, beta (C values each) ---
+ * Per (n, c): y = gamma * (x - mean) / sqrt(var + eps) + beta (biased variance).
+ * mean and rstd (n*c floats each, caller-allocated) are saved for backward.
+ * dgamma, dbeta accumulate. */
+void dk_instnorm_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
+                         dk_tensor *y, float *mean, float *rstd);
+void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *mean,
+                          const float *rstd, const dk_tensor *dy, dk_tensor *dx, float *dgamma,
+                          float *dbeta);
+
+/* --- ReLU (slope 0) and LeakyReLU (slope > 0) ---
+ * y may alias x (in place). Backward uses the output y, so it works in place too;
+ * dx may alias dy. */
+void dk_leaky_relu_forward(const dk_tensor *x, float slope, dk_tensor *y);
+void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx);
+
+/* --- channel concatenation: y = [a, b] along C (same N, D, H, W) --- */
+void dk_concat_channels_forward(const dk_tensor *a, const dk_tensor *b, dk_tensor *y);
+/* Split dy into da (first a.c channels) and db (the rest); either may be NULL. */
+void dk_concat_channels_backward(const dk_tensor *dy, dk_tensor *da, dk_tensor *db);
+
+/* --- softmax over channels at each voxel, of x / temperature ---
+ * Numerically stable (max subtracted). y may alias x. */
+void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y);
+/* dx = J^T dy for y = softmax(x / T): dx = (y * (dy - sum_c y*dy)) / T. dx may alias dy. */
+void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
+                                  dk_tensor *dx);
+
+/* --- trilinear resize of the spatial dims (same N, C), align_corners = false,
+ * i.e. PyTorch's F.interpolate(mode="trilinear") sampling positions. --- */
+void dk_resize_trilinear_forward(const dk_tensor *x, dk_tensor *y);
+void dk_resize_trilinear_backward(const dk_tensor *dy, dk_tensor *dx);
+
+#endif
