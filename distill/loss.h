@@ -5,6 +5,7 @@
  * returns its value, and ADDS weight * dL/d(input) into a gradient tensor
  * (which may be NULL when only the value is wanted). Losses sum over classes
  * and average over voxels (and samples) unless documented otherwise.
+ * The value returned is UNWEIGHTED: `weight` scales only the gradient added.
  *
  * Labels are uint8 class ids, one per voxel, laid out (N, D, H, W); the value
  * DK_LABEL_IGNORE marks voxels that count for nothing.
@@ -23,7 +24,8 @@
 
 #define DK_LABEL_IGNORE 255
 
-/* Workspace floats any loss below needs for logits of this shape. */
+/* Workspace floats any loss below needs for logits of this shape
+ * (for dk_loss_feature_kl: of the feature map's shape). */
 size_t dk_loss_workspace_floats(const dk_tensor *logits);
 
 typedef struct dk_dice_opts {

@@ -18,7 +18,8 @@ typedef struct dk_optim_config {
     float weight_decay; /* SGD/Adam: L2 added to the gradient; AdamW: decoupled */
 } dk_optim_config;
 
-/* A config with the usual defaults for kind and lr. */
+/* A config with the usual defaults for kind and lr: PyTorch's, except SGD's
+ * momentum 0.9 (PyTorch: 0); AdamW's weight_decay is PyTorch's 0.01. */
 dk_optim_config dk_optim_defaults(dk_optim_kind kind, float lr);
 
 typedef struct dk_optimizer {
