@@ -15,6 +15,10 @@ typedef struct dk_command {
 } dk_command;
 
 int dk_cmd_version(int argc, char **argv);
+int dk_cmd_data_import(int argc, char **argv); /* cmd_data_nifti.c */
+int dk_cmd_data_export(int argc, char **argv); /* cmd_data_nifti.c */
+int dk_cmd_data_info(int argc, char **argv);   /* cmd_data_info.c */
+int dk_cmd_data_profiles(int argc, char **argv); /* cmd_data_profiles.c */
 
 /* Print "dualkd: <msg>" for a failed library call and return 1. */
 int dk_cli_fail(const char *what, const char *msg);

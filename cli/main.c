@@ -8,6 +8,10 @@
 
 static const dk_command commands[] = {
     {"version", dk_cmd_version, "print the version, the BLAS kernels and thread count"},
+    {"data import", dk_cmd_data_import, "NIfTI image/label directories -> an HDF5 dataset"},
+    {"data info", dk_cmd_data_info, "classes, volumes, shapes, spacing and class voxels of a dataset"},
+    {"data export", dk_cmd_data_export, "one dataset volume -> NIfTI image and label files"},
+    {"data profiles", dk_cmd_data_profiles, "list the built-in site profiles, or show one as JSON"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

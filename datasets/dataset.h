@@ -28,6 +28,17 @@ const char *dk_dataset_volume_id(const dk_dataset *ds, int i);
 const char *dk_dataset_volume_split(const dk_dataset *ds, int i);
 /* Index of the volume with this id, or -1. */
 int dk_dataset_find(const dk_dataset *ds, const char *id);
+/* What open learned about volume i without reading its image (borrowed, valid
+ * until close): class_voxels counts each class id in the label (all 0 if none). */
+typedef struct dk_volume_info {
+    char id[64];
+    char split[16];
+    int dims[3];
+    double spacing[3];
+    bool has_label;
+    long long class_voxels[DK_MAX_CLASSES];
+} dk_volume_info;
+const dk_volume_info *dk_dataset_info(const dk_dataset *ds, int i);
 /* Read volume i into v (caller releases v with dk_volume_release). */
 dk_status dk_dataset_read(dk_dataset *ds, int i, dk_volume *v, dk_err *err);
 

@@ -1,0 +1,51 @@
+/* profile.h: site resolution profiles: the voxel grid, slice thickness, contrast,
+ * noise and bias field of one acquisition protocol (docs/profiles.md).
+ *
+ * Three built-ins mirror real protocols (repository = OAI 3D DESS; two clinical
+ * 2D protocols with thick slices); user profiles are JSON files, validated field
+ * by field. Nothing here allocates except dk_profile_to_json. */
+#ifndef DK_PROFILE_H
+#define DK_PROFILE_H
+
+#include "distill/err.h"
+
+typedef struct dk_profile {
+    char name[64];
+    double spacing[3];      /* mm, z y x: the profile's voxel grid */
+    double slice_thickness; /* mm, along z (may exceed spacing[0]: gaps; or be less) */
+    char contrast[16];      /* "dess", "pd-fs", "t1" */
+    double noise;           /* Rician noise sigma as a fraction of the brightest tissue's mean */
+    double bias;            /* smooth multiplicative bias-field strength, 0 = none, 0.2 = +-20 % */
+    char student[64];       /* student architecture name for feature-tap shapes, "" = default */
+} dk_profile;
+
+/* Fill out with the built-in profile called name: "repository" (0.7 x 0.36 x 0.36 mm,
+ * DESS), "clinical-3.3mm" (3.3 x 0.31 x 0.31, slice 3.3, PD-fs), "clinical-4.5mm"
+ * (4.5 x 0.30 x 0.30, slice 4.5, T1). DK_ENOTFOUND for any other name. */
+dk_status dk_profile_builtin(const char *name, dk_profile *out, dk_err *err);
+
+/* The built-ins, in a fixed order; dk_profile_builtin_name returns static storage,
+ * NULL when i is out of range. */
+int dk_profile_builtin_count(void);
+const char *dk_profile_builtin_name(int i);
+
+/* Parse and validate one profile from JSON text. origin_for_messages (a file name,
+ * "request body", ...) starts every error message, followed by the field at fault.
+ * Required: name, spacing [z,y,x] (> 0), contrast. Optional: slice_thickness
+ * (default spacing[0]), noise (default 0), bias (default 0), student (default "").
+ * Unknown keys are rejected so typos are caught. DK_EFORMAT on any problem. */
+dk_status dk_profile_from_json_text(const char *text, const char *origin_for_messages,
+                                    dk_profile *out, dk_err *err);
+
+/* A built-in name, or else the path of a JSON profile file. */
+dk_status dk_profile_load(const char *name_or_path, dk_profile *out, dk_err *err);
+
+/* The profile as a JSON object (all fields, pretty-printed, trailing newline) that
+ * dk_profile_from_json_text reads back to an equal profile. Caller frees with free();
+ * NULL only when out of memory. */
+char *dk_profile_to_json(const dk_profile *p);
+
+/* True when contrast is one of the known names ("dess", "pd-fs", "t1"). */
+int dk_profile_contrast_known(const char *contrast);
+
+#endif
