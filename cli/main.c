@@ -12,6 +12,8 @@ static const dk_command commands[] = {
     {"data info", dk_cmd_data_info, "classes, volumes, shapes, spacing and class voxels of a dataset"},
     {"data export", dk_cmd_data_export, "one dataset volume -> NIfTI image and label files"},
     {"data profiles", dk_cmd_data_profiles, "list the built-in site profiles, or show one as JSON"},
+    {"data synth", dk_cmd_data_synth, "synthetic knee MR volumes at a profile, with a few-shot split"},
+    {"data show", dk_cmd_data_show, "one slice of a dataset volume as a PNG with its labels"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

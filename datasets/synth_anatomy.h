@@ -1,0 +1,115 @@
+/* synth_anatomy.h: internal to the synthetic knee generator (synth_anatomy.c builds
+ * the geometry of one subject and classifies points; synth_contrast.c renders).
+ * Not a public API: only synth_*.c include it. */
+#ifndef DK_SYNTH_ANATOMY_H
+#define DK_SYNTH_ANATOMY_H
+
+#include <stdint.h>
+
+#include "datasets/synth_knee.h"
+
+/* Tissues with their own intensity; the label is decided alongside. */
+typedef enum knee_tissue {
+    TISSUE_FAT,
+    TISSUE_MUSCLE,
+    TISSUE_FLUID,
+    TISSUE_MARROW,
+    TISSUE_CORTEX, /* cortical bone and the subchondral plate: dark on every sequence */
+    TISSUE_CARTILAGE,
+    TISSUE_MENISCUS,
+    TISSUE_LIGAMENT,
+    TISSUE_COUNT,
+} knee_tissue;
+
+typedef struct knee_lesion {
+    int on_tibia;     /* frame of centre: 0 femur, 1 tibia */
+    float centre[3];  /* in that frame, model units */
+    float inv_2sigma2;
+    float depth;      /* fraction of the thickness removed at the centre */
+} knee_lesion;
+
+typedef struct knee_capsule {
+    float a[3], b[3]; /* tibia frame, model units */
+    float radius;
+} knee_capsule;
+
+/* Everything needed to classify a point, derived once per subject. "Model units" are
+ * millimetres of a nominal knee; the subject's scale maps them to world mm. */
+typedef struct knee_model {
+    float rot[9];      /* world (mirrored, centred) -> tibia frame, row-major */
+    float centre[3];   /* joint centre, world mm, z y x */
+    float mirror;      /* sign of u (+lateral) against z (+patient left): +1 left knee */
+    float scale, inv_scale;
+    /* tibia frame -> femur frame: p_f = Rflex^T (p_t - fem_origin) */
+    float flex_c, flex_s;
+    float fem_origin[3];
+    /* femur, femur frame (u ML +lateral, v SI +inferior, w AP +posterior) */
+    float cond_u[2], cond_r[2][3]; /* [0] medial, [1] lateral */
+    float troch_c[3], troch_r[3];
+    float shaft_c[3], shaft_h[3], shaft_round;
+    /* tibia, tibia frame (origin at the centre of the plateau's top surface) */
+    float plat_c[3], plat_h[3], plat_round;
+    float meta_c[3], meta_h[3], meta_round;
+    float spine_height, medial_dip, lateral_bulge;
+    float cortex_mm;
+    /* cartilage thickness fields (mm) */
+    uint64_t fem_field_seed, tib_field_seed;
+    float fem_mean, tib_mean[2], thick_amp;
+    float gap_min_mm;
+    knee_lesion lesions[DK_KNEE_MAX_LESIONS];
+    int n_lesions;
+    /* menisci: elliptical rings over each compartment, tibia frame */
+    float men_centre_w, men_a, men_c, men_height_mm[2];
+    /* soft tissue */
+    knee_capsule ligaments[3];
+    float muscle_w, effusion;
+} knee_model;
+
+/* What a point is. depth: for cartilage, 0 at the bone to 1 at the surface. */
+typedef struct knee_point {
+    knee_tissue tissue;
+    uint8_t label;
+    float depth;
+} knee_point;
+
+void knee_model_build(const dk_knee_subject *s, knee_model *m);
+
+/* World mm (z y x, relative to the ROI centre) -> tibia frame, model units. */
+static inline void knee_to_tibia(const knee_model *m, const float pw[3], float pt[3])
+{
+    float d0 = m->mirror * (pw[0] - m->centre[0]), d1 = pw[1] - m->centre[1],
+          d2 = pw[2] - m->centre[2];
+    const float *r = m->rot;
+    pt[0] = (r[0] * d0 + r[1] * d1 + r[2] * d2) * m->inv_scale;
+    pt[1] = (r[3] * d0 + r[4] * d1 + r[5] * d2) * m->inv_scale;
+    pt[2] = (r[6] * d0 + r[7] * d1 + r[8] * d2) * m->inv_scale;
+}
+
+/* The smooth fields behind the classification at a point, world mm: signed distances
+ * of the bones (negative inside) and the local cartilage thickness of each (0 off the
+ * articular surfaces or farther than a few mm from the bone). All four are smooth, so
+ * the renderer may sample them on a coarser grid and interpolate. */
+typedef struct knee_fields {
+    float d_femur, d_tibia;
+    float t_femur, t_tibia;
+} knee_fields;
+
+void knee_fields_at(const knee_model *m, const float pt[3], knee_fields *f);
+
+/* Classification of a tibia-frame point given its fields. n_low in [-1, 1] is the
+ * low-frequency texture there (it shapes the muscle boundary). */
+void knee_classify(const knee_model *m, const float pt[3], const knee_fields *f, float n_low,
+                   knee_point *out);
+
+/* Classification of a point known to be far from both bones' surfaces. */
+void knee_classify_soft(const knee_model *m, const float pt[3], float n_low, knee_point *out);
+
+/* Distances (world mm) from the femur and tibia beyond which knee_classify gives only
+ * soft tissue: cartilage, fluid pockets and menisci all lie closer. */
+void knee_surface_bands(const knee_model *m, float *femur_mm, float *tibia_mm);
+
+/* splitmix64 step: the generator behind every seeded draw here. */
+uint64_t knee_rng_next(uint64_t *state);
+double knee_rng_uniform(uint64_t *state, double lo, double hi);
+
+#endif

@@ -1,0 +1,356 @@
+/* synth_contrast.c: rendering a synthetic knee (synth_anatomy.c) on a fine grid in one
+ * MR contrast, with within-tissue texture, and acquiring it at a site profile.
+ *
+ * Speed: the smooth fields behind the anatomy (bone distances, cartilage thickness) are
+ * evaluated on a grid twice as coarse and interpolated; voxels are classified in blocks
+ * of 4x4x4, and a block whose fields put it deep in bone or far from both bones is
+ * marrow or soft tissue without looking at cartilage, menisci or fluid.
+ * Texture is value noise on coarse lattices interpolated through per-axis tables. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets/acquire.h"
+#include "datasets/synth_anatomy.h"
+
+#define BLOCK 4
+#define FINE_INPLANE_MM 0.3
+#define FINE_THROUGH_MM 0.35
+
+/* Relative intensities (brightest tissue about 1) and texture amplitudes per tissue. */
+typedef struct contrast_table {
+    const char *name;
+    float base[TISSUE_COUNT];
+    float tex_low[TISSUE_COUNT];  /* slow variation (about 5 mm) */
+    float tex_high[TISSUE_COUNT]; /* trabecular / fibre texture (about 1 mm) */
+    float cartilage_layering;     /* superficial minus deep cartilage, relative */
+} contrast_table;
+
+/*                 fat    muscle fluid  marrow cortex cart   menisc ligament */
+static const contrast_table contrasts[] = {
+    {"dess", /* water excitation: fluid and cartilage bright, fat damped */
+     {0.30f, 0.32f, 1.00f, 0.38f, 0.04f, 0.72f, 0.06f, 0.10f},
+     {0.08f, 0.10f, 0.03f, 0.10f, 0.0f, 0.05f, 0.0f, 0.05f},
+     {0.06f, 0.12f, 0.02f, 0.22f, 0.3f, 0.05f, 0.3f, 0.15f},
+     0.35f},
+    {"pd-fs", /* fat saturated: marrow and fat dark, fluid bright */
+     {0.10f, 0.30f, 1.00f, 0.12f, 0.04f, 0.55f, 0.07f, 0.12f},
+     {0.10f, 0.10f, 0.03f, 0.15f, 0.0f, 0.05f, 0.0f, 0.05f},
+     {0.10f, 0.12f, 0.02f, 0.30f, 0.3f, 0.06f, 0.3f, 0.15f},
+     0.25f},
+    {"t1", /* fat and marrow bright, fluid dark */
+     {1.00f, 0.32f, 0.18f, 0.90f, 0.03f, 0.42f, 0.05f, 0.08f},
+     {0.05f, 0.10f, 0.05f, 0.05f, 0.0f, 0.05f, 0.0f, 0.05f},
+     {0.04f, 0.12f, 0.05f, 0.10f, 0.3f, 0.05f, 0.3f, 0.15f},
+     0.05f},
+};
+
+static const contrast_table *find_contrast(const char *name)
+{
+    for (size_t i = 0; i < sizeof contrasts / sizeof contrasts[0]; i++)
+        if (strcmp(contrasts[i].name, name) == 0) return &contrasts[i];
+    return NULL;
+}
+
+/* ---- texture lattices ---- */
+
+typedef struct lattice {
+    int dims[3];
+    float *values;
+    int *cell[3];   /* per fine-grid coordinate: lower lattice index */
+    float *frac[3]; /* and smoothed fraction towards the next */
+} lattice;
+
+static void lattice_release(lattice *l)
+{
+    free(l->values);
+    for (int a = 0; a < 3; a++) {
+        free(l->cell[a]);
+        free(l->frac[a]);
+    }
+    memset(l, 0, sizeof *l);
+}
+
+static dk_status lattice_init(lattice *l, const dk_grid *g, const float step_mm[3], uint64_t seed,
+                              dk_err *err)
+{
+    memset(l, 0, sizeof *l);
+    for (int a = 0; a < 3; a++) {
+        double extent = g->dims[a] * g->spacing[a];
+        l->dims[a] = (int)ceil(extent / step_mm[a]) + 2;
+        l->cell[a] = malloc(sizeof(int) * (size_t)g->dims[a]);
+        l->frac[a] = malloc(sizeof(float) * (size_t)g->dims[a]);
+        if (!l->cell[a] || !l->frac[a]) goto nomem;
+        for (int i = 0; i < g->dims[a]; i++) {
+            double f = (i + 0.5) * g->spacing[a] / step_mm[a];
+            int c = (int)floor(f);
+            float t = (float)(f - c);
+            l->cell[a][i] = c;
+            l->frac[a][i] = t * t * (3 - 2 * t);
+        }
+    }
+    size_t n = (size_t)l->dims[0] * l->dims[1] * l->dims[2];
+    l->values = malloc(n * sizeof *l->values);
+    if (!l->values) goto nomem;
+    uint64_t st = seed;
+    for (size_t i = 0; i < n; i++)
+        l->values[i] = (float)((knee_rng_next(&st) >> 40) * (1.0 / 16777216.0)) * 2 - 1;
+    return DK_OK;
+nomem:
+    lattice_release(l);
+    return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for a texture lattice");
+}
+
+static inline float lattice_at(const lattice *l, int k, int j, int i)
+{
+    int c0 = l->cell[0][k], c1 = l->cell[1][j], c2 = l->cell[2][i];
+    float t0 = l->frac[0][k], t1 = l->frac[1][j], t2 = l->frac[2][i];
+    size_t sy = (size_t)l->dims[2], sz = (size_t)l->dims[1] * l->dims[2];
+    const float *p = l->values + c0 * sz + c1 * sy + c2;
+    float a = p[0] + t2 * (p[1] - p[0]), b = p[sy] + t2 * (p[sy + 1] - p[sy]);
+    float c = p[sz] + t2 * (p[sz + 1] - p[sz]), d = p[sz + sy] + t2 * (p[sz + sy + 1] - p[sz + sy]);
+    float ab = a + t1 * (b - a), cd = c + t1 * (d - c);
+    return ab + t0 * (cd - ab);
+}
+
+/* ---- the smooth fields on a grid twice as coarse ---- */
+
+/* Fine voxel k sits on coarse point k/2 (even k) or midway between two (odd k), so
+ * interpolation is exact averaging and a block's values lie within its corners'. */
+typedef struct coarse_fields {
+    int dims[3];
+    knee_fields *at;
+} coarse_fields;
+
+static dk_status coarse_init(coarse_fields *cf, const knee_model *m, const dk_grid *g,
+                             dk_err *err)
+{
+    for (int a = 0; a < 3; a++) cf->dims[a] = g->dims[a] / 2 + 1;
+    size_t n = (size_t)cf->dims[0] * cf->dims[1] * cf->dims[2];
+    cf->at = malloc(n * sizeof *cf->at);
+    if (!cf->at) return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for the fields");
+    knee_fields *f = cf->at;
+    for (int k = 0; k < cf->dims[0]; k++)
+        for (int j = 0; j < cf->dims[1]; j++)
+            for (int i = 0; i < cf->dims[2]; i++) {
+                float pw[3] = {(float)(g->origin[0] + 2 * k * g->spacing[0]),
+                               (float)(g->origin[1] + 2 * j * g->spacing[1]),
+                               (float)(g->origin[2] + 2 * i * g->spacing[2])},
+                      pt[3];
+                knee_to_tibia(m, pw, pt);
+                knee_fields_at(m, pt, f++);
+            }
+    return DK_OK;
+}
+
+static void coarse_at(const coarse_fields *cf, int k, int j, int i, knee_fields *out)
+{
+    size_t sy = (size_t)cf->dims[2], sz = (size_t)cf->dims[1] * cf->dims[2];
+    const knee_fields *p = cf->at + (size_t)(k >> 1) * sz + (size_t)(j >> 1) * sy + (i >> 1);
+    size_t steps[3] = {(k & 1) ? sz : 0, (j & 1) ? sy : 0, (i & 1) ? 1 : 0};
+    float acc[4] = {0, 0, 0, 0};
+    int count = 0;
+    for (int c = 0; c < 8; c++) {
+        if (((c & 1) && !steps[2]) || ((c & 2) && !steps[1]) || ((c & 4) && !steps[0])) continue;
+        const knee_fields *q = p + ((c & 4) ? steps[0] : 0) + ((c & 2) ? steps[1] : 0) +
+                               ((c & 1) ? steps[2] : 0);
+        acc[0] += q->d_femur;
+        acc[1] += q->d_tibia;
+        acc[2] += q->t_femur;
+        acc[3] += q->t_tibia;
+        count++;
+    }
+    float inv = 1.0f / count;
+    out->d_femur = acc[0] * inv;
+    out->d_tibia = acc[1] * inv;
+    out->t_femur = acc[2] * inv;
+    out->t_tibia = acc[3] * inv;
+}
+
+/* ---- rendering ---- */
+
+typedef struct render_ctx {
+    const knee_model *model;
+    const dk_grid *grid;
+    coarse_fields fields;
+    float base[TISSUE_COUNT], tex_low[TISSUE_COUNT], tex_high[TISSUE_COUNT], layering;
+    lattice low, fine, fibre;
+    float band_femur_mm, band_tibia_mm;
+} render_ctx;
+
+enum { BLOCK_FULL, BLOCK_SOFT, BLOCK_FEMUR, BLOCK_TIBIA };
+
+/* What a block of fine voxels can contain, from the range of its coarse fields. */
+static int block_kind(const render_ctx *c, const int lo[3], const int hi[3])
+{
+    const coarse_fields *cf = &c->fields;
+    int clo[3], chi[3];
+    for (int a = 0; a < 3; a++) {
+        clo[a] = lo[a] >> 1;
+        chi[a] = ((hi[a] - 1) >> 1) + ((hi[a] - 1) & 1);
+    }
+    float df_min = INFINITY, df_max = -INFINITY, dt_min = INFINITY, dt_max = -INFINITY;
+    for (int k = clo[0]; k <= chi[0]; k++)
+        for (int j = clo[1]; j <= chi[1]; j++) {
+            const knee_fields *f = cf->at + ((size_t)k * cf->dims[1] + j) * cf->dims[2];
+            for (int i = clo[2]; i <= chi[2]; i++) {
+                df_min = df_min < f[i].d_femur ? df_min : f[i].d_femur;
+                df_max = df_max > f[i].d_femur ? df_max : f[i].d_femur;
+                dt_min = dt_min < f[i].d_tibia ? dt_min : f[i].d_tibia;
+                dt_max = dt_max > f[i].d_tibia ? dt_max : f[i].d_tibia;
+            }
+        }
+    float deep = c->model->cortex_mm + 0.01f;
+    if (df_max < -deep) return BLOCK_FEMUR;
+    if (dt_max < -deep) return BLOCK_TIBIA;
+    if (df_min > c->band_femur_mm && dt_min > c->band_tibia_mm) return BLOCK_SOFT;
+    return BLOCK_FULL;
+}
+
+static void render_voxel(const render_ctx *c, int kind, int k, int j, int i, float *image,
+                         uint8_t *label)
+{
+    const dk_grid *g = c->grid;
+    float pw[3] = {(float)(g->origin[0] + k * g->spacing[0]),
+                   (float)(g->origin[1] + j * g->spacing[1]),
+                   (float)(g->origin[2] + i * g->spacing[2])},
+          pt[3];
+    float n_low = lattice_at(&c->low, k, j, i);
+    knee_point p;
+    if (kind == BLOCK_FULL) {
+        knee_fields f;
+        coarse_at(&c->fields, k, j, i, &f);
+        knee_to_tibia(c->model, pw, pt);
+        knee_classify(c->model, pt, &f, n_low, &p);
+    } else if (kind == BLOCK_SOFT) {
+        knee_to_tibia(c->model, pw, pt);
+        knee_classify_soft(c->model, pt, n_low, &p);
+    } else {
+        p.tissue = TISSUE_MARROW;
+        p.label = kind == BLOCK_FEMUR ? DK_KNEE_FEMUR : DK_KNEE_TIBIA;
+        p.depth = 0;
+    }
+    const lattice *hi = p.tissue == TISSUE_MUSCLE ? &c->fibre : &c->fine;
+    float n_high = lattice_at(hi, k, j, i);
+    float value = c->base[p.tissue] *
+                  (1 + c->tex_low[p.tissue] * n_low + c->tex_high[p.tissue] * n_high);
+    if (p.tissue == TISSUE_CARTILAGE) value *= 1 - 0.5f * c->layering + c->layering * p.depth;
+    *image = value > 0 ? value : 0;
+    *label = p.label;
+}
+
+static void render_block(const render_ctx *c, int k0, int j0, int i0, dk_volume *out)
+{
+    const dk_grid *g = c->grid;
+    int lo[3] = {k0, j0, i0}, hi[3];
+    for (int a = 0; a < 3; a++) hi[a] = lo[a] + BLOCK < g->dims[a] ? lo[a] + BLOCK : g->dims[a];
+    int kind = block_kind(c, lo, hi);
+    for (int k = lo[0]; k < hi[0]; k++)
+        for (int j = lo[1]; j < hi[1]; j++) {
+            size_t row = ((size_t)k * g->dims[1] + j) * g->dims[2];
+            for (int i = lo[2]; i < hi[2]; i++)
+                render_voxel(c, kind, k, j, i, out->image + row + i, out->label + row + i);
+        }
+}
+
+static void render_ctx_release(render_ctx *c)
+{
+    free(c->fields.at);
+    lattice_release(&c->low);
+    lattice_release(&c->fine);
+    lattice_release(&c->fibre);
+}
+
+static dk_status render_ctx_init(render_ctx *c, const knee_model *m, const contrast_table *ct,
+                                 const dk_grid *grid, uint64_t seed, dk_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->model = m;
+    c->grid = grid;
+    uint64_t st = seed ^ 0xBB67AE8584CAA73BULL;
+    for (int t = 0; t < TISSUE_COUNT; t++) {
+        /* scanners and subjects differ: each tissue's mean varies by a few percent */
+        c->base[t] = ct->base[t] * (float)knee_rng_uniform(&st, 0.94, 1.06);
+        c->tex_low[t] = ct->tex_low[t];
+        c->tex_high[t] = ct->tex_high[t];
+    }
+    c->layering = ct->cartilage_layering;
+    knee_surface_bands(m, &c->band_femur_mm, &c->band_tibia_mm);
+    const float low_mm[3] = {5, 5, 5}, fine_mm[3] = {0.9f, 0.9f, 0.9f},
+                fibre_mm[3] = {1.2f, 6.0f, 1.0f}; /* muscle fibres run superior-inferior */
+    dk_status s = lattice_init(&c->low, grid, low_mm, knee_rng_next(&st), err);
+    if (!s) s = lattice_init(&c->fine, grid, fine_mm, knee_rng_next(&st), err);
+    if (!s) s = lattice_init(&c->fibre, grid, fibre_mm, knee_rng_next(&st), err);
+    if (!s) s = coarse_init(&c->fields, m, grid, err);
+    if (s) render_ctx_release(c);
+    return s;
+}
+
+dk_grid dk_knee_fine_grid(const double profile_spacing[3])
+{
+    const double extent[3] = {DK_KNEE_ROI_Z, DK_KNEE_ROI_Y, DK_KNEE_ROI_X};
+    dk_grid g;
+    for (int a = 0; a < 3; a++) {
+        double target = a == 0 ? profile_spacing[0] / ceil(profile_spacing[0] / FINE_THROUGH_MM)
+                               : fmin(FINE_INPLANE_MM, profile_spacing[a]);
+        int n = (int)lround(extent[a] / target);
+        g.dims[a] = n < 1 ? 1 : n;
+        g.spacing[a] = extent[a] / g.dims[a];
+        g.origin[a] = -0.5 * (g.dims[a] - 1) * g.spacing[a];
+    }
+    return g;
+}
+
+dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const dk_grid *grid,
+                         const char *id, dk_volume *out, dk_err *err)
+{
+    const contrast_table *ct = find_contrast(contrast ? contrast : "");
+    if (!ct)
+        return dk_err_set(err, DK_EINVAL,
+                          "synthetic knee: unknown contrast '%s' (expected dess, pd-fs or t1)",
+                          contrast ? contrast : "(null)");
+    dk_status st = dk_volume_alloc(out, id, grid->dims, true, err);
+    if (st) return st;
+    for (int a = 0; a < 3; a++) {
+        out->spacing[a] = grid->spacing[a];
+        out->origin[a] = grid->origin[a];
+    }
+    snprintf(out->source, sizeof out->source, "synthetic knee %016llx %s",
+             (unsigned long long)s->seed, ct->name);
+    knee_model model;
+    knee_model_build(s, &model);
+    render_ctx c;
+    st = render_ctx_init(&c, &model, ct, grid, s->seed, err);
+    if (st) {
+        dk_volume_release(out);
+        return st;
+    }
+    for (int k = 0; k < grid->dims[0]; k += BLOCK)
+        for (int j = 0; j < grid->dims[1]; j += BLOCK)
+            for (int i = 0; i < grid->dims[2]; i += BLOCK) render_block(&c, k, j, i, out);
+    render_ctx_release(&c);
+    return DK_OK;
+}
+
+dk_status dk_knee_synth(const dk_knee_subject *s, const dk_profile *profile,
+                        const char *contrast, bool with_label, const char *id, dk_volume *out,
+                        dk_err *err)
+{
+    dk_grid grid = dk_knee_fine_grid(profile->spacing);
+    const char *use = contrast ? contrast : profile->contrast;
+    dk_volume fine;
+    dk_status st = dk_knee_render(s, use, &grid, id, &fine, err);
+    if (st) return st;
+    st = dk_acquire(&fine, profile, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
+                    err);
+    dk_volume_release(&fine);
+    if (st) return st;
+    if (!with_label) {
+        free(out->label);
+        out->label = NULL;
+    }
+    snprintf(out->source, sizeof out->source, "synthetic knee %016llx, %s%s, profile %.40s",
+             (unsigned long long)s->seed, s->left ? "left, " : "right, ", use, profile->name);
+    return DK_OK;
+}
