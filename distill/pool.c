@@ -1,0 +1,158 @@
+/* pool.c: 3D max pooling with kernel = stride per axis (layers.h). The windows
+ * never overlap, so backward is a plain scatter of dy through the saved argmax.
+ * Other layers live in their own files (norm.c, activation.c, ...). */
+#include "distill/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Input columns reduced at once; the column buffers live on the stack. */
+#define POOL_COLS 1024
+/* Fixed-length blocks with a local result let GCC vectorise at -O2 (no alias
+ * versioning, no epilogue); isgreater() is the quiet compare, which, unlike
+ * `>`, may be if-converted under the default -ftrapping-math. */
+#define BLOCK 8
+
+static void check_pool_shapes(const int k[3], const dk_tensor *x, const dk_tensor *y)
+{
+    DK_CHECK_SHAPE(k[0] >= 1 && k[1] >= 1 && k[2] >= 1 && k[2] <= POOL_COLS, x, y);
+    DK_CHECK_SHAPE(x->n == y->n && x->c == y->c, x, y);
+    DK_CHECK_SHAPE(y->d == x->d / k[0] && y->h == x->h / k[1] && y->w == x->w / k[2], x, y);
+}
+
+/* Should v replace best? Larger wins; a NaN beats a number, so NaNs propagate. */
+static inline int beats(float v, float best)
+{
+    return isgreater(v, best) | (isnan(v) & !isnan(best));
+}
+
+/* Fold one more window row into the per-column maxima. Rows arrive in (d, h)
+ * order and only a strict win replaces, so ties keep the earliest row. */
+static void merge_row(const float *row, int32_t row_at, int cols, float *colmax, int32_t *colrow)
+{
+    int i = 0;
+    for (; i + BLOCK <= cols; i += BLOCK) {
+        for (int l = 0; l < BLOCK; l++) {
+            int take = beats(row[i + l], colmax[i + l]);
+            colmax[i + l] = take ? row[i + l] : colmax[i + l];
+            colrow[i + l] = take ? row_at : colrow[i + l];
+        }
+    }
+    for (; i < cols; i++) {
+        int take = beats(row[i], colmax[i]);
+        colmax[i] = take ? row[i] : colmax[i];
+        colrow[i] = take ? row_at : colrow[i];
+    }
+}
+
+/* Does column candidate (v, at) replace the current (best, best_at)? A tie goes to
+ * the smaller flat index, so overall the first maximum in (d, h, w) order wins,
+ * as in PyTorch. */
+static inline int wins(float v, int32_t at, float best, int32_t best_at)
+{
+    return beats(v, best) | ((v == best) & (at < best_at));
+}
+
+/* Reduce the column maxima kw at a time into `outs` outputs (any kw). */
+static void reduce_cols(int kw, const float *colmax, const int32_t *colrow, int32_t col0, int outs,
+                        float *y, int32_t *arg)
+{
+    for (int o = 0; o < outs; o++) {
+        y[o] = colmax[o * kw];
+        arg[o] = colrow[o * kw] + col0 + o * kw;
+    }
+    for (int j = 1; j < kw; j++) {
+        for (int o = 0; o < outs; o++) {
+            float v = colmax[o * kw + j];
+            int32_t at = colrow[o * kw + j] + col0 + o * kw + j;
+            int take = wins(v, at, y[o], arg[o]);
+            y[o] = take ? v : y[o];
+            arg[o] = take ? at : arg[o];
+        }
+    }
+}
+
+/* The same for kw = 2, the U-Net's case, in vectorisable blocks. */
+static void reduce_pairs(const float *restrict colmax, const int32_t *restrict colrow, int32_t col0,
+                         int outs, float *restrict y, int32_t *restrict arg)
+{
+    int o = 0;
+    for (; o + BLOCK <= outs; o += BLOCK) {
+        for (int l = 0; l < BLOCK; l++) {
+            int w = 2 * (o + l);
+            float a = colmax[w], b = colmax[w + 1];
+            int32_t a_at = colrow[w] + col0 + w, b_at = colrow[w + 1] + col0 + w + 1;
+            int take = wins(b, b_at, a, a_at);
+            y[o + l] = take ? b : a;
+            arg[o + l] = take ? b_at : a_at;
+        }
+    }
+    if (o < outs)
+        reduce_cols(2, colmax + 2 * o, colrow + 2 * o, col0 + 2 * o, outs - o, y + o, arg + o);
+}
+
+/* One output row (fixed od, oh) of one plane: first the elementwise max down the
+ * kd*kh window rows (contiguous, vectorised), then across each window's kw columns. */
+static void pool_row(const int k[3], const float *plane, int H, int W, int id0, int ih0, int out_w,
+                     float *y_row, int32_t *arg_row)
+{
+    float colmax[POOL_COLS];
+    int32_t colrow[POOL_COLS];
+    int per_chunk = POOL_COLS / k[2];
+    for (int o0 = 0; o0 < out_w; o0 += per_chunk) {
+        int outs = out_w - o0 < per_chunk ? out_w - o0 : per_chunk;
+        int cols = outs * k[2], col0 = o0 * k[2];
+        for (int kd = 0; kd < k[0]; kd++) {
+            for (int kh = 0; kh < k[1]; kh++) {
+                int32_t row_at = (int32_t)(((size_t)(id0 + kd) * H + ih0 + kh) * W);
+                const float *row = plane + row_at + col0;
+                if (kd == 0 && kh == 0) {
+                    memcpy(colmax, row, cols * sizeof(float));
+                    for (int i = 0; i < cols; i++)
+                        colrow[i] = row_at;
+                } else {
+                    merge_row(row, row_at, cols, colmax, colrow);
+                }
+            }
+        }
+        if (k[2] == 2)
+            reduce_pairs(colmax, colrow, col0, outs, y_row + o0, arg_row + o0);
+        else
+            reduce_cols(k[2], colmax, colrow, col0, outs, y_row + o0, arg_row + o0);
+    }
+}
+
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax)
+{
+    check_pool_shapes(k, x, y);
+    /* argmax is int32: a plane must be addressable by it. */
+    DK_CHECK_SHAPE(dk_tensor_spatial(x) <= INT32_MAX, x, y);
+    size_t in_plane = dk_tensor_spatial(x), out_plane = dk_tensor_spatial(y);
+    size_t planes = (size_t)x->n * x->c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x->data + p * in_plane;
+        for (int od = 0; od < y->d; od++) {
+            for (int oh = 0; oh < y->h; oh++) {
+                size_t at = p * out_plane + ((size_t)od * y->h + oh) * y->w;
+                pool_row(k, xp, x->h, x->w, od * k[0], oh * k[1], y->w, y->data + at, argmax + at);
+            }
+        }
+    }
+}
+
+void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
+                           dk_tensor *dx)
+{
+    check_pool_shapes(k, dx, dy);
+    size_t in_plane = dk_tensor_spatial(dx), out_plane = dk_tensor_spatial(dy);
+    size_t planes = (size_t)dx->n * dx->c;
+    /* Plane by plane, so the zeroed plane is still in cache when scattered into. */
+    for (size_t p = 0; p < planes; p++) {
+        float *dxp = dx->data + p * in_plane;
+        const float *dyp = dy->data + p * out_plane;
+        const int32_t *ap = argmax + p * out_plane;
+        memset(dxp, 0, in_plane * sizeof(float));
+        for (size_t i = 0; i < out_plane; i++)
+            dxp[ap[i]] = dyp[i];
+    }
+}

@@ -1,0 +1,145 @@
+/* softmax.c: softmax over channels at each voxel, with temperature (layers.h).
+ * Channels are a plane apart, so voxels go in blocks of BLOCK: per block every
+ * channel is one contiguous run of W-fastest voxels, and the block's running max
+ * and sum stay in registers. The exponential is our own branch-free one so the
+ * loops vectorise (libm's expf is a call per element). */
+#include "distill/layers.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* Voxels per block: one 64-byte line per channel; a fixed trip count with local
+ * results is what GCC vectorises at -O2. */
+#define BLOCK 16
+
+/* cond ? a : b through the bits, which GCC vectorises where a float `?:` against
+ * a constant stays a branch (under the default -ftrapping-math). */
+static inline float pick(int cond, float a, float b)
+{
+    union {
+        float f;
+        int32_t i;
+    } ua = {.f = a}, ub = {.f = b}, r;
+    int32_t mask = -cond;
+    r.i = (ua.i & mask) | (ub.i & ~mask);
+    return r.f;
+}
+
+/* e^x for x <= 0 (here x = (logit - max) / T), within 1e-7 relative of exp():
+ * x = n ln 2 + r with |r| <= ln 2 / 2, e^r by the Cephes expf polynomial, 2^n
+ * built in the exponent bits. Below -87 (e^x < 2e-38) the result is 0, so -inf
+ * logits (masked classes) get probability 0; NaN stays NaN. */
+static inline float exp_nonpos(float x)
+{
+    int in_range = isgreater(x, -87.0f), keep = in_range | isnan(x);
+    /* n comes from a value clamped to [-87, 0] and never NaN, so the int conversion
+     * below is always defined; a NaN x still reaches the result through r. */
+    float xc = pick(in_range, x, -87.0f);
+    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float n = (xc * 1.44269504f + round_magic) - round_magic;
+    float r = x - n * 0.693359375f; /* ln 2 split in two (Cody-Waite): n * hi is exact */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } two_n = {.i = ((int32_t)n + 127) << 23};
+    return pick(keep, p * two_n.f, 0.0f);
+}
+
+/* Softmax of `len` (<= BLOCK) voxels starting at x, channel stride `plane`.
+ * y may alias x: each element is read before it is written. */
+static inline void softmax_block(const float *x, float *y, int channels, size_t plane, int len,
+                                 float inv_t)
+{
+    float peak[BLOCK], total[BLOCK], e[BLOCK];
+    for (int l = 0; l < len; l++)
+        peak[l] = x[l], total[l] = 0;
+    for (int c = 1; c < channels; c++) {
+        const float *xc = x + c * plane;
+        for (int l = 0; l < len; l++)
+            peak[l] = pick(isgreater(xc[l], peak[l]), xc[l], peak[l]);
+    }
+    for (int c = 0; c < channels; c++) {
+        const float *xc = x + c * plane;
+        for (int l = 0; l < len; l++)
+            e[l] = exp_nonpos((xc[l] - peak[l]) * inv_t);
+        for (int l = 0; l < len; l++)
+            total[l] += e[l];
+        for (int l = 0; l < len; l++)
+            y[c * plane + l] = e[l];
+    }
+    for (int l = 0; l < len; l++)
+        total[l] = 1.0f / total[l];
+    for (int c = 0; c < channels; c++) {
+        float *yc = y + c * plane;
+        for (int l = 0; l < len; l++)
+            e[l] = yc[l] * total[l];
+        for (int l = 0; l < len; l++)
+            yc[l] = e[l];
+    }
+}
+
+void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y)
+{
+    DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
+    DK_CHECK_SHAPE(temperature > 0, x, y);
+    size_t plane = dk_tensor_spatial(x), sample = (size_t)x->c * plane;
+    float inv_t = 1.0f / temperature;
+    for (int n = 0; n < x->n; n++) {
+        const float *xn = x->data + n * sample;
+        float *yn = y->data + n * sample;
+        size_t v = 0;
+        for (; v + BLOCK <= plane; v += BLOCK)
+            softmax_block(xn + v, yn + v, x->c, plane, BLOCK, inv_t);
+        if (v < plane) softmax_block(xn + v, yn + v, x->c, plane, (int)(plane - v), inv_t);
+    }
+}
+
+/* dx = y * (dy - sum_c y*dy) / T over `len` (<= BLOCK) voxels; dx may alias dy. */
+static inline void softmax_backward_block(const float *y, const float *dy, float *dx, int channels,
+                                          size_t plane, int len, float inv_t)
+{
+    float dot[BLOCK], g[BLOCK];
+    for (int l = 0; l < len; l++)
+        dot[l] = 0;
+    for (int c = 0; c < channels; c++) {
+        const float *yc = y + c * plane, *dyc = dy + c * plane;
+        for (int l = 0; l < len; l++)
+            g[l] = yc[l] * dyc[l];
+        for (int l = 0; l < len; l++)
+            dot[l] += g[l];
+    }
+    for (int c = 0; c < channels; c++) {
+        const float *yc = y + c * plane, *dyc = dy + c * plane;
+        for (int l = 0; l < len; l++)
+            g[l] = yc[l] * (dyc[l] - dot[l]) * inv_t;
+        for (int l = 0; l < len; l++)
+            dx[c * plane + l] = g[l];
+    }
+}
+
+void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
+                                  dk_tensor *dx)
+{
+    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dy), y, dy);
+    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dx), y, dx);
+    DK_CHECK_SHAPE(temperature > 0, y, dy);
+    size_t plane = dk_tensor_spatial(y), sample = (size_t)y->c * plane;
+    float inv_t = 1.0f / temperature;
+    for (int n = 0; n < y->n; n++) {
+        const float *yn = y->data + n * sample, *dyn = dy->data + n * sample;
+        float *dxn = dx->data + n * sample;
+        size_t v = 0;
+        for (; v + BLOCK <= plane; v += BLOCK)
+            softmax_backward_block(yn + v, dyn + v, dxn + v, y->c, plane, BLOCK, inv_t);
+        if (v < plane)
+            softmax_backward_block(yn + v, dyn + v, dxn + v, y->c, plane, (int)(plane - v), inv_t);
+    }
+}
