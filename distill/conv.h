@@ -14,7 +14,11 @@
  *   conv:            x (N, Cin, D, H, W), weight (Cout, Cin, kd, kh, kw), bias (Cout, 1, 1, 1, 1)
  *   transposed conv: x (N, Cin, D, H, W), weight (Cin, Cout, kd, kh, kw), bias (Cout, 1, 1, 1, 1)
  * Output sizes: conv  out = (in + 2*pad - kernel) / stride + 1
- *               convt out = (in - 1) * stride - 2*pad + kernel */
+ *               convt out = (in - 1) * stride - 2*pad + kernel
+ *
+ * Threads: each call runs on dk_blas_threads() threads at most (the caller's and
+ * up to n-1 it starts and joins), with OpenBLAS set to one thread meanwhile and
+ * restored after. Results are bit-identical for a given thread count. */
 #ifndef DK_CONV_H
 #define DK_CONV_H
 
