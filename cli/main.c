@@ -14,6 +14,7 @@ static const dk_command commands[] = {
     {"data profiles", dk_cmd_data_profiles, "list the built-in site profiles, or show one as JSON"},
     {"data synth", dk_cmd_data_synth, "synthetic knee MR volumes at a profile, with a few-shot split"},
     {"data show", dk_cmd_data_show, "one slice of a dataset volume as a PNG with its labels"},
+    {"teacher train", dk_cmd_teacher_train, "train the teacher on the repository; best checkpoint + run log"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,402 @@
+/* train_config.c: the teacher's training config: defaults (the same values as
+ * teacher/default_teacher.json), JSON parsing with field-named errors, validation
+ * and serialisation for the run record. The training loop lives in train.c. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "teacher/train.h"
+
+dk_teacher_config dk_teacher_config_default(void)
+{
+    dk_teacher_config c = {
+        .network = dk_unet_config_default(1, 2),
+        .patch = {32, 64, 64},
+        .batch = 2,
+        .steps = 300,
+        .steps_per_epoch = 50,
+        .checkpoint_every = 25,
+        .optim = dk_optim_defaults(DK_OPTIM_ADAM, 1e-2f),
+        .poly_power = 0.9f,
+        .dice_weight = 0.5f,
+        .ce_weight = 0.5f,
+        .dice_include_background = true,
+        .foreground_fraction = 0.667f,
+        .augment = {.flip = {0.0f, 0.0f, 0.5f},
+                    .rotate_degrees = 10.0f,
+                    .intensity_scale = 0.1f,
+                    .intensity_shift = 0.1f},
+        .validation_overlap = 0.0f,
+        .validation_max_volumes = 0,
+    };
+    c.network.base_width = 8;
+    c.network.leaky_slope = 0.01f;
+    /* the repository's slices are twice as thick as its pixels: pool in-plane first */
+    c.network.pool[0][0] = 1;
+    return c;
+}
+
+/* ---- reading: a parse context that knows the path of the object it reads ---- */
+
+typedef struct reader {
+    json_t *obj;
+    const char *path; /* "" at the root, "optimizer." inside optimizer */
+    dk_err *err;
+} reader;
+
+static dk_status check_keys(const reader *r, const char *const *known, size_t count)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(r->obj, key, value)
+    {
+        bool found = false;
+        for (size_t i = 0; i < count; i++)
+            found |= strcmp(key, known[i]) == 0;
+        if (!found)
+            return dk_err_set(r->err, DK_EINVAL, "teacher config: unknown field '%s%s'", r->path,
+                              key);
+    }
+    return DK_OK;
+}
+
+static dk_status bad(const reader *r, const char *key, const char *expected)
+{
+    return dk_err_set(r->err, DK_EINVAL, "teacher config: field '%s%s': expected %s", r->path, key,
+                      expected);
+}
+
+static dk_status get_long(const reader *r, const char *key, long lo, long hi, long *out)
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    char what[96];
+    snprintf(what, sizeof what, "an integer in %ld..%ld", lo, hi);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return bad(r, key, what);
+    *out = (long)json_integer_value(v);
+    return DK_OK;
+}
+
+static dk_status get_int(const reader *r, const char *key, int lo, int hi, int *out)
+{
+    long v = *out;
+    if (get_long(r, key, lo, hi, &v)) return r->err->code;
+    *out = (int)v;
+    return DK_OK;
+}
+
+static dk_status get_float(const reader *r, const char *key, double lo, double hi, float *out)
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    char what[96];
+    snprintf(what, sizeof what, "a number in [%g, %g]", lo, hi);
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
+        return bad(r, key, what);
+    *out = (float)json_number_value(v);
+    return DK_OK;
+}
+
+static dk_status get_bool(const reader *r, const char *key, bool *out)
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    if (!json_is_boolean(v)) return bad(r, key, "true or false");
+    *out = json_is_true(v);
+    return DK_OK;
+}
+
+/* A list of `count` numbers, each checked into [lo, hi]. */
+static dk_status get_numbers(const reader *r, const char *key, int count, double lo, double hi,
+                             double *out)
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    char what[96];
+    snprintf(what, sizeof what, "a list of %d numbers in [%g, %g]", count, lo, hi);
+    if (!json_is_array(v) || (int)json_array_size(v) != count) return bad(r, key, what);
+    for (int i = 0; i < count; i++) {
+        json_t *e = json_array_get(v, (size_t)i);
+        if (!json_is_number(e) || !(json_number_value(e) >= lo && json_number_value(e) <= hi))
+            return bad(r, key, what);
+        out[i] = json_number_value(e);
+    }
+    return DK_OK;
+}
+
+static dk_status get_triple(const reader *r, const char *key, int lo, int hi, int out[3])
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    char what[96];
+    snprintf(what, sizeof what, "a list of 3 integers [z, y, x] in %d..%d", lo, hi);
+    if (!json_is_array(v) || json_array_size(v) != 3) return bad(r, key, what);
+    for (int a = 0; a < 3; a++) {
+        json_t *e = json_array_get(v, (size_t)a);
+        if (!json_is_integer(e) || json_integer_value(e) < lo || json_integer_value(e) > hi)
+            return bad(r, key, what);
+        out[a] = (int)json_integer_value(e);
+    }
+    return DK_OK;
+}
+
+/* A sub-object ("optimizer"); absent is fine (all defaults). */
+static dk_status sub(const reader *r, const char *key, char *path, size_t cap, reader *out,
+                     bool *present)
+{
+    json_t *v = json_object_get(r->obj, key);
+    *present = v != NULL;
+    snprintf(path, cap, "%s%s.", r->path, key);
+    *out = (reader){v, path, r->err};
+    if (v && !json_is_object(v)) return bad(r, key, "an object");
+    return DK_OK;
+}
+
+static dk_status get_triples(const reader *r, const char *key, int count, int lo, int hi,
+                             int out[][3])
+{
+    json_t *v = json_object_get(r->obj, key);
+    if (!v) return DK_OK;
+    char what[128];
+    snprintf(what, sizeof what, "a list of %d [z, y, x] triples of integers in %d..%d", count, lo,
+             hi);
+    if (!json_is_array(v) || (int)json_array_size(v) != count) return bad(r, key, what);
+    for (int l = 0; l < count; l++) {
+        json_t *t = json_array_get(v, (size_t)l);
+        if (!json_is_array(t) || json_array_size(t) != 3) return bad(r, key, what);
+        for (int a = 0; a < 3; a++) {
+            json_t *e = json_array_get(t, (size_t)a);
+            if (!json_is_integer(e) || json_integer_value(e) < lo || json_integer_value(e) > hi)
+                return bad(r, key, what);
+            out[l][a] = (int)json_integer_value(e);
+        }
+    }
+    return DK_OK;
+}
+
+static dk_status read_network(const reader *parent, dk_unet_config *n)
+{
+    static const char *const known[] = {"levels", "base_width",  "pool",    "kernel",
+                                        "norm",   "leaky_slope", "norm_eps"};
+    char path[64];
+    reader r;
+    bool present;
+    if (sub(parent, "network", path, sizeof path, &r, &present) || !present)
+        return parent->err->code;
+    if (check_keys(&r, known, sizeof known / sizeof *known) ||
+        get_int(&r, "levels", 2, DK_UNET_MAX_LEVELS, &n->levels) ||
+        get_int(&r, "base_width", 1, 256, &n->base_width) ||
+        get_triples(&r, "pool", n->levels - 1, 1, 4, n->pool) ||
+        get_triples(&r, "kernel", n->levels, 1, 7, n->kernel) ||
+        get_float(&r, "leaky_slope", 0, 0.99, &n->leaky_slope) ||
+        get_float(&r, "norm_eps", 1e-12, 0.1, &n->norm_eps))
+        return r.err->code;
+    json_t *norm = json_object_get(r.obj, "norm");
+    if (norm) {
+        const char *s = json_string_value(norm);
+        if (!s || (strcmp(s, "instance") && strcmp(s, "none")))
+            return bad(&r, "norm", "\"instance\" or \"none\"");
+        n->norm = strcmp(s, "instance") == 0 ? DK_NORM_INSTANCE : DK_NORM_NONE;
+    }
+    return DK_OK;
+}
+
+static dk_status read_optimizer(const reader *parent, dk_teacher_config *c)
+{
+    static const char *const known[] = {"kind",     "lr",    "weight_decay", "momentum",
+                                        "nesterov", "betas", "eps",          "poly_power"};
+    char path[64];
+    reader r;
+    bool present;
+    if (sub(parent, "optimizer", path, sizeof path, &r, &present) || !present)
+        return parent->err->code;
+    if (check_keys(&r, known, sizeof known / sizeof *known)) return r.err->code;
+    json_t *kind = json_object_get(r.obj, "kind");
+    if (kind) {
+        int k = json_is_string(kind) ? dk_optim_kind_parse(json_string_value(kind)) : -1;
+        if (k < 0) return bad(&r, "kind", "\"adam\", \"adamw\" or \"sgd\"");
+        /* a new kind brings its own defaults; the fields below override them */
+        c->optim = dk_optim_defaults((dk_optim_kind)k, c->optim.lr);
+    }
+    double betas[2] = {c->optim.beta1, c->optim.beta2};
+    if (get_float(&r, "lr", 0, 10, &c->optim.lr) ||
+        get_float(&r, "weight_decay", 0, 1, &c->optim.weight_decay) ||
+        get_float(&r, "momentum", 0, 0.999, &c->optim.momentum) ||
+        get_bool(&r, "nesterov", &c->optim.nesterov) ||
+        get_numbers(&r, "betas", 2, 0, 0.99999, betas) ||
+        get_float(&r, "eps", 1e-12, 1, &c->optim.eps) ||
+        get_float(&r, "poly_power", 0, 10, &c->poly_power))
+        return r.err->code;
+    c->optim.beta1 = (float)betas[0];
+    c->optim.beta2 = (float)betas[1];
+    return DK_OK;
+}
+
+static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
+{
+    static const char *const loss_keys[] = {"dice", "ce", "dice_include_background"};
+    static const char *const aug_keys[] = {"flip", "rotate_degrees", "intensity_scale",
+                                           "intensity_shift"};
+    static const char *const val_keys[] = {"overlap", "max_volumes"};
+    char path[64];
+    reader r;
+    bool present;
+    if (sub(parent, "loss", path, sizeof path, &r, &present)) return r.err->code;
+    if (present &&
+        (check_keys(&r, loss_keys, 3) || get_float(&r, "dice", 0, 100, &c->dice_weight) ||
+         get_float(&r, "ce", 0, 100, &c->ce_weight) ||
+         get_bool(&r, "dice_include_background", &c->dice_include_background)))
+        return r.err->code;
+    if (sub(parent, "augment", path, sizeof path, &r, &present)) return r.err->code;
+    double flip[3] = {c->augment.flip[0], c->augment.flip[1], c->augment.flip[2]};
+    if (present && (check_keys(&r, aug_keys, 4) || get_numbers(&r, "flip", 3, 0, 1, flip) ||
+                    get_float(&r, "rotate_degrees", 0, 180, &c->augment.rotate_degrees) ||
+                    get_float(&r, "intensity_scale", 0, 0.9, &c->augment.intensity_scale) ||
+                    get_float(&r, "intensity_shift", 0, 10, &c->augment.intensity_shift)))
+        return r.err->code;
+    for (int a = 0; a < 3; a++)
+        c->augment.flip[a] = (float)flip[a];
+    if (sub(parent, "validation", path, sizeof path, &r, &present)) return r.err->code;
+    if (present && (check_keys(&r, val_keys, 2) ||
+                    get_float(&r, "overlap", 0, 0.875, &c->validation_overlap) ||
+                    get_int(&r, "max_volumes", 0, 100000, &c->validation_max_volumes)))
+        return r.err->code;
+    return DK_OK;
+}
+
+static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
+{
+    static const char *const known[] = {"network",
+                                        "patch",
+                                        "batch",
+                                        "steps",
+                                        "steps_per_epoch",
+                                        "checkpoint_every",
+                                        "optimizer",
+                                        "loss",
+                                        "foreground_fraction",
+                                        "augment",
+                                        "validation"};
+    reader r = {root, "", err};
+    if (check_keys(&r, known, sizeof known / sizeof *known) || read_network(&r, &c->network) ||
+        get_triple(&r, "patch", 1, 1024, c->patch) || get_int(&r, "batch", 1, 256, &c->batch) ||
+        get_long(&r, "steps", 1, 100000000, &c->steps) ||
+        get_long(&r, "steps_per_epoch", 1, 100000000, &c->steps_per_epoch) ||
+        get_long(&r, "checkpoint_every", 0, 100000000, &c->checkpoint_every) ||
+        read_optimizer(&r, c) ||
+        get_float(&r, "foreground_fraction", 0, 1, &c->foreground_fraction) ||
+        read_small_sections(&r, c))
+        return err->code;
+    return DK_OK;
+}
+
+dk_status dk_teacher_config_validate(const dk_teacher_config *c, dk_err *err)
+{
+    dk_unet_config n = c->network;
+    if (n.classes < 2) n.classes = 2;
+    if (dk_unet_config_validate(&n, err)) return dk_err_prefix(err, "teacher config: network: ");
+    for (int a = 0; a < 3; a++) {
+        int product = 1;
+        for (int l = 0; l + 1 < n.levels; l++)
+            product *= n.pool[l][a];
+        if (c->patch[a] < 1 || c->patch[a] % product != 0)
+            return dk_err_set(err, DK_EINVAL,
+                              "teacher config: field 'patch': %s size %d must be a multiple of "
+                              "%d (the network's pooling product along that axis)",
+                              a == 0   ? "z"
+                              : a == 1 ? "y"
+                                       : "x",
+                              c->patch[a], product);
+    }
+    if (c->dice_weight + c->ce_weight <= 0)
+        return dk_err_set(err, DK_EINVAL,
+                          "teacher config: fields 'loss.dice' and 'loss.ce' are "
+                          "both 0: nothing to train on");
+    if (c->steps < 1 || c->steps_per_epoch < 1 || c->batch < 1)
+        return dk_err_set(err, DK_EINVAL,
+                          "teacher config: steps, steps_per_epoch and batch must "
+                          "be >= 1");
+    return DK_OK;
+}
+
+dk_status dk_teacher_config_from_json(const char *text, dk_teacher_config *c, dk_err *err)
+{
+    *c = dk_teacher_config_default();
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return dk_err_set(err, DK_EFORMAT,
+                          "teacher config: not valid JSON (line %d, column %d: "
+                          "%s)",
+                          jerr.line, jerr.column, jerr.text);
+    dk_status st = json_is_object(root)
+                       ? read_root(root, c, err)
+                       : dk_err_set(err, DK_EFORMAT, "teacher config: expected a JSON object");
+    json_decref(root);
+    return st ? st : dk_teacher_config_validate(c, err);
+}
+
+/* ---- writing ---- */
+
+/* The shortest decimal that reads back as the same float ("0.01", not
+ * "0.00999999978"), so the JSON is what a person would write. */
+static double tidy(float f)
+{
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static json_t *triple_json(const int v[3])
+{
+    return json_pack("[iii]", v[0], v[1], v[2]);
+}
+
+static json_t *network_json(const dk_unet_config *n)
+{
+    json_t *pool = json_array(), *kernel = json_array();
+    for (int l = 0; l < n->levels; l++) {
+        if (l + 1 < n->levels) json_array_append_new(pool, triple_json(n->pool[l]));
+        json_array_append_new(kernel, triple_json(n->kernel[l]));
+    }
+    return json_pack("{s:i, s:i, s:o, s:o, s:s, s:f, s:f}", "levels", n->levels, "base_width",
+                     n->base_width, "pool", pool, "kernel", kernel, "norm",
+                     n->norm == DK_NORM_INSTANCE ? "instance" : "none", "leaky_slope",
+                     tidy(n->leaky_slope), "norm_eps", tidy(n->norm_eps));
+}
+
+static json_t *optimizer_json(const dk_teacher_config *c)
+{
+    const dk_optim_config *o = &c->optim;
+    return json_pack("{s:s, s:f, s:f, s:f, s:b, s:[ff], s:f, s:f}", "kind",
+                     dk_optim_kind_name(o->kind), "lr", tidy(o->lr), "weight_decay",
+                     tidy(o->weight_decay), "momentum", tidy(o->momentum), "nesterov", o->nesterov,
+                     "betas", tidy(o->beta1), tidy(o->beta2), "eps", tidy(o->eps), "poly_power",
+                     tidy(c->poly_power));
+}
+
+char *dk_teacher_config_to_json(const dk_teacher_config *c)
+{
+    const dk_augment_config *a = &c->augment;
+    json_t *root = json_pack(
+        "{s:o, s:o, s:i, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:b}, s:f, "
+        "s:{s:[fff], s:f, s:f, s:f}, s:{s:f, s:i}}",
+        "network", network_json(&c->network), "patch", triple_json(c->patch), "batch", c->batch,
+        "steps", (json_int_t)c->steps, "steps_per_epoch", (json_int_t)c->steps_per_epoch,
+        "checkpoint_every", (json_int_t)c->checkpoint_every, "optimizer", optimizer_json(c), "loss",
+        "dice", tidy(c->dice_weight), "ce", tidy(c->ce_weight), "dice_include_background",
+        c->dice_include_background, "foreground_fraction", tidy(c->foreground_fraction), "augment",
+        "flip", tidy(a->flip[0]), tidy(a->flip[1]), tidy(a->flip[2]), "rotate_degrees",
+        tidy(a->rotate_degrees), "intensity_scale", tidy(a->intensity_scale), "intensity_shift",
+        tidy(a->intensity_shift), "validation", "overlap", tidy(c->validation_overlap),
+        "max_volumes", c->validation_max_volumes);
+    if (!root) return NULL;
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    return text;
+}
