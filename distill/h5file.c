@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,8 +291,7 @@ static hid_t memory_type(dk_h5_elem elem)
     return elem == DK_H5_FLOAT32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
 }
 
-/* IEEE binary16, which h5py and numpy read as float16. Caller closes. */
-static hid_t half_type(void)
+hid_t dk_h5_half_type(void)
 {
     hid_t t = H5Tcopy(H5T_IEEE_F32LE);
     H5Tset_fields(t, 15, 10, 5, 0, 10);
@@ -300,9 +300,45 @@ static hid_t half_type(void)
     return t;
 }
 
+uint16_t dk_h5_half_from_float(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | (ax > 0x7f800000u ? 0x7e00 : 0x7c00); /* NaN, inf */
+    if (ax >= 0x477ff000u) return sign | 0x7c00; /* rounds beyond 65504 */
+    if (ax < 0x38800000u) {                      /* below 2^-14: subnormal (exact scaling) */
+        float af;
+        memcpy(&af, &ax, sizeof af);
+        return sign | (uint16_t)lrintf(af * 16777216.0f);
+    }
+    uint32_t r = ax - 0x38000000u;  /* rebias the exponent, 127 -> 15 */
+    r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits to nearest even */
+    return sign | (uint16_t)(r >> 13);
+}
+
+/* The data to hand H5Dwrite and its memory type: float16 storage is converted
+ * here (see dk_h5_half_from_float); *scratch is what the caller frees. */
+static const void *write_source(dk_h5_elem elem, const dk_h5_storage *st, const void *data,
+                                size_t numel, hid_t *mtype, void **scratch)
+{
+    *scratch = NULL;
+    if (elem != DK_H5_FLOAT32 || !st || !st->half) {
+        *mtype = H5Tcopy(memory_type(elem));
+        return data;
+    }
+    uint16_t *half = malloc((numel ? numel : 1) * sizeof *half);
+    if (!half) return NULL;
+    for (size_t i = 0; i < numel; i++) half[i] = dk_h5_half_from_float(((const float *)data)[i]);
+    *mtype = dk_h5_half_type();
+    *scratch = half;
+    return half;
+}
+
 static hid_t file_type(dk_h5_elem elem, const dk_h5_storage *st)
 {
-    if (elem == DK_H5_FLOAT32) return st && st->half ? half_type() : H5Tcopy(H5T_IEEE_F32LE);
+    if (elem == DK_H5_FLOAT32) return st && st->half ? dk_h5_half_type() : H5Tcopy(H5T_IEEE_F32LE);
     return H5Tcopy(H5T_STD_U8LE);
 }
 
@@ -348,6 +384,23 @@ static dk_status make_dcpl(hid_t loc, const char *name, int rank, const hsize_t 
     return DK_OK;
 }
 
+static dk_status write_data(hid_t dset, dk_h5_elem elem, int rank, const hsize_t *dims,
+                            const void *data, const dk_h5_storage *storage, dk_err *err)
+{
+    size_t numel = 1;
+    for (int i = 0; i < rank; i++) numel *= (size_t)dims[i];
+    hid_t mtype;
+    void *scratch;
+    const void *src = write_source(elem, storage, data, numel, &mtype, &scratch);
+    if (!src) return dk_err_set(err, DK_ENOMEM, "no memory to convert %zu values to float16", numel);
+    dk_status status = DK_OK;
+    if (H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, src) < 0)
+        status = dk_h5_fail(err, DK_EIO, dset, "cannot write the data");
+    H5Tclose(mtype);
+    free(scratch);
+    return status;
+}
+
 dk_status dk_h5_write_array(hid_t loc, const char *name, dk_h5_elem elem, int rank,
                             const hsize_t *dims, const void *data, const dk_h5_storage *storage,
                             dk_err *err)
@@ -363,8 +416,8 @@ dk_status dk_h5_write_array(hid_t loc, const char *name, dk_h5_elem elem, int ra
         dset = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         if (dset < 0)
             status = dk_h5_fail(err, DK_EIO, loc, "cannot create dataset '%s'", name);
-        else if (H5Dwrite(dset, memory_type(elem), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-            status = dk_h5_fail(err, DK_EIO, dset, "cannot write the data");
+        else
+            status = write_data(dset, elem, rank, dims, data, storage, err);
     }
     if (dset >= 0) H5Dclose(dset);
     if (dcpl >= 0) H5Pclose(dcpl);
