@@ -15,6 +15,8 @@ static const dk_command commands[] = {
     {"data synth", dk_cmd_data_synth, "synthetic knee MR volumes at a profile, with a few-shot split"},
     {"data show", dk_cmd_data_show, "one slice of a dataset volume as a PNG with its labels"},
     {"teacher train", dk_cmd_teacher_train, "train the teacher on the repository; best checkpoint + run log"},
+    {"teacher precompute", dk_cmd_teacher_precompute, "the frozen teacher's targets for a site profile -> target store"},
+    {"teacher verify", dk_cmd_teacher_verify, "check a target store's manifest, shapes and checksums"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,746 @@
+/* precompute.c: the frozen teacher's response, uncertainty and feature targets
+ * for one site profile (precompute.h): loading the teacher and its card, the
+ * student pairing checks, the per-volume computation, and the run over a
+ * dataset into the target store (teacher/store.h). */
+#define _GNU_SOURCE
+#include "teacher/precompute.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "datasets/acquire.h"
+#include "datasets/dataset.h"
+#include "datasets/resample.h"
+#include "distill/checkpoint.h"
+#include "distill/layers.h"
+#include "distill/rng.h"
+#include "teacher/sha256.h"
+#include "teacher/train.h"
+
+struct dk_precomputer {
+    dk_precompute_options opt;
+    dk_unet *teacher;
+    dk_unet_config tcfg, scfg;
+    dk_store_manifest m;
+    int tmult[3], smult[3]; /* pooling products: inputs are padded to multiples of these */
+    int planned[3];         /* the padded teacher input the net is planned for */
+    dk_tensor x, noisy, prob;
+    size_t grid_voxels;          /* teacher-grid voxels the accumulators hold */
+    float *acc_soft, *acc_plain; /* classes x teacher grid: mean softmax at T and at 1 */
+    float *feat_acc[DK_STORE_MAX_FEATURES];
+};
+
+dk_precompute_options dk_precompute_options_default(void)
+{
+    dk_precompute_options o = {
+        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1};
+    strcpy(o.feature_layers[0], "bottleneck");
+    return o;
+}
+
+dk_status dk_precompute_parse_layers(const char *list, dk_precompute_options *o, dk_err *err)
+{
+    o->feature_count = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof o->feature_layers[0])
+            return dk_err_set(err, DK_EINVAL, "--feature-layers '%s': empty or overlong layer name",
+                              list);
+        if (o->feature_count == DK_STORE_MAX_FEATURES)
+            return dk_err_set(err, DK_ELIMIT, "--feature-layers '%s': at most %d layers", list,
+                              DK_STORE_MAX_FEATURES);
+        snprintf(o->feature_layers[o->feature_count++], sizeof o->feature_layers[0], "%.*s", (int)n,
+                 p);
+        p += n + (p[n] == ',');
+    }
+    return DK_OK;
+}
+
+uint64_t dk_precompute_sample_seed(uint64_t seed, const char *id, int purpose)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a of the id */
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    dk_rng r = dk_rng_seed(seed ^ h ^ ((uint64_t)purpose * 0xD1B54A32D192ED03ULL));
+    return dk_rng_next(&r);
+}
+
+/* ---- the teacher, its card, the student ---- */
+
+static dk_status read_card(const char *path, dk_store_manifest *m, dk_err *err)
+{
+    char *text = NULL;
+    if (dk_checkpoint_read_run_record(path, &text, err)) return err->code;
+    if (!text)
+        return dk_err_set(err, DK_EFORMAT,
+                          "'%s' has no run record (teacher card); make the teacher with `dualkd "
+                          "teacher train`",
+                          path);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    json_t *card = json_object_get(root, "teacher");
+    json_t *classes = json_object_get(card, "classes"),
+           *sp = json_object_get(card, "training_spacing");
+    const char *norm =
+        json_string_value(json_object_get(json_object_get(card, "normalisation"), "kind"));
+    dk_status st = DK_OK;
+    if (!json_is_array(classes) || json_array_size(classes) < 2 ||
+        json_array_size(classes) > DK_MAX_CLASSES || !json_is_array(sp) || json_array_size(sp) != 3)
+        st = dk_err_set(err, DK_EFORMAT, "'%s': the teacher card lacks classes or training_spacing",
+                        path);
+    else if (!norm || strcmp(norm, "zscore"))
+        st = dk_err_set(err, DK_EFORMAT, "'%s': teacher normalisation '%s', expected 'zscore'",
+                        path, norm ? norm : "(none)");
+    for (size_t c = 0; !st && c < json_array_size(classes); c++) {
+        const char *name = json_string_value(json_array_get(classes, c));
+        if (!name)
+            st = dk_err_set(err, DK_EFORMAT, "'%s': teacher card class %zu is not a string", path,
+                            c);
+        else
+            snprintf(m->classes.names[c], sizeof m->classes.names[c], "%s", name);
+    }
+    m->classes.count = (int)json_array_size(classes);
+    for (int a = 0; !st && a < 3; a++)
+        if ((m->teacher_spacing[a] = json_number_value(json_array_get(sp, a))) <= 0)
+            st = dk_err_set(err, DK_EFORMAT, "'%s': training_spacing[%d] is not positive", path, a);
+    json_decref(root);
+    return st;
+}
+
+static dk_status load_teacher(dk_precomputer *pc, dk_err *err)
+{
+    const char *path = pc->opt.teacher_path;
+    char *arch = NULL;
+    if (dk_sha256_file(path, pc->m.teacher_sha256, err) ||
+        dk_checkpoint_read_architecture(path, &arch, err))
+        return err->code;
+    dk_status st = dk_unet_config_from_json(arch, &pc->tcfg, err);
+    if (st) dk_err_prefix(err, "'%s': ", path);
+    if (!st && !(pc->teacher = dk_unet_create(&pc->tcfg, 0, err))) st = err->code;
+    if (!st) st = dk_checkpoint_load(path, arch, dk_unet_params(pc->teacher), NULL, err);
+    if (!st) st = read_card(path, &pc->m, err);
+    if (!st && pc->m.classes.count != pc->tcfg.classes)
+        st = dk_err_set(err, DK_EFORMAT, "'%s': the card names %d classes, the network has %d",
+                        path, pc->m.classes.count, pc->tcfg.classes);
+    if (!st) snprintf(pc->m.teacher_architecture, sizeof pc->m.teacher_architecture, "%s", arch);
+    free(arch);
+    return st;
+}
+
+static dk_status resolve_student(dk_precomputer *pc, dk_err *err)
+{
+    const char *name = pc->opt.profile.student;
+    if (pc->opt.student_json) {
+        if (dk_unet_config_from_json(pc->opt.student_json, &pc->scfg, err))
+            return dk_err_prefix(err, "--student: ");
+    } else if (!name[0] || !strcmp(name, "teacher")) {
+        pc->scfg = pc->tcfg;
+    } else if (!strcmp(name, "reference")) {
+        pc->scfg = dk_unet_config_default(1, pc->tcfg.classes);
+    } else {
+        return dk_err_set(err, DK_ENOTFOUND,
+                          "profile '%s' names student architecture '%s', which is not built in "
+                          "(\"\" or \"teacher\": the teacher's, \"reference\": the 4-level "
+                          "reference U-Net); give --student FILE.json",
+                          pc->opt.profile.name, name);
+    }
+    const dk_unet_config *s = &pc->scfg;
+    if (s->in_channels != 1)
+        return dk_err_set(err, DK_EMISMATCH,
+                          "student in_channels %d: the targets are for 1 channel", s->in_channels);
+    if (s->classes != pc->tcfg.classes)
+        return dk_err_set(err, DK_EMISMATCH,
+                          "the student has %d classes but the teacher %d: response targets cannot "
+                          "be matched",
+                          s->classes, pc->tcfg.classes);
+    char *json = dk_unet_config_to_json(s);
+    if (!json) return dk_err_set(err, DK_ENOMEM, "out of memory");
+    snprintf(pc->m.student_architecture, sizeof pc->m.student_architecture, "%s", json);
+    free(json);
+    return DK_OK;
+}
+
+/* Tap index of a layer name for a config: "bottleneck" or "decK", K < levels - 1. */
+static int tap_of(const dk_unet_config *c, const char *layer)
+{
+    if (!strcmp(layer, "bottleneck")) return c->levels - 1;
+    char *end;
+    if (strncmp(layer, "dec", 3) || !layer[3]) return -1;
+    long k = strtol(layer + 3, &end, 10);
+    return *end || k < 0 || k >= c->levels - 1 ? -1 : (int)k;
+}
+
+static void pool_product(const dk_unet_config *c, int levels, int out[3])
+{
+    for (int a = 0; a < 3; a++) {
+        out[a] = 1;
+        for (int l = 0; l < levels; l++)
+            out[a] *= c->pool[l][a];
+    }
+}
+
+static dk_status build_features(dk_precomputer *pc, dk_err *err)
+{
+    dk_store_manifest *m = &pc->m;
+    m->feature_count = pc->opt.feature_count;
+    for (int k = 0; k < m->feature_count; k++) {
+        dk_store_feature *f = &m->features[k];
+        snprintf(f->layer, sizeof f->layer, "%s", pc->opt.feature_layers[k]);
+        f->teacher_tap = tap_of(&pc->tcfg, f->layer);
+        f->student_tap = tap_of(&pc->scfg, f->layer);
+        if (f->teacher_tap < 0 || f->student_tap < 0)
+            return dk_err_set(err, DK_EMISMATCH,
+                              "feature layer '%s' is not a tap of the %s (taps: bottleneck, "
+                              "dec0..dec%d)",
+                              f->layer, f->teacher_tap < 0 ? "teacher" : "student",
+                              (f->teacher_tap < 0 ? pc->tcfg.levels : pc->scfg.levels) - 2);
+        int one[3] = {1, 1, 1}, dims[3], factor[3];
+        dk_unet_tap_dims(&pc->tcfg, f->teacher_tap, one, &f->channels, dims);
+        dk_unet_tap_dims(&pc->scfg, f->student_tap, one, &f->student_channels, dims);
+        pool_product(&pc->scfg, f->student_tap, factor); /* tap l is below l poolings */
+        for (int a = 0; a < 3; a++)
+            f->spacing[a] = m->profile_spacing[a] * factor[a];
+    }
+    return DK_OK;
+}
+
+static dk_status build_manifest(dk_precomputer *pc, dk_err *err)
+{
+    const dk_precompute_options *o = &pc->opt;
+    dk_store_manifest *m = &pc->m;
+    if (!dk_volume_id_valid(o->profile.name))
+        return dk_err_set(err, DK_EINVAL, "profile name '%s' cannot name a store file",
+                          o->profile.name);
+    snprintf(m->profile, sizeof m->profile, "%s", o->profile.name);
+    char *pj = dk_profile_to_json(&o->profile);
+    if (!pj) return dk_err_set(err, DK_ENOMEM, "out of memory");
+    snprintf(m->profile_json, sizeof m->profile_json, "%s", pj);
+    free(pj);
+    memcpy(m->profile_spacing, o->profile.spacing, sizeof m->profile_spacing);
+    m->temperature = o->temperature, m->passes = o->passes, m->input_noise = o->input_noise;
+    m->seed = o->seed;
+    pool_product(&pc->tcfg, pc->tcfg.levels - 1, pc->tmult);
+    pool_product(&pc->scfg, pc->scfg.levels - 1, pc->smult);
+    memcpy(m->student_multiple, pc->smult, sizeof pc->smult);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return build_features(pc, err);
+}
+
+dk_precomputer *dk_precomputer_create(const dk_precompute_options *o, dk_err *err)
+{
+    dk_precomputer *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+        dk_err_set(err, DK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pc->opt = *o;
+    dk_status st = DK_OK;
+    if (!(o->temperature > 0 && o->temperature <= 100) || o->passes < 1 || o->passes > 1000 ||
+        !(o->input_noise >= 0 && o->input_noise <= 10) || o->feature_count < 0 ||
+        o->feature_count > DK_STORE_MAX_FEATURES)
+        st = dk_err_set(err, DK_EINVAL,
+                        "temperature %g (0..100], passes %d (1..1000), input noise %g [0, 10] or "
+                        "%d feature layers out of range",
+                        o->temperature, o->passes, o->input_noise, o->feature_count);
+    if (!st) st = load_teacher(pc, err);
+    if (!st) st = resolve_student(pc, err);
+    if (!st) st = build_manifest(pc, err);
+    if (st) {
+        dk_precomputer_free(pc);
+        return NULL;
+    }
+    return pc;
+}
+
+static void release_buffers(dk_precomputer *pc)
+{
+    dk_tensor_release(&pc->x);
+    dk_tensor_release(&pc->noisy);
+    dk_tensor_release(&pc->prob);
+    free(pc->acc_soft);
+    free(pc->acc_plain);
+    pc->acc_soft = pc->acc_plain = NULL;
+    for (int k = 0; k < DK_STORE_MAX_FEATURES; k++) {
+        free(pc->feat_acc[k]);
+        pc->feat_acc[k] = NULL;
+    }
+    memset(pc->planned, 0, sizeof pc->planned);
+    pc->grid_voxels = 0;
+}
+
+void dk_precomputer_free(dk_precomputer *pc)
+{
+    if (!pc) return;
+    release_buffers(pc);
+    dk_unet_free(pc->teacher);
+    free(pc);
+}
+
+const dk_store_manifest *dk_precomputer_manifest(const dk_precomputer *pc)
+{
+    return &pc->m;
+}
+const dk_unet *dk_precomputer_teacher(const dk_precomputer *pc)
+{
+    return pc->teacher;
+}
+
+/* ---- one volume ---- */
+
+static bool same_spacing(const double a[3], const double b[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (fabs(a[i] - b[i]) > 1e-3 * b[i]) return false;
+    return true;
+}
+
+/* Per axis: area averaging where dst is coarser (or always, for probabilities),
+ * linear interpolation where it is finer. */
+static dk_status resample_grid(const dk_grid *src, const float *in, const dk_grid *dst, float *out,
+                               int channels, bool always_area, dk_err *err)
+{
+    dk_taps taps[3] = {{0}};
+    dk_status st = DK_OK;
+    for (int a = 0; !st && a < 3; a++) {
+        bool area = always_area || dst->spacing[a] > src->spacing[a] * (1 + 1e-9);
+        st = (area ? dk_taps_area : dk_taps_linear)(src->dims[a], src->origin[a], src->spacing[a],
+                                                    dst->dims[a], dst->origin[a], dst->spacing[a],
+                                                    &taps[a], err);
+    }
+    if (!st) st = dk_resample_separable(src->dims, in, taps, out, channels, err);
+    for (int a = 0; a < 3; a++)
+        dk_taps_release(&taps[a]);
+    return st;
+}
+
+/* The grid of tap `tap` for an input grid padded by `before` voxels to `padded`:
+ * a pooled voxel covers `factor` input voxels, so its centre moves by (f-1)/2. */
+static dk_grid tap_grid(const dk_unet_config *c, int tap, const dk_grid *in, const int before[3],
+                        const int padded[3])
+{
+    dk_grid g;
+    int ch, factor[3];
+    dk_unet_tap_dims(c, tap, padded, &ch, g.dims);
+    pool_product(c, tap, factor);
+    for (int a = 0; a < 3; a++) {
+        g.spacing[a] = in->spacing[a] * factor[a];
+        g.origin[a] = in->origin[a] + (-before[a] + (factor[a] - 1) / 2.0) * in->spacing[a];
+    }
+    return g;
+}
+
+static void pad_dims(const int dims[3], const int mult[3], int padded[3], int before[3])
+{
+    for (int a = 0; a < 3; a++) {
+        padded[a] = (dims[a] + mult[a] - 1) / mult[a] * mult[a];
+        before[a] = (padded[a] - dims[a]) / 2;
+    }
+}
+
+/* (Re)plan the teacher and the accumulators for a padded shape. */
+static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_voxels, dk_err *err)
+{
+    if (!memcmp(pc->planned, padded, sizeof pc->planned) && pc->grid_voxels == grid_voxels)
+        return DK_OK;
+    release_buffers(pc);
+    int C = pc->tcfg.classes;
+    if (dk_unet_plan(pc->teacher, 1, padded[0], padded[1], padded[2], err) ||
+        dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err) ||
+        dk_tensor_alloc(&pc->noisy, 1, 1, padded[0], padded[1], padded[2], err) ||
+        dk_tensor_alloc(&pc->prob, 1, C, padded[0], padded[1], padded[2], err))
+        return err->code;
+    pc->acc_soft = malloc(sizeof(float) * C * grid_voxels);
+    pc->acc_plain = malloc(sizeof(float) * C * grid_voxels);
+    bool ok = pc->acc_soft && pc->acc_plain;
+    for (int k = 0; ok && k < pc->m.feature_count; k++) {
+        int ch, dims[3];
+        dk_unet_tap_dims(&pc->tcfg, pc->m.features[k].teacher_tap, padded, &ch, dims);
+        ok = (pc->feat_acc[k] = malloc(sizeof(float) * ch * dims[0] * dims[1] * dims[2])) != NULL;
+    }
+    if (!ok)
+        return dk_err_set(err, DK_ENOMEM, "no memory for the targets of a %dx%dx%d volume",
+                          padded[0], padded[1], padded[2]);
+    memcpy(pc->planned, padded, sizeof pc->planned);
+    pc->grid_voxels = grid_voxels;
+    return DK_OK;
+}
+
+/* x = the image, z-scored, edge-replicated into the padded shape. */
+static void fill_padded(dk_tensor *x, const float *img, const int dims[3], const int before[3])
+{
+    for (int z = 0; z < x->d; z++) {
+        int sz = z - before[0] < 0 ? 0 : z - before[0] >= dims[0] ? dims[0] - 1 : z - before[0];
+        for (int y = 0; y < x->h; y++) {
+            int sy = y - before[1] < 0 ? 0 : y - before[1] >= dims[1] ? dims[1] - 1 : y - before[1];
+            const float *row = img + ((size_t)sz * dims[1] + sy) * dims[2];
+            float *out = x->data + ((size_t)z * x->h + y) * x->w;
+            for (int i = 0; i < x->w; i++) {
+                int sx = i - before[2] < 0          ? 0
+                         : i - before[2] >= dims[2] ? dims[2] - 1
+                                                    : i - before[2];
+                out[i] = row[sx];
+            }
+        }
+    }
+}
+
+/* acc (C x dims) += the crop of prob (1 x C x padded) at before. */
+static void add_cropped(const dk_tensor *prob, const int dims[3], const int before[3], float *acc)
+{
+    size_t k = 0;
+    for (int c = 0; c < prob->c; c++)
+        for (int z = 0; z < dims[0]; z++)
+            for (int y = 0; y < dims[1]; y++) {
+                const float *row =
+                    prob->data +
+                    (((size_t)c * prob->d + z + before[0]) * prob->h + y + before[1]) * prob->w +
+                    before[2];
+                for (int i = 0; i < dims[2]; i++)
+                    acc[k++] += row[i];
+            }
+}
+
+/* The N noisy forward passes; accumulators end as means. Forward only. */
+static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3],
+                       const int before[3])
+{
+    const dk_precompute_options *o = &pc->opt;
+    size_t n = dk_tensor_numel(&pc->x), cells = (size_t)pc->tcfg.classes * pc->grid_voxels;
+    size_t fn[DK_STORE_MAX_FEATURES];
+    memset(pc->acc_soft, 0, cells * sizeof(float));
+    memset(pc->acc_plain, 0, cells * sizeof(float));
+    for (int k = 0; k < pc->m.feature_count; k++) {
+        int ch, d[3];
+        dk_unet_tap_dims(&pc->tcfg, pc->m.features[k].teacher_tap, pc->planned, &ch, d);
+        fn[k] = (size_t)ch * d[0] * d[1] * d[2];
+        memset(pc->feat_acc[k], 0, fn[k] * sizeof(float));
+    }
+    for (int p = 0; p < o->passes; p++) {
+        dk_rng rng = dk_rng_seed(noise_seed + (uint64_t)p * 0x9E3779B97F4A7C15ULL);
+        for (size_t i = 0; i < n; i++)
+            pc->noisy.data[i] = pc->x.data[i] + (float)(o->input_noise * dk_rng_normal(&rng));
+        dk_unet_forward(pc->teacher, &pc->noisy);
+        const dk_tensor *logits = dk_unet_logits(pc->teacher);
+        dk_softmax_channels_forward(logits, (float)o->temperature, &pc->prob);
+        add_cropped(&pc->prob, dims, before, pc->acc_soft);
+        dk_softmax_channels_forward(logits, 1.0f, &pc->prob);
+        add_cropped(&pc->prob, dims, before, pc->acc_plain);
+        for (int k = 0; k < pc->m.feature_count; k++) {
+            const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
+            for (size_t i = 0; i < fn[k]; i++)
+                pc->feat_acc[k][i] += tap->data[i];
+        }
+    }
+    float inv = 1.0f / (float)o->passes;
+    for (size_t i = 0; i < cells; i++)
+        pc->acc_soft[i] *= inv, pc->acc_plain[i] *= inv;
+    for (int k = 0; k < pc->m.feature_count; k++)
+        for (size_t i = 0; i < fn[k]; i++)
+            pc->feat_acc[k][i] *= inv;
+}
+
+/* The volume on the teacher's training grid: as is when it already is, else resampled. */
+static dk_status to_teacher_grid(const dk_precomputer *pc, const dk_volume *v, dk_grid *tg,
+                                 float **img, dk_err *err)
+{
+    dk_grid g = dk_grid_of_volume(v);
+    bool native = same_spacing(v->spacing, pc->m.teacher_spacing);
+    *tg = native ? g : dk_grid_respaced(&g, pc->m.teacher_spacing);
+    *img = malloc(sizeof(float) * dk_grid_voxels(tg));
+    if (!*img) return dk_err_set(err, DK_ENOMEM, "no memory for volume '%s'", v->id);
+    if (native) {
+        memcpy(*img, v->image, sizeof(float) * dk_grid_voxels(tg));
+        return DK_OK;
+    }
+    return resample_grid(&g, v->image, tg, *img, 1, false, err);
+}
+
+/* The input the site would have acquired; a volume already at the profile's
+ * spacing is a site's own scan and is served as it is. */
+static dk_status site_input(const dk_precomputer *pc, const dk_volume *v, dk_targets *t,
+                            dk_err *err)
+{
+    const dk_profile *pr = &pc->opt.profile;
+    if (!same_spacing(v->spacing, pr->spacing))
+        return dk_acquire(v, pr, t->info.acquire_seed, pc->m.classes.count, &t->input, err);
+    if (dk_volume_alloc(&t->input, v->id, v->dims, v->label != NULL, err)) return err->code;
+    size_t n = dk_volume_voxels(v);
+    memcpy(t->input.image, v->image, n * sizeof(float));
+    if (v->label) memcpy(t->input.label, v->label, n);
+    snprintf(t->input.split, sizeof t->input.split, "%s", v->split);
+    memcpy(t->input.spacing, v->spacing, sizeof v->spacing);
+    memcpy(t->input.origin, v->origin, sizeof v->origin);
+    return DK_OK;
+}
+
+/* The largest float16 value <= v (v in [1, 65504)): ln C stored as float16 must
+ * not round above ln C. */
+static float half_floor(double v)
+{
+    double step = ldexp(1.0, ilogb(v) - 10);
+    return (float)(floor(v / step) * step);
+}
+
+/* Entropy (nats) of the class distribution at each voxel, clamped to [0, ln C]
+ * (to ln C rounded down to float16, so the stored maximum stays within ln C). */
+static void entropy_map(const float *prob, int classes, size_t voxels, float *out)
+{
+    float top = half_floor(log((double)classes));
+    for (size_t i = 0; i < voxels; i++) {
+        double h = 0;
+        for (int c = 0; c < classes; c++) {
+            double p = prob[(size_t)c * voxels + i];
+            if (p > 0) h -= p * log(p);
+        }
+        out[i] = h < 0 ? 0 : h > top ? top : (float)h;
+    }
+}
+
+static dk_status student_fits(const dk_precomputer *pc, const dk_volume *v, const dk_grid *pg,
+                              dk_err *err)
+{
+    static const char axis[3] = {'z', 'y', 'x'};
+    for (int a = 0; a < 3; a++)
+        if (pc->smult[a] > pg->dims[a])
+            return dk_err_set(err, DK_EMISMATCH,
+                              "volume '%s' at profile '%s' is %d voxels along %c, fewer than the "
+                              "student's pooling product %d there: its bottleneck would be mostly "
+                              "padding (pool less along %c)",
+                              v->id, pc->m.profile, pg->dims[a], axis[a], pc->smult[a], axis[a]);
+    return DK_OK;
+}
+
+static dk_status targets_alloc(const dk_precomputer *pc, dk_targets *t, size_t pv, dk_err *err)
+{
+    t->response = malloc(sizeof(float) * pc->m.classes.count * pv);
+    t->uncertainty = malloc(sizeof(float) * pv);
+    bool ok = t->response && t->uncertainty;
+    for (int k = 0; ok && k < pc->m.feature_count; k++)
+        ok = (t->features[k] = malloc(sizeof(float) * pc->m.features[k].channels *
+                                      dk_grid_voxels(&t->info.feature_grid[k]))) != NULL;
+    return ok ? DK_OK : dk_err_set(err, DK_ENOMEM, "no memory for the targets of '%s'", t->info.id);
+}
+
+static dk_status profile_targets(dk_precomputer *pc, const dk_grid *tg, const int before[3],
+                                 dk_targets *t, dk_err *err)
+{
+    const dk_grid *pg = &t->info.grid;
+    size_t pv = dk_grid_voxels(pg);
+    int C = pc->m.classes.count, spad[3], sbefore[3];
+    pad_dims(pg->dims, pc->smult, spad, sbefore);
+    for (int k = 0; k < pc->m.feature_count; k++)
+        t->info.feature_grid[k] =
+            tap_grid(&pc->scfg, pc->m.features[k].student_tap, pg, sbefore, spad);
+    if (targets_alloc(pc, t, pv, err)) return err->code;
+    if (resample_grid(tg, pc->acc_soft, pg, t->response, C, true, err) ||
+        resample_grid(tg, pc->acc_plain, pg, pc->acc_soft, C, true, err)) /* acc_soft is spent */
+        return err->code;
+    entropy_map(pc->acc_soft, C, pv, t->uncertainty);
+    for (int k = 0; k < pc->m.feature_count; k++) {
+        const dk_store_feature *f = &pc->m.features[k];
+        dk_grid src = tap_grid(&pc->tcfg, f->teacher_tap, tg, before, pc->planned);
+        if (resample_grid(&src, pc->feat_acc[k], &t->info.feature_grid[k], t->features[k],
+                          f->channels, false, err))
+            return err->code;
+    }
+    return DK_OK;
+}
+
+dk_status dk_precompute_volume(dk_precomputer *pc, const dk_volume *v, int index, dk_targets *out,
+                               dk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    dk_store_sample_info *info = &out->info;
+    snprintf(info->id, sizeof info->id, "%s", v->id);
+    snprintf(info->split, sizeof info->split, "%s", v->split);
+    info->index = index;
+    info->noise_seed = dk_precompute_sample_seed(pc->opt.seed, v->id, 1);
+    info->acquire_seed = dk_precompute_sample_seed(pc->opt.seed, v->id, 2);
+    dk_grid g = dk_grid_of_volume(v), tg;
+    info->grid = dk_grid_respaced(&g, pc->opt.profile.spacing);
+    float *img = NULL;
+    int padded[3], before[3];
+    dk_status st = student_fits(pc, v, &info->grid, err);
+    if (!st) st = to_teacher_grid(pc, v, &tg, &img, err);
+    if (!st) {
+        dk_teacher_normalise(img, dk_grid_voxels(&tg));
+        pad_dims(tg.dims, pc->tmult, padded, before);
+        st = plan_for(pc, padded, dk_grid_voxels(&tg), err);
+    }
+    if (!st) {
+        fill_padded(&pc->x, img, tg.dims, before);
+        run_passes(pc, info->noise_seed, tg.dims, before);
+        st = profile_targets(pc, &tg, before, out, err);
+    }
+    free(img);
+    if (!st) st = site_input(pc, v, out, err);
+    if (!st && memcmp(out->input.dims, info->grid.dims, sizeof info->grid.dims))
+        st = dk_err_set(err, DK_EMISMATCH,
+                        "the acquired input's grid differs from the profile grid");
+    if (st) {
+        dk_err_prefix(err, "volume '%s': ", v->id);
+        dk_targets_release(out);
+    }
+    return st;
+}
+
+void dk_targets_release(dk_targets *t)
+{
+    dk_volume_release(&t->input);
+    free(t->response);
+    free(t->uncertainty);
+    for (int k = 0; k < DK_STORE_MAX_FEATURES; k++)
+        free(t->features[k]);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- the run over a dataset ---- */
+
+/* The store's view of t; feature kinds ("features/<layer>") are written into kinds. */
+static void store_sample_of(const dk_precomputer *pc, const dk_targets *t, dk_store_sample *s,
+                            char kinds[][32])
+{
+    memset(s, 0, sizeof *s);
+    s->info = t->info;
+    const int *g = t->info.grid.dims;
+    int n = 0;
+    s->arrays[n++] = (dk_store_array){"input", DK_STORE_F32, 3, {g[0], g[1], g[2]}, t->input.image};
+    if (t->input.label)
+        s->arrays[n++] =
+            (dk_store_array){"label", DK_STORE_U8, 3, {g[0], g[1], g[2]}, t->input.label};
+    s->arrays[n++] = (dk_store_array){
+        "response", DK_STORE_F16, 4, {pc->m.classes.count, g[0], g[1], g[2]}, t->response};
+    s->arrays[n++] =
+        (dk_store_array){"uncertainty", DK_STORE_F16, 3, {g[0], g[1], g[2]}, t->uncertainty};
+    for (int k = 0; k < pc->m.feature_count; k++) {
+        const int *f = t->info.feature_grid[k].dims;
+        snprintf(kinds[k], 32, "features/%s", pc->m.features[k].layer);
+        s->arrays[n++] = (dk_store_array){kinds[k],
+                                          DK_STORE_F16,
+                                          4,
+                                          {pc->m.features[k].channels, f[0], f[1], f[2]},
+                                          t->features[k]};
+    }
+    s->array_count = n;
+}
+
+static dk_status check_classes(const dk_precomputer *pc, const dk_classes *data, const char *path,
+                               dk_err *err)
+{
+    bool same = data->count == pc->m.classes.count;
+    for (int c = 0; same && c < data->count; c++)
+        same = !strcmp(data->names[c], pc->m.classes.names[c]);
+    if (same) return DK_OK;
+    return dk_err_set(err, DK_EMISMATCH,
+                      "'%s' has %d classes (1: '%s') but the teacher was trained on %d (1: '%s')",
+                      path, data->count, data->names[data->count > 1], pc->m.classes.count,
+                      pc->m.classes.names[1]);
+}
+
+static dk_status make_out_dir(const char *dir, dk_err *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0)
+        return S_ISDIR(sb.st_mode)
+                   ? DK_OK
+                   : dk_err_set(err, DK_EINVAL, "--out '%s' is not a directory", dir);
+    if (mkdir(dir, 0755) != 0)
+        return dk_err_set(err, DK_EIO, "cannot create the store directory '%s': %s", dir,
+                          strerror(errno));
+    return DK_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Compute and durably store volume i (skipped when an interrupted run finished it). */
+static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer *w, int i,
+                            dk_precompute_result *res, dk_err *err)
+{
+    const char *id = dk_dataset_volume_id(ds, i);
+    dk_precompute_progress p = {.done = i + 1, .total = res->samples, .id = id, .resumed = true};
+    if (!dk_store_writer_has(w, id)) {
+        double t0 = now_s();
+        dk_volume v;
+        dk_targets t;
+        if (dk_dataset_read(ds, i, &v, err)) return err->code;
+        dk_status st = dk_precompute_volume(pc, &v, i, &t, err);
+        dk_volume_release(&v);
+        if (st) return st;
+        dk_store_sample s;
+        char kinds[DK_STORE_MAX_FEATURES][32];
+        store_sample_of(pc, &t, &s, kinds);
+        st = dk_store_writer_add(w, &s, err);
+        dk_targets_release(&t);
+        if (st) return st;
+        p.resumed = false, p.seconds = now_s() - t0;
+        res->computed++, res->seconds += p.seconds;
+    }
+    if (pc->opt.progress) pc->opt.progress(&p, pc->opt.ctx);
+    return DK_OK;
+}
+
+static dk_status run_all(dk_precomputer *pc, dk_dataset *ds, dk_precompute_result *res, dk_err *err)
+{
+    const dk_precompute_options *o = &pc->opt;
+    dk_store_writer *w = dk_store_writer_open(res->store_path, &pc->m, o->resume, err);
+    if (!w) return err->code;
+    res->resumed = dk_store_writer_resumed(w);
+    dk_status st = DK_OK;
+    for (int i = 0; !st && i < res->samples; i++) {
+        st = one_sample(pc, ds, w, i, res, err);
+        if (!st && o->stop_after > 0 && res->computed == o->stop_after && i + 1 < res->samples) {
+            res->stopped = true;
+            break;
+        }
+    }
+    if (st || res->stopped) {
+        dk_store_writer_abort(w); /* the partial store stays for --resume */
+        return st;
+    }
+    const char **ids = malloc(sizeof *ids * (size_t)res->samples);
+    if (!ids) {
+        dk_store_writer_abort(w);
+        return dk_err_set(err, DK_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < res->samples; i++)
+        ids[i] = dk_dataset_volume_id(ds, i);
+    st = dk_store_writer_finish(w, ids, res->samples, err);
+    free(ids);
+    return st;
+}
+
+dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result *res, dk_err *err)
+{
+    memset(res, 0, sizeof *res);
+    dk_precomputer *pc = dk_precomputer_create(o, err);
+    if (!pc) return err->code;
+    dk_dataset *ds = dk_dataset_open(o->data_path, err);
+    dk_status st = ds ? DK_OK : err->code;
+    if (!st) st = check_classes(pc, dk_dataset_classes(ds), o->data_path, err);
+    if (!st && (res->samples = dk_dataset_count(ds)) == 0)
+        st = dk_err_set(err, DK_EINVAL, "'%s' holds no volumes", o->data_path);
+    if (!st) st = dk_sha256_file(o->data_path, pc->m.data_sha256, err);
+    if (!st) st = make_out_dir(o->out_dir, err);
+    if (!st && snprintf(res->store_path, sizeof res->store_path, "%s/%s.h5", o->out_dir,
+                        pc->m.profile) >= (int)sizeof res->store_path)
+        st = dk_err_set(err, DK_ELIMIT, "--out '%s' is too long", o->out_dir);
+    if (!st) st = run_all(pc, ds, res, err);
+    dk_dataset_close(ds);
+    dk_precomputer_free(pc);
+    return st;
+}

@@ -1,0 +1,104 @@
+/* precompute.h: the frozen teacher's targets for one site profile
+ * (`dualkd teacher precompute`, docs/store.md).
+ *
+ * Per repository volume: the teacher runs on its own training grid (a volume at
+ * another grid is resampled to it first), on the z-scored image padded by edge
+ * replication to multiples of its pooling product, N times with small Gaussian
+ * input noise; the mean of softmax(logits / T) and the mean of the taps are then
+ * brought to the profile's grid (area averaging for probabilities; per axis area
+ * when coarser, linear when finer, for features, onto the grid the student's tap
+ * will have). The input served beside them is the volume as the site would
+ * acquire it (datasets/acquire.h). Only the network's forward pass runs: the
+ * teacher's parameters are never written after loading.
+ *
+ * Randomness (input noise, acquisition noise) comes from seeds derived from
+ * (seed, sample id), so a resumed run produces the same bytes as an
+ * uninterrupted one (with the same BLAS thread count). */
+#ifndef DK_PRECOMPUTE_H
+#define DK_PRECOMPUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "datasets/profile.h"
+#include "datasets/volume.h"
+#include "distill/unet.h"
+#include "teacher/store.h"
+
+typedef struct dk_precompute_progress {
+    int done, total; /* samples finished (including resumed ones), all samples */
+    const char *id;  /* the sample just finished */
+    bool resumed;    /* it was finished by an interrupted run */
+    double seconds;  /* this sample's compute time (0 when resumed) */
+} dk_precompute_progress;
+
+typedef struct dk_precompute_options {
+    const char *teacher_path; /* teacher checkpoint (with its run record / teacher card) */
+    const char *data_path;    /* repository dataset */
+    const char *out_dir; /* the store is <out_dir>/<profile name>.h5 (dir created if missing) */
+    dk_profile profile;
+    const char *student_json; /* U-Net config JSON text; NULL: the profile's student field */
+    double temperature;       /* default 2 */
+    int passes;               /* default 8 */
+    double input_noise;       /* default 0.1 (sd, in z-scored units) */
+    int feature_count;        /* default 1: "bottleneck" */
+    char feature_layers[DK_STORE_MAX_FEATURES][16];
+    uint64_t seed;  /* default 1 */
+    bool resume;    /* continue from <store>.partial */
+    int stop_after; /* tests: stop as if killed after this many new samples (0: never) */
+    void (*progress)(const dk_precompute_progress *p, void *ctx);
+    void *ctx;
+} dk_precompute_options;
+
+/* Defaults as above; teacher/data/out/profile still to be set. */
+dk_precompute_options dk_precompute_options_default(void);
+
+/* Parse "bottleneck,dec1" into o's feature list; the message names a bad entry. */
+dk_status dk_precompute_parse_layers(const char *list, dk_precompute_options *o, dk_err *err);
+
+typedef struct dk_precomputer dk_precomputer;
+
+/* Load the teacher and its card, resolve the student architecture (student_json,
+ * else the profile's "student": "" or "teacher" = the teacher's architecture,
+ * "reference" = dk_unet_config_default), check the pairing (1 input channel, the
+ * teacher's class count, feature layers present in both) and build the manifest
+ * (data_sha256 left empty). Caller frees with dk_precomputer_free. */
+dk_precomputer *dk_precomputer_create(const dk_precompute_options *o, dk_err *err);
+void dk_precomputer_free(dk_precomputer *pc);
+
+/* Borrowed, valid until free. */
+const dk_store_manifest *dk_precomputer_manifest(const dk_precomputer *pc);
+const dk_unet *dk_precomputer_teacher(const dk_precomputer *pc);
+
+/* One volume's targets in float32 (what the store holds before float16). */
+typedef struct dk_targets {
+    dk_store_sample_info info;              /* id, split, index, grids, seeds (arrays[] unused) */
+    dk_volume input;                        /* at the profile grid; label when the source has one */
+    float *response;                        /* classes x grid: mean of softmax(logits / T) */
+    float *uncertainty;                     /* grid: entropy (nats) of the mean softmax(logits) */
+    float *features[DK_STORE_MAX_FEATURES]; /* channels x info.feature_grid[k] */
+} dk_targets;
+
+/* Compute the targets of v (volume `index` of its dataset). out is filled afresh;
+ * caller releases it with dk_targets_release. Fails (naming the volume) when the
+ * student's pooling product along an axis exceeds the profile grid's size there. */
+dk_status dk_precompute_volume(dk_precomputer *pc, const dk_volume *v, int index, dk_targets *out,
+                               dk_err *err);
+void dk_targets_release(dk_targets *t);
+
+/* The per-sample seed for a purpose (1: teacher-pass noise, 2: acquisition). */
+uint64_t dk_precompute_sample_seed(uint64_t seed, const char *id, int purpose);
+
+typedef struct dk_precompute_result {
+    char store_path[4096];
+    int samples;    /* in the dataset */
+    int resumed;    /* kept from an interrupted run */
+    int computed;   /* by this run */
+    bool stopped;   /* stop_after was reached: the partial store is left for --resume */
+    double seconds; /* compute time of this run's samples */
+} dk_precompute_result;
+
+/* The whole command: every volume of the dataset, in order, into the store. */
+dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result *res, dk_err *err);
+
+#endif
