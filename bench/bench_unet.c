@@ -2,7 +2,9 @@
  * the reference U-Net of issue #2 (4 levels 16-32-64-128, 3x3x3 convs, instance
  * norm, ReLU, max-pool, transposed-conv up, 5 classes, Dice + CE, Adam, batch 1,
  * 64^3 input). Compare with bench/unet_torch.py, which runs the same network in
- * PyTorch. Usage: bench_unet [--size S] [--threads T] [--steps K] */
+ * PyTorch. Usage: bench_unet [--size S] [--threads T] [--steps K]
+ * Wall times are per pass; the CPU times (all threads) help compare builds while
+ * other processes load the machine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,14 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Process CPU time (all threads): steadier than wall time on a shared machine. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -63,13 +73,14 @@ int main(int argc, char **argv)
 
     dk_unet_forward(net, &x); /* warm-up: page in activations */
     dk_train_step_supervised(net, &opt, &x, labels, &w, 1e-3f);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (int i = 0; i < steps; i++) dk_unet_forward(net, &x);
-    double fwd = (now() - t0) / steps;
+    double fwd = (now() - t0) / steps, fwd_cpu = (cpu_now() - c0) / steps;
     t0 = now();
+    c0 = cpu_now();
     dk_step_stats s = {0};
     for (int i = 0; i < steps; i++) s = dk_train_step_supervised(net, &opt, &x, labels, &w, 1e-3f);
-    double step = (now() - t0) / steps;
+    double step = (now() - t0) / steps, step_cpu = (cpu_now() - c0) / steps;
     double flops = dk_unet_forward_flops(net);
 
     printf("dualkd U-Net benchmark: %d^3 input, 4 levels 16-32-64-128, 5 classes, batch 1\n", size);
@@ -79,6 +90,8 @@ int main(int argc, char **argv)
     printf("forward:          %.3f s  (%.1f GFLOP/s over the whole pass)\n", fwd, flops * 1e-9 / fwd);
     printf("train step:       %.3f s  (%.1f GFLOP/s over the whole step), loss %.4f\n", step,
            3 * flops * 1e-9 / step, s.loss);
+    printf("CPU time:         forward %.3f s, train step %.3f s (all threads)\n", fwd_cpu,
+           step_cpu);
     printf("peak RSS:         %.0f MB\n", peak_rss_mb());
     dk_optim_release(&opt);
     free(labels);

@@ -7,35 +7,41 @@
  *   weight grad   dW += dy * col^T      : per tile, accumulated per thread
  *   data grad     stride 1: the forward pass of the mirrored, transposed kernel;
  *                 otherwise dcol = W^T dy per tile, scattered by col2im.
- * Threads: the output units are cut into one contiguous chunk per thread, each
- * thread runs its own single-threaded GEMMs on its own tiles (a tile stays in that
- * core's L2 from gather to GEMM to combine). Work is split by index, never taken
- * from a shared queue, and per-thread weight gradients are summed in thread order,
- * so results are bit-identical for a given thread count. */
+ * Threads: each thread runs its own single-threaded GEMMs on its own tiles (a tile
+ * stays in that core's L2 from gather to GEMM to combine). The forward passes take
+ * runs of tiles from a shared counter (each output is one tile's, so the schedule
+ * does not change a bit); the weight gradient cuts the units into one chunk per
+ * thread and sums the per-thread gradients in thread order, so results are
+ * bit-identical for a given thread count. */
 #include "distill/conv.h"
 
 #include <cblas.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "distill/blas.h"
 #include "distill/im2col.h"
+#include "distill/parallel.h"
 
-#define MAX_THREADS 64
+#define MAX_THREADS DK_PARALLEL_MAX_THREADS
 /* GEMM rows (voxels) per tile; measured with bench_conv. */
 #define DEFAULT_TILE_ROWS 256
 /* Workspaces are sized for at least this many threads, so a plan made with one
  * BLAS thread still runs two-way parallel later. */
 #define PLAN_THREADS 2
+/* The weight gradient is summed in this many fixed chunks of the output (fewer on
+ * tiny shapes), each into its own accumulator, added in chunk order at the end:
+ * threads can then take chunks as they come without changing a bit. */
+#define WEIGHT_CHUNKS 4
 
 typedef enum pass_kind { PASS_FORWARD, PASS_WEIGHT, PASS_SCATTER } pass_kind;
 
 typedef struct tile_plan {
     dk_conv_shape s;
-    size_t tile_units;              /* most units in one tile */
-    size_t shared;                  /* floats shared by all threads (packed weight) */
-    size_t per_thread;              /* floats each thread owns */
-    size_t acc_off, col_off, z_off; /* offsets in a thread's area */
+    size_t tile_units;     /* most units in one tile */
+    size_t shared;         /* floats shared by all threads (packed weight, accumulators) */
+    size_t per_thread;     /* floats each thread owns */
+    size_t col_off, z_off; /* offsets in a thread's area */
 } tile_plan;
 
 dk_conv_tuning dk_conv_default_tuning(void)
@@ -83,14 +89,16 @@ static bool plan_try(tile_plan *p, pass_kind kind, const dk_conv3d_geom *g, int 
     if (units > s->units) units = s->units;
     p->tile_units = units;
     size_t rows = units * s->unit_len, kn = (size_t)s->col_k * s->col_n;
-    p->shared = kind == PASS_FORWARD ? align16(kn) : 0;
+    p->shared = kind == PASS_FORWARD  ? align16(kn)
+                : kind == PASS_WEIGHT ? WEIGHT_CHUNKS * align16(kn)
+                                      : 0;
     if (kind == PASS_SCATTER) {
         p->per_thread = align16(rows * row_floats(s, kind));
         return true;
     }
-    /* forward: [col | z]; weight: [acc | col | g] */
-    p->acc_off = 0;
-    p->col_off = kind == PASS_WEIGHT ? align16(kn) : 0;
+    /* shared: forward [packed weight], weight [accumulator per chunk];
+     * per thread: forward [col | z], weight [col | g] */
+    p->col_off = 0;
     p->z_off = p->col_off + (s->mode == DK_COL_DIRECT ? 0 : align16(rows * s->col_k));
     p->per_thread = p->z_off + (s->mode == DK_COL_FOLDED ? align16(rows * s->col_n) : 0);
     return true;
@@ -122,51 +130,6 @@ static bool data_grad_is_conv(const dk_conv3d_geom *g, dk_conv3d_geom *mirrored)
     return true;
 }
 
-/* ---- threads ---- */
-
-typedef void (*worker_fn)(void *ctx, int t, int nthreads);
-
-typedef struct worker_arg {
-    worker_fn fn;
-    void *ctx;
-    int t, nthreads;
-} worker_arg;
-
-static void *worker_main(void *arg)
-{
-    worker_arg *w = arg;
-    w->fn(w->ctx, w->t, w->nthreads);
-    return NULL;
-}
-
-/* Run fn(ctx, t, n) for t in [0, n), t = 0 on the calling thread. OpenBLAS is set
- * to one thread meanwhile so the process still runs n compute threads in all. A
- * thread that cannot be started has its share run here: the result is the same. */
-static void run_parallel(int n, worker_fn fn, void *ctx)
-{
-    if (n <= 1) {
-        fn(ctx, 0, 1);
-        return;
-    }
-    worker_arg args[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    int blas_threads = dk_blas_threads();
-    dk_blas_set_threads(1);
-    for (int t = 1; t < n; t++) {
-        args[t] = (worker_arg){fn, ctx, t, n};
-        started[t] = pthread_create(&ids[t], NULL, worker_main, &args[t]) == 0;
-    }
-    fn(ctx, 0, n);
-    for (int t = 1; t < n; t++) {
-        if (started[t])
-            pthread_join(ids[t], NULL);
-        else
-            fn(ctx, t, n);
-    }
-    dk_blas_set_threads(blas_threads);
-}
-
 /* Threads for a pass: what the caller allows, what the workspace holds, and no
  * more than there are pieces of work. */
 static int pass_threads(const tile_plan *p, const dk_workspace *ws, const dk_conv_tuning *tune,
@@ -184,8 +147,7 @@ static int pass_threads(const tile_plan *p, const dk_workspace *ws, const dk_con
 /* Thread t's share [a, b) of count items, and tile i of ntiles within it. */
 static void share_of(size_t count, int t, int n, size_t *a, size_t *b)
 {
-    *a = count * t / n;
-    *b = count * (t + 1) / n;
+    dk_parallel_share(count, t, n, a, b);
 }
 
 static size_t tiles_in(const tile_plan *p, size_t len)
@@ -201,7 +163,9 @@ typedef struct forward_ctx {
     const float *x, *bias;
     float *y;
     int batch;
-    float *scratch; /* per-thread areas follow one another */
+    float *scratch;           /* per-thread areas follow one another */
+    size_t ntiles, per_claim; /* tiles per sample; tiles taken at once */
+    atomic_size_t next;       /* the next claim, counted over all samples */
 } forward_ctx;
 
 static void forward_tile(const dk_conv_shape *s, const float *b, const float *x, const float *bias,
@@ -226,6 +190,10 @@ static void forward_tile(const dk_conv_shape *s, const float *b, const float *x,
     if (bias) dk_add_bias_tile(bias, s->cout, s->out_spatial, u0, u1, y);
 }
 
+/* Threads take runs of consecutive tiles from a shared counter, so one that the
+ * machine slows down (other processes) holds the others up by one run at most.
+ * Every output value is written by exactly one tile and the tiles do not depend
+ * on the thread count, so neither the schedule nor the count changes a bit. */
 static void forward_worker(void *arg, int t, int nthreads)
 {
     forward_ctx *c = arg;
@@ -233,14 +201,16 @@ static void forward_worker(void *arg, int t, int nthreads)
     const dk_conv_shape *s = &p->s;
     float *area = c->scratch + (size_t)t * p->per_thread;
     float *col = area + p->col_off, *z = area + p->z_off;
-    size_t a, b;
-    share_of(s->units, t, nthreads, &a, &b);
-    size_t ntiles = tiles_in(p, b - a);
-    for (int n = 0; n < c->batch; n++) {
-        const float *x = c->x + (size_t)n * s->cin * s->in_spatial;
-        float *y = c->y + (size_t)n * s->cout * s->out_spatial;
-        for (size_t i = 0; i < ntiles; i++) {
-            size_t u0 = a + (b - a) * i / ntiles, u1 = a + (b - a) * (i + 1) / ntiles;
+    size_t claims = (c->ntiles + c->per_claim - 1) / c->per_claim;
+    for (;;) {
+        size_t k = atomic_fetch_add(&c->next, 1);
+        if (k >= claims * (size_t)c->batch) return;
+        size_t n = k / claims, first = k % claims * c->per_claim;
+        size_t last = first + c->per_claim < c->ntiles ? first + c->per_claim : c->ntiles;
+        const float *x = c->x + n * s->cin * s->in_spatial;
+        float *y = c->y + n * s->cout * s->out_spatial;
+        for (size_t i = first; i < last; i++) {
+            size_t u0 = s->units * i / c->ntiles, u1 = s->units * (i + 1) / c->ntiles;
             forward_tile(s, c->packed, x, c->bias, y, u0, u1, col, z);
         }
     }
@@ -255,8 +225,20 @@ static void run_forward(const tile_plan *p, const float *weight, bool flip, cons
     float *base = dk_workspace_floats(ws, plan_floats(p, 1));
     int n = pass_threads(p, ws, tune, p->s.units);
     dk_pack_weight(&p->s, weight, flip, base);
-    forward_ctx c = {p, base, x, bias, y, batch, base + p->shared};
-    run_parallel(n, forward_worker, &c);
+    forward_ctx c = {.p = p,
+                     .packed = base,
+                     .x = x,
+                     .bias = bias,
+                     .y = y,
+                     .batch = batch,
+                     .scratch = base + p->shared,
+                     .ntiles = tiles_in(p, p->s.units)};
+    /* About 8 runs per thread: few enough to keep neighbouring tiles (which share
+     * input rows) on one core, enough to even out. */
+    c.per_claim = c.ntiles / (8 * (size_t)n);
+    if (c.per_claim < 1) c.per_claim = 1;
+    atomic_init(&c.next, 0);
+    dk_parallel_run(n, forward_worker, &c);
 }
 
 /* ---- weight gradient ---- */
@@ -265,7 +247,10 @@ typedef struct weight_ctx {
     const tile_plan *p;
     const float *x, *dy;
     int batch;
-    float *scratch;
+    float *accs;    /* chunks accumulators of align16(kn) floats */
+    float *scratch; /* per-thread areas follow one another */
+    size_t chunks;
+    atomic_size_t next; /* the next chunk to take */
 } weight_ctx;
 
 static void weight_tile(const dk_conv_shape *s, const float *x, const float *dy, size_t u0,
@@ -289,6 +274,8 @@ static void weight_tile(const dk_conv_shape *s, const float *x, const float *dy,
                 dy + u0, (int)s->out_spatial, 1.0f, acc, s->col_k);
 }
 
+/* Threads take whole chunks from a shared counter; a chunk's sum depends only on
+ * the chunk (its tiles, in order), not on the thread that computes it. */
 static void weight_worker(void *arg, int t, int nthreads)
 {
     weight_ctx *c = arg;
@@ -296,17 +283,20 @@ static void weight_worker(void *arg, int t, int nthreads)
     const dk_conv_shape *s = &p->s;
     size_t kn = (size_t)s->col_k * s->col_n;
     float *area = c->scratch + (size_t)t * p->per_thread;
-    float *acc = area + p->acc_off, *col = area + p->col_off, *g = area + p->z_off;
-    memset(acc, 0, sizeof(float) * kn);
-    size_t a, b;
-    share_of(s->units, t, nthreads, &a, &b);
-    size_t ntiles = tiles_in(p, b - a);
-    for (int n = 0; n < c->batch; n++) {
-        const float *x = c->x + (size_t)n * s->cin * s->in_spatial;
-        const float *dy = c->dy + (size_t)n * s->cout * s->out_spatial;
-        for (size_t i = 0; i < ntiles; i++) {
-            size_t u0 = a + (b - a) * i / ntiles, u1 = a + (b - a) * (i + 1) / ntiles;
-            weight_tile(s, x, dy, u0, u1, col, g, acc);
+    float *col = area + p->col_off, *g = area + p->z_off;
+    for (size_t k; (k = atomic_fetch_add(&c->next, 1)) < c->chunks;) {
+        float *acc = c->accs + k * align16(kn);
+        memset(acc, 0, sizeof(float) * kn);
+        size_t a, b;
+        share_of(s->units, (int)k, (int)c->chunks, &a, &b);
+        size_t ntiles = tiles_in(p, b - a);
+        for (int n = 0; n < c->batch; n++) {
+            const float *x = c->x + (size_t)n * s->cin * s->in_spatial;
+            const float *dy = c->dy + (size_t)n * s->cout * s->out_spatial;
+            for (size_t i = 0; i < ntiles; i++) {
+                size_t u0 = a + (b - a) * i / ntiles, u1 = a + (b - a) * (i + 1) / ntiles;
+                weight_tile(s, x, dy, u0, u1, col, g, acc);
+            }
         }
     }
 }
@@ -316,24 +306,35 @@ static void run_weight_grad(const tile_plan *p, const float *x, const float *dy,
                             int batch, dk_workspace *ws, const dk_conv_tuning *tune)
 {
     float *base = dk_workspace_floats(ws, plan_floats(p, 1));
-    int n = pass_threads(p, ws, tune, p->s.units);
-    weight_ctx c = {p, x, dy, batch, base};
-    run_parallel(n, weight_worker, &c);
-    for (int t = 0; t < n; t++)
-        dk_unpack_weight_grad(&p->s, base + (size_t)t * p->per_thread, dweight);
+    size_t chunks = p->s.units < WEIGHT_CHUNKS ? p->s.units : WEIGHT_CHUNKS;
+    int n = pass_threads(p, ws, tune, chunks);
+    weight_ctx c = {.p = p,
+                    .x = x,
+                    .dy = dy,
+                    .batch = batch,
+                    .accs = base,
+                    .scratch = base + p->shared,
+                    .chunks = chunks};
+    atomic_init(&c.next, 0);
+    dk_parallel_run(n, weight_worker, &c);
+    size_t kn = (size_t)p->s.col_k * p->s.col_n;
+    for (size_t k = 1; k < chunks; k++)
+        dk_add_floats(base, base + k * align16(kn), kn);
+    dk_unpack_weight_grad(&p->s, base, dweight);
 }
 
 /* ---- data gradient by scatter (strided geometries) ---- */
 
 typedef struct scatter_ctx {
     const tile_plan *p;
-    const float *weight, *dy;
+    const float *weight, *dy, *bias; /* bias: the transposed conv's, or NULL */
     float *dx;
     int batch;
     float *scratch;
 } scatter_ctx;
 
-/* Thread t owns input channels [c0, c1) of dx: no two threads write the same value. */
+/* Thread t owns input channels [c0, c1) of dx: no two threads write the same value.
+ * The bias goes in with the scatter when that stores each value once, else after. */
 static void scatter_worker(void *arg, int t, int nthreads)
 {
     scatter_ctx *c = arg;
@@ -348,15 +349,19 @@ static void scatter_worker(void *arg, int t, int nthreads)
     for (int n = 0; n < c->batch; n++) {
         const float *dy = c->dy + (size_t)n * s->cout * s->out_spatial;
         float *dx = c->dx + (size_t)n * s->cin * s->in_spatial;
-        if (!dk_col2im_tiles_partition(s))
+        bool partition = dk_col2im_tiles_partition(s);
+        if (!partition)
             memset(dx + c0 * s->in_spatial, 0, sizeof(float) * (c1 - c0) * s->in_spatial);
         for (size_t i = 0; i < ntiles; i++) {
             size_t u0 = s->units * i / ntiles, u1 = s->units * (i + 1) / ntiles;
             int rows = (int)(u1 - u0);
             cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, rows, kc, s->cout, 1.0f, dy + u0,
                         (int)s->out_spatial, c->weight + c0 * s->taps, s->col_k, 0.0f, dcol, rows);
-            dk_col2im_tile(s, dcol, u0, u1, (int)c0, (int)c1, dx);
+            dk_col2im_tile(s, dcol, u0, u1, (int)c0, (int)c1, c->bias, dx);
         }
+        if (!partition && c->bias)
+            for (size_t ch = c0; ch < c1; ch++)
+                dk_add_bias_tile(c->bias + ch, 1, 0, 0, s->in_spatial, dx + ch * s->in_spatial);
     }
 }
 
@@ -387,22 +392,24 @@ static void conv_weight_grad(const dk_conv3d_geom *g, const float *x, int cin, c
     run_weight_grad(&p, x, dy, dweight, batch, ws, tune);
 }
 
+/* dx = the adjoint conv of dy (+ bias per dx channel when bias is not NULL: the
+ * transposed conv's forward). */
 static void conv_data_grad(const dk_conv3d_geom *g, const float *dy, int cout, const int out[3],
-                           const float *weight, float *dx, int cin, const int in[3], int batch,
-                           dk_workspace *ws, const dk_conv_tuning *tune)
+                           const float *weight, const float *bias, float *dx, int cin,
+                           const int in[3], int batch, dk_workspace *ws, const dk_conv_tuning *tune)
 {
     dk_conv3d_geom mirrored;
     tile_plan p;
     if (data_grad_is_conv(g, &mirrored)) {
         plan_pass(&p, PASS_FORWARD, &mirrored, cout, cin, out, in, tune);
-        run_forward(&p, weight, true, dy, NULL, dx, batch, ws, tune);
+        run_forward(&p, weight, true, dy, bias, dx, batch, ws, tune);
         return;
     }
     plan_pass(&p, PASS_SCATTER, g, cin, cout, in, out, tune);
     float *base = dk_workspace_floats(ws, plan_floats(&p, 1));
     int n = pass_threads(&p, ws, tune, (size_t)cin);
-    scatter_ctx c = {&p, weight, dy, dx, batch, base};
-    run_parallel(n, scatter_worker, &c);
+    scatter_ctx c = {&p, weight, dy, bias, dx, batch, base};
+    dk_parallel_run(n, scatter_worker, &c);
 }
 
 typedef struct bias_ctx {
@@ -433,7 +440,7 @@ static void bias_grad(const dk_tensor *dy, dk_tensor *dbias)
     if (n > MAX_THREADS) n = MAX_THREADS;
     /* Below ~1 M values a thread costs more than it saves. */
     if (dk_tensor_numel(dy) < ((size_t)1 << 20)) n = 1;
-    run_parallel(n, bias_worker, &c);
+    dk_parallel_run(n, bias_worker, &c);
 }
 
 /* ---- public API ---- */
@@ -531,7 +538,8 @@ void dk_conv3d_backward_data_tuned(const dk_conv3d_geom *g, const dk_tensor *wei
     int in[3], out[3];
     dims_of(dx, in);
     dims_of(dy, out);
-    conv_data_grad(g, dy->data, dy->c, out, weight->data, dx->data, dx->c, in, dx->n, ws, tune);
+    conv_data_grad(g, dy->data, dy->c, out, weight->data, NULL, dx->data, dx->c, in, dx->n, ws,
+                   tune);
 }
 
 void dk_conv3d_backward_weight_tuned(const dk_conv3d_geom *g, const dk_tensor *x,
@@ -569,12 +577,8 @@ void dk_convt3d_forward_tuned(const dk_conv3d_geom *g, const dk_tensor *x, const
     dims_of(y, out);
     /* The adjoint of the conv from y's grid to x's grid, whose weight (cout_conv =
      * x.c, cin_conv = y.c, k...) is exactly the transposed conv's weight. */
-    conv_data_grad(g, x->data, x->c, in, weight->data, y->data, y->c, out, x->n, ws, tune);
-    if (!bias) return;
-    size_t spatial = dk_tensor_spatial(y);
-    for (int n = 0; n < y->n; n++)
-        dk_add_bias_tile(bias->data, y->c, spatial, 0, spatial,
-                         y->data + (size_t)n * y->c * spatial);
+    conv_data_grad(g, x->data, x->c, in, weight->data, bias ? bias->data : NULL, y->data, y->c, out,
+                   x->n, ws, tune);
 }
 
 void dk_convt3d_backward_data_tuned(const dk_conv3d_geom *g, const dk_tensor *weight,

@@ -39,11 +39,11 @@ HOT_LOOP static void copy_strided(float *restrict dst, const float *restrict src
         dst[i] = src[i * (size_t)stride];
 }
 
-HOT_LOOP static void copy_to_strided(float *restrict dst, const float *restrict src, int stride,
-                                     size_t n)
+HOT_LOOP static void copy_to_strided(float *restrict dst, const float *restrict src, float b,
+                                     int stride, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        dst[i * (size_t)stride] = src[i];
+        dst[i * (size_t)stride] = src[i] + b;
 }
 
 HOT_LOOP static void add_strided(float *restrict dst, const float *restrict src, int stride,
@@ -131,18 +131,30 @@ static void gather_tap(const dk_conv_shape *s, const float *xc, int kd, int kh, 
     }
 }
 
-/* One (ci, kd, kh) column of a w-folded tile: whole input rows, one per output row. */
+/* One (ci, kd, kh) column of a w-folded tile: whole input rows, one per output row.
+ * Output rows next to each other in a plane read input rows next to each other
+ * (stride 1 along h), so each run of them is one copy. */
 static void gather_rows(const dk_conv_shape *s, const float *xc, int kd, int kh, size_t u0,
                         size_t u1, float *dst)
 {
     const int *in = s->in, *st = s->g.stride, *pad = s->g.pad;
-    for (size_t u = u0; u < u1; u++, dst += in[2]) {
+    size_t u = u0;
+    while (u < u1) {
         int ho = (int)(u % s->out[1]), dd = (int)(u / s->out[1]);
         int di = dd * st[0] + kd - pad[0], hi = ho * st[1] + kh - pad[1];
-        if (di < 0 || di >= in[0] || hi < 0 || hi >= in[1])
+        if (di < 0 || di >= in[0] || hi < 0 || hi >= in[1]) {
             memset(dst, 0, sizeof(float) * in[2]);
-        else
-            memcpy(dst, xc + ((size_t)di * in[1] + hi) * in[2], sizeof(float) * in[2]);
+            dst += in[2];
+            u++;
+            continue;
+        }
+        size_t run = 1;
+        if (st[1] == 1)
+            while (u + run < u1 && ho + (int)run < s->out[1] && hi + (int)run < in[1])
+                run++;
+        memcpy(dst, xc + ((size_t)di * in[1] + hi) * in[2], sizeof(float) * in[2] * run);
+        dst += run * in[2];
+        u += run;
     }
 }
 
@@ -186,9 +198,10 @@ void dk_im2col_tile(const dk_conv_shape *s, const float *x, size_t u0, size_t u1
     }
 }
 
-/* Adjoint of gather_tap: dxc[input of v] += src[v - v0]. */
+/* Adjoint of gather_tap: dxc[input of v] += src[v - v0]; with assign, dxc[...] =
+ * src[v - v0] + b instead. */
 static void scatter_tap(const dk_conv_shape *s, const float *src, int kd, int kh, int kw, size_t v0,
-                        size_t v1, bool assign, float *dxc)
+                        size_t v1, bool assign, float b, float *dxc)
 {
     const int *in = s->in, *out = s->out, *st = s->g.stride, *pad = s->g.pad;
     size_t v = v0;
@@ -204,7 +217,7 @@ static void scatter_tap(const dk_conv_shape *s, const float *src, int kd, int kh
             valid_range(wo, run, st[2], kw - pad[2], in[2], &lo, &hi_);
             float *first = dst + (wo + lo) * st[2] + kw - pad[2];
             if (assign)
-                copy_to_strided(first, src + lo, st[2], hi_ - lo);
+                copy_to_strided(first, src + lo, b, st[2], hi_ - lo);
             else if (st[2] == 1)
                 add_into(first, src + lo, hi_ - lo);
             else
@@ -225,18 +238,18 @@ bool dk_col2im_tiles_partition(const dk_conv_shape *s)
 }
 
 void dk_col2im_tile(const dk_conv_shape *s, const float *dcol, size_t u0, size_t u1, int c0, int c1,
-                    float *dx)
+                    const float *bias, float *dx)
 {
     bool assign = dk_col2im_tiles_partition(s);
     const int *k = s->g.kernel;
     size_t rows = dk_conv_tile_rows(s, u0, u1);
     const float *src = dcol;
     for (int c = c0; c < c1; c++) {
-        float *dxc = dx + (size_t)c * s->in_spatial;
+        float *dxc = dx + (size_t)c * s->in_spatial, b = bias ? bias[c] : 0.0f;
         for (int kd = 0; kd < k[0]; kd++)
             for (int kh = 0; kh < k[1]; kh++)
                 for (int kw = 0; kw < k[2]; kw++, src += rows)
-                    scatter_tap(s, src, kd, kh, kw, u0, u1, assign, dxc);
+                    scatter_tap(s, src, kd, kh, kw, u0, u1, assign, b, dxc);
     }
 }
 
@@ -248,6 +261,24 @@ static void unit_rows(const dk_conv_shape *s, int *rows_out, int *rows_in, int *
     *rows_in = hw ? s->in[1] : 1;
     *fkh = hw ? s->g.kernel[1] : 1;
     *ph = hw ? s->g.pad[1] : 0;
+}
+
+/* The U-Net's case in one pass (kw = 3, pad 1, w = 3 or more): y[j] = z0[j - 1] + b
+ * + z1[j] + z2[j + 1], terms outside the row left out, added in the same order as
+ * combine_row adds them, so the result is the same to the bit. */
+HOT_LOOP static void combine3(float *restrict y, const float *restrict z0, const float *restrict z1,
+                              const float *restrict z2, float b, int w)
+{
+    y[0] = (b + z1[0]) + z2[1];
+    for (int j = 1; j < w - 1; j++)
+        y[j] = ((z0[j - 1] + b) + z1[j]) + z2[j + 1];
+    y[w - 1] = (z0[w - 2] + b) + z1[w - 1];
+}
+
+static bool combine3_fits(const dk_conv_shape *s)
+{
+    return s->fold_axes == 1 && s->g.kernel[2] == 3 && s->g.pad[2] == 1 && s->g.stride[2] == 1 &&
+           s->in[2] == s->out[2] && s->out[2] >= 3;
 }
 
 /* One output row: b + the sum over folded taps (fh, kw) of z's shifted rows. */
@@ -288,6 +319,19 @@ void dk_combine_folded(const dk_conv_shape *s, const float *z, size_t u0, size_t
     int rows_out, rows_in, fkh, ph;
     unit_rows(s, &rows_out, &rows_in, &fkh, &ph);
     size_t rows = dk_conv_tile_rows(s, u0, u1), wout = s->out[2];
+    if (combine3_fits(s)) {
+        for (int co = 0; co < s->cout; co++) {
+            float b = bias ? bias[co] : 0.0f;
+            const float *z0 = z + (size_t)co * rows, *z1 = z0 + (size_t)s->cout * rows,
+                        *z2 = z1 + (size_t)s->cout * rows;
+            for (size_t u = u0; u < u1; u++) {
+                size_t at = (u - u0) * wout;
+                combine3(y + co * s->out_spatial + u * wout, z0 + at, z1 + at, z2 + at, b,
+                         (int)wout);
+            }
+        }
+        return;
+    }
     for (int co = 0; co < s->cout; co++) {
         float b = bias ? bias[co] : 0.0f;
         for (size_t u = u0; u < u1; u++)
@@ -360,6 +404,11 @@ void dk_unpack_weight_grad(const dk_conv_shape *s, const float *acc, float *dw)
                 size_t col = (size_t)(t % ft) * s->cout + co;
                 *dst++ += acc[col * kk + (size_t)ci * ut + t / ft];
             }
+}
+
+void dk_add_floats(float *y, const float *z, size_t n)
+{
+    add_into(y, z, n);
 }
 
 void dk_add_bias_tile(const float *bias, int channels, size_t spatial, size_t v0, size_t v1,

@@ -61,9 +61,10 @@ bool dk_col2im_tiles_partition(const dk_conv_shape *s);
 /* Inverse of a FULL gather restricted to input channels [c0, c1): dx[c] += the
  * column entries of units [u0, u1); dcol holds only those channels' columns.
  * When the taps partition the input, entries are stored, not added (dx need not
- * be zeroed first). */
+ * be zeroed first), plus bias[c] when bias is not NULL (the transposed conv's
+ * bias, added in the same pass); otherwise bias is ignored. */
 void dk_col2im_tile(const dk_conv_shape *s, const float *dcol, size_t u0, size_t u1, int c0, int c1,
-                    float *dx);
+                    const float *bias, float *dx);
 
 /* FOLDED forward: y (cout planes of one sample) over units [u0, u1) = bias + sum
  * over kw of the shifted slabs of z (col_n columns of `rows` floats). */
@@ -82,6 +83,9 @@ void dk_pack_weight(const dk_conv_shape *s, const float *w, bool flip_transpose,
 /* y[c][v0..v1) += bias[c] for c in [0, channels), planes of `spatial` floats. */
 void dk_add_bias_tile(const float *bias, int channels, size_t spatial, size_t v0, size_t v1,
                       float *y);
+
+/* y[i] += z[i] for i < n (y and z do not overlap). */
+void dk_add_floats(float *y, const float *z, size_t n);
 
 /* Sum of x[0..n) in double, the same on every call (vectorised by lanes). */
 double dk_sum_floats(const float *x, size_t n);

@@ -19,6 +19,10 @@
 void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax);
 void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
                            dk_tensor *dx);
+/* The same scatter added into dx (dx += unpool(dy)): for a gradient that already
+ * holds another branch's contribution (the U-Net's skip connection). */
+void dk_maxpool3d_backward_add(const int k[3], const dk_tensor *dy, const int32_t *argmax,
+                               dk_tensor *dx);
 
 /* --- instance normalisation with affine gamma, beta (C values each) ---
  * Per (n, c): y = gamma * (x - mean) / sqrt(var + eps) + beta (biased variance).
@@ -29,6 +33,15 @@ void dk_instnorm_forward(const dk_tensor *x, const float *gamma, const float *be
 void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *mean,
                           const float *rstd, const dk_tensor *dy, dk_tensor *dx, float *dgamma,
                           float *dbeta);
+/* Instance norm then (Leaky)ReLU of slope >= 0 in one pass: the same values as
+ * dk_instnorm_forward into y and dk_leaky_relu_forward(y, slope, y). */
+void dk_instnorm_relu_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
+                              float slope, dk_tensor *y, float *mean, float *rstd);
+/* Its backward from dy at the ReLU's output y (x: the norm's input): the same values
+ * as dk_leaky_relu_backward then dk_instnorm_backward. dx may alias dy. */
+void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slope,
+                               const float *gamma, const float *mean, const float *rstd,
+                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta);
 
 /* --- ReLU (slope 0) and LeakyReLU (slope > 0) ---
  * y may alias x (in place). Backward uses the output y, so it works in place too;

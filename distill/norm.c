@@ -1,21 +1,47 @@
-/* norm.c: instance normalisation over each (n, c) plane with affine gamma, beta
- * (layers.h). Statistics accumulate in double over independent lanes, so the
- * compiler can vectorise the reductions without reassociating (no -ffast-math);
- * the summation order is fixed, so results are deterministic. */
+/* norm.c: instance normalisation over each (n, c) plane with affine gamma, beta,
+ * alone or fused with the (Leaky)ReLU that follows it in the U-Net (layers.h).
+ * Statistics accumulate in double over independent lanes, so the compiler can
+ * vectorise the reductions without reassociating (no -ffast-math); the summation
+ * order is fixed and each plane is one thread's, so results do not depend on the
+ * thread count. dk_blas_threads() threads take channels from a shared counter
+ * (one slowed down by other processes then holds the others up by one channel). */
 #include "distill/layers.h"
 
 #include <math.h>
+#include <stdatomic.h>
+
+#include "distill/parallel.h"
 
 /* Independent double accumulators per reduction: wide enough for AVX-512 doubles
  * and to hide the add latency. */
 #define LANES 8
 /* Elementwise loops run in fixed blocks through a local array: GCC then vectorises
- * them at -O2 without alias checks, and y (dx) may still alias x (dy). */
+ * them without alias checks, and y (dx) may still alias x (dy). */
 #define BLOCK 16
+/* Below this many values a second thread costs more than it saves. */
+#define MIN_PARALLEL ((size_t)1 << 17)
+
+/* Vectorised for the CPU at hand; no FMA contraction, so every clone rounds the
+ * same way as the baseline build. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT_LOOP                                                                                   \
+    __attribute__((target_clones("avx512f", "avx2", "default"),                                    \
+                   optimize("tree-vectorize", "fp-contract=off")))
+#else
+#define HOT_LOOP
+#endif
+
+/* The (Leaky)ReLU factor, 1 (sign > 0) or slope, as activation.c computes it. */
+static inline float leak_factor(float sign, float slope)
+{
+    float positive = isgreater(sign, 0.0f);
+    return positive + (1 - positive) * slope;
+}
 
 /* Sum of (x - shift) and of its square. The shift (the plane's first value) keeps
  * the one-pass variance free of cancellation when |mean| >> std. */
-static void shifted_moments(const float *x, size_t n, float shift, double *sum, double *sumsq)
+HOT_LOOP static void shifted_moments(const float *x, size_t n, float shift, double *sum,
+                                     double *sumsq)
 {
     double s[LANES] = {0}, q[LANES] = {0};
     size_t i = 0;
@@ -38,62 +64,131 @@ static void shifted_moments(const float *x, size_t n, float shift, double *sum, 
     }
 }
 
-/* y = (x - mu) * scale + offset over one plane. */
-static void normalize_plane(const float *x, size_t n, float mu, float scale, float offset, float *y)
+/* y = act((x - mu) * scale + offset) over one plane; act is the identity unless
+ * `act`, then the leaky ReLU of slope. */
+HOT_LOOP static void normalize_plane(const float *x, size_t n, float mu, float scale, float offset,
+                                     bool act, float slope, float *y)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
         float out[BLOCK];
         for (int l = 0; l < BLOCK; l++)
             out[l] = (x[i + l] - mu) * scale + offset;
+        if (act)
+            for (int l = 0; l < BLOCK; l++)
+                out[l] = out[l] * leak_factor(out[l], slope);
         for (int l = 0; l < BLOCK; l++)
             y[i + l] = out[l];
     }
-    for (; i < n; i++)
-        y[i] = (x[i] - mu) * scale + offset;
+    for (; i < n; i++) {
+        float v = (x[i] - mu) * scale + offset;
+        y[i] = act ? v * leak_factor(v, slope) : v;
+    }
+}
+
+typedef struct norm_job {
+    const dk_tensor *x;
+    const float *gamma, *beta, *mean_in, *rstd_in;
+    float eps, slope;
+    bool act;
+    const dk_tensor *y_act, *dy; /* backward: the activation's output and dL/dy */
+    dk_tensor *out;              /* forward y, backward dx */
+    float *mean, *rstd, *dgamma, *dbeta;
+    atomic_size_t next; /* the next channel to take */
+} norm_job;
+
+static void forward_plane(const norm_job *j, int c, size_t p, size_t plane)
+{
+    const float *xp = j->x->data + p * plane;
+    double sum, sumsq;
+    shifted_moments(xp, plane, xp[0], &sum, &sumsq);
+    double m = sum / plane;
+    double var = sumsq / plane - m * m;
+    if (var < 0) var = 0;
+    double r = 1.0 / sqrt(var + j->eps);
+    j->mean[p] = (float)(xp[0] + m);
+    j->rstd[p] = (float)r;
+    /* The affine folded into one scale; x - mean stays explicit so a large mean
+     * does not cancel against the offset in float. */
+    float mu = j->mean[p], scale = (float)(j->gamma[c] * r);
+    normalize_plane(xp, plane, mu, scale, j->beta[c], j->act, j->slope, j->out->data + p * plane);
+}
+
+/* A thread normalises the channels it takes, in every sample. */
+static void forward_worker(void *arg, int t, int nthreads)
+{
+    norm_job *j = arg;
+    size_t plane = dk_tensor_spatial(j->x);
+    for (size_t c; (c = atomic_fetch_add(&j->next, 1)) < (size_t)j->x->c;)
+        for (int n = 0; n < j->x->n; n++)
+            forward_plane(j, (int)c, (size_t)n * j->x->c + c, plane);
+}
+
+static void run(norm_job *j, dk_parallel_fn fn)
+{
+    int n = dk_parallel_threads(dk_tensor_numel(j->x), MIN_PARALLEL, (size_t)j->x->c);
+    atomic_init(&j->next, 0);
+    dk_parallel_run(n, fn, j);
 }
 
 void dk_instnorm_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
                          dk_tensor *y, float *mean, float *rstd)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
-    size_t plane = dk_tensor_spatial(x);
-    for (int n = 0; n < x->n; n++) {
-        for (int c = 0; c < x->c; c++) {
-            size_t p = (size_t)n * x->c + c;
-            const float *xp = x->data + p * plane;
-            float *yp = y->data + p * plane;
-            double sum, sumsq;
-            shifted_moments(xp, plane, xp[0], &sum, &sumsq);
-            double m = sum / plane;
-            double var = sumsq / plane - m * m;
-            if (var < 0) var = 0;
-            double r = 1.0 / sqrt(var + eps);
-            mean[p] = (float)(xp[0] + m);
-            rstd[p] = (float)r;
-            /* The affine folded into one scale; x - mean stays explicit so a large
-             * mean does not cancel against the offset in float. */
-            float mu = mean[p], scale = (float)(gamma[c] * r);
-            normalize_plane(xp, plane, mu, scale, beta[c], yp);
-        }
-    }
+    norm_job j = {
+        .x = x, .gamma = gamma, .beta = beta, .eps = eps, .out = y, .mean = mean, .rstd = rstd};
+    run(&j, forward_worker);
 }
 
-/* Sum of dy and of dy * (x - mean) over one plane. */
-static void backward_sums(const float *x, const float *dy, size_t n, float mean, double *sum_dy,
-                          double *sum_dyxc)
+void dk_instnorm_relu_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
+                              float slope, dk_tensor *y, float *mean, float *rstd)
+{
+    DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
+    /* A negative slope would flip the sign that backward reads from y. */
+    DK_CHECK_SHAPE(slope >= 0, x, y);
+    norm_job j = {.x = x,
+                  .gamma = gamma,
+                  .beta = beta,
+                  .eps = eps,
+                  .slope = slope,
+                  .act = true,
+                  .out = y,
+                  .mean = mean,
+                  .rstd = rstd};
+    run(&j, forward_worker);
+}
+
+/* One block of the gradient at the norm's output: dy, or dy through the ReLU. */
+static inline void load_grad(const float *dy, const float *sign, float slope, size_t i, int len,
+                             float *g)
+{
+    if (sign)
+        for (int l = 0; l < len; l++)
+            g[l] = dy[i + l] * leak_factor(sign[i + l], slope);
+    else
+        for (int l = 0; l < len; l++)
+            g[l] = dy[i + l];
+}
+
+/* Sum of g and of g * (x - mean) over one plane (g as load_grad gives it). */
+HOT_LOOP static void backward_sums(const float *x, const float *dy, const float *sign, float slope,
+                                   size_t n, float mean, double *sum_dy, double *sum_dyxc)
 {
     double s[LANES] = {0}, q[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
+        float g[LANES];
+        load_grad(dy, sign, slope, i, LANES, g);
         for (int l = 0; l < LANES; l++) {
-            s[l] += dy[i + l];
-            q[l] += (double)dy[i + l] * (x[i + l] - mean);
+            s[l] += g[l];
+            q[l] += (double)g[l] * (x[i + l] - mean);
         }
     }
     for (; i < n; i++) {
-        s[0] += dy[i];
-        q[0] += (double)dy[i] * (x[i] - mean);
+        float g;
+        load_grad(dy, sign, slope, i, 1, &g);
+        s[0] += g;
+        q[0] += (double)g * (x[i] - mean);
     }
     *sum_dy = *sum_dyxc = 0;
     for (int l = 0; l < LANES; l++) {
@@ -102,49 +197,97 @@ static void backward_sums(const float *x, const float *dy, size_t n, float mean,
     }
 }
 
-/* dx = a * dy + b * (x - mu) + k over one plane. */
-static void backward_plane(const float *x, const float *dy, size_t n, float mu, float a, float b,
-                           float k, float *dx)
+/* dx = a * g + b * (x - mu) + k over one plane. */
+HOT_LOOP static void backward_plane(const float *x, const float *dy, const float *sign, float slope,
+                                    size_t n, float mu, float a, float b, float k, float *dx)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
-        float out[BLOCK];
+        float g[BLOCK], out[BLOCK];
+        load_grad(dy, sign, slope, i, BLOCK, g);
         for (int l = 0; l < BLOCK; l++)
-            out[l] = a * dy[i + l] + b * (x[i + l] - mu) + k;
+            out[l] = a * g[l] + b * (x[i + l] - mu) + k;
         for (int l = 0; l < BLOCK; l++)
             dx[i + l] = out[l];
     }
-    for (; i < n; i++)
-        dx[i] = a * dy[i] + b * (x[i] - mu) + k;
+    for (; i < n; i++) {
+        float g;
+        load_grad(dy, sign, slope, i, 1, &g);
+        dx[i] = a * g + b * (x[i] - mu) + k;
+    }
 }
 
-/* dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * rstd;
- * pass 1 reduces, pass 2 writes dx = a*dy + b*(x - mean) + k. dx may alias dy. */
+/* dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd;
+ * pass 1 reduces, pass 2 writes dx = a*g + b*(x - mean) + k. */
+static void backward_plane_of(const norm_job *j, int c, size_t p, size_t plane, double *dgamma,
+                              double *dbeta)
+{
+    const float *xp = j->x->data + p * plane, *dyp = j->dy->data + p * plane;
+    const float *sign = j->act ? j->y_act->data + p * plane : NULL;
+    double sum_dy, sum_dyxc;
+    backward_sums(xp, dyp, sign, j->slope, plane, j->mean_in[p], &sum_dy, &sum_dyxc);
+    double r = j->rstd_in[p];
+    double mean_dy = sum_dy / plane;
+    double mean_dyxhat = sum_dyxc * r / plane;
+    *dgamma = sum_dyxc * r;
+    *dbeta = sum_dy;
+    double gr = j->gamma[c] * r;
+    float a = (float)gr;
+    float b = (float)(-gr * r * mean_dyxhat);
+    float k = (float)(-gr * mean_dy), mu = j->mean_in[p];
+    backward_plane(xp, dyp, sign, j->slope, plane, mu, a, b, k, j->out->data + p * plane);
+}
+
+/* A thread owns the channels it takes: it alone adds into their dgamma and dbeta,
+ * sample after sample, so the sums have one fixed order. */
+static void backward_worker(void *arg, int t, int nthreads)
+{
+    norm_job *j = arg;
+    size_t plane = dk_tensor_spatial(j->x);
+    for (size_t c; (c = atomic_fetch_add(&j->next, 1)) < (size_t)j->x->c;)
+        for (int n = 0; n < j->x->n; n++) {
+            double dg, db;
+            backward_plane_of(j, (int)c, (size_t)n * j->x->c + c, plane, &dg, &db);
+            j->dgamma[c] += (float)dg;
+            j->dbeta[c] += (float)db;
+        }
+}
+
 void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *mean,
                           const float *rstd, const dk_tensor *dy, dk_tensor *dx, float *dgamma,
                           float *dbeta)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dy), x, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dx), x, dx);
-    size_t plane = dk_tensor_spatial(x);
-    for (int n = 0; n < x->n; n++) {
-        for (int c = 0; c < x->c; c++) {
-            size_t p = (size_t)n * x->c + c;
-            const float *xp = x->data + p * plane;
-            const float *dyp = dy->data + p * plane;
-            float *dxp = dx->data + p * plane;
-            double sum_dy, sum_dyxc;
-            backward_sums(xp, dyp, plane, mean[p], &sum_dy, &sum_dyxc);
-            double r = rstd[p];
-            double mean_dy = sum_dy / plane;
-            double mean_dyxhat = sum_dyxc * r / plane;
-            dgamma[c] += (float)(sum_dyxc * r);
-            dbeta[c] += (float)sum_dy;
-            double gr = gamma[c] * r;
-            float a = (float)gr;
-            float b = (float)(-gr * r * mean_dyxhat);
-            float k = (float)(-gr * mean_dy), mu = mean[p];
-            backward_plane(xp, dyp, plane, mu, a, b, k, dxp);
-        }
-    }
+    norm_job j = {.x = x,
+                  .gamma = gamma,
+                  .mean_in = mean,
+                  .rstd_in = rstd,
+                  .dy = dy,
+                  .out = dx,
+                  .dgamma = dgamma,
+                  .dbeta = dbeta};
+    run(&j, backward_worker);
+}
+
+void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slope,
+                               const float *gamma, const float *mean, const float *rstd,
+                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta)
+{
+    DK_CHECK_SHAPE(dk_tensor_same_shape(x, dy), x, dy);
+    DK_CHECK_SHAPE(dk_tensor_same_shape(x, dx), x, dx);
+    DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
+    DK_CHECK_SHAPE(slope >= 0, x, y);
+    norm_job j = {.x = x,
+                  .gamma = gamma,
+                  .mean_in = mean,
+                  .rstd_in = rstd,
+                  .slope = slope,
+                  .act = true,
+                  .y_act = y,
+                  .dy = dy,
+                  .out = dx,
+                  .dgamma = dgamma,
+                  .dbeta = dbeta};
+    run(&j, backward_worker);
 }

@@ -1,10 +1,13 @@
 /* pool.c: 3D max pooling with kernel = stride per axis (layers.h). The windows
  * never overlap, so backward is a plain scatter of dy through the saved argmax.
+ * Planes are split across dk_blas_threads() threads (parallel.h).
  * Other layers live in their own files (norm.c, activation.c, ...). */
 #include "distill/layers.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "distill/parallel.h"
 
 /* Input columns reduced at once; the column buffers live on the stack. */
 #define POOL_COLS 1024
@@ -12,6 +15,8 @@
  * versioning, no epilogue); isgreater() is the quiet compare, which, unlike
  * `>`, may be if-converted under the default -ftrapping-math. */
 #define BLOCK 8
+/* Below this many input values a second thread costs more than it saves. */
+#define MIN_PARALLEL ((size_t)1 << 17)
 
 static void check_pool_shapes(const int k[3], const dk_tensor *x, const dk_tensor *y)
 {
@@ -122,37 +127,87 @@ static void pool_row(const int k[3], const float *plane, int H, int W, int id0, 
     }
 }
 
-void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax)
+typedef struct pool_job {
+    const int *k;
+    const dk_tensor *x, *dy;
+    dk_tensor *y, *dx;
+    int32_t *argmax;
+    const int32_t *argmax_in;
+    bool add;
+} pool_job;
+
+/* Thread t pools planes [p0, p1): planes are independent, so the result does not
+ * depend on the thread count. */
+static void forward_worker(void *arg, int t, int nthreads)
 {
-    check_pool_shapes(k, x, y);
-    /* argmax is int32: a plane must be addressable by it. */
-    DK_CHECK_SHAPE(dk_tensor_spatial(x) <= INT32_MAX, x, y);
-    size_t in_plane = dk_tensor_spatial(x), out_plane = dk_tensor_spatial(y);
-    size_t planes = (size_t)x->n * x->c;
-    for (size_t p = 0; p < planes; p++) {
+    const pool_job *j = arg;
+    const dk_tensor *x = j->x, *y = j->y;
+    size_t in_plane = dk_tensor_spatial(x), out_plane = dk_tensor_spatial(y), p0, p1;
+    dk_parallel_share((size_t)x->n * x->c, t, nthreads, &p0, &p1);
+    for (size_t p = p0; p < p1; p++) {
         const float *xp = x->data + p * in_plane;
         for (int od = 0; od < y->d; od++) {
             for (int oh = 0; oh < y->h; oh++) {
                 size_t at = p * out_plane + ((size_t)od * y->h + oh) * y->w;
-                pool_row(k, xp, x->h, x->w, od * k[0], oh * k[1], y->w, y->data + at, argmax + at);
+                pool_row(j->k, xp, x->h, x->w, od * j->k[0], oh * j->k[1], y->w, y->data + at,
+                         j->argmax + at);
             }
         }
     }
 }
 
-void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
-                           dk_tensor *dx)
+static int pool_threads(const dk_tensor *big)
 {
-    check_pool_shapes(k, dx, dy);
-    size_t in_plane = dk_tensor_spatial(dx), out_plane = dk_tensor_spatial(dy);
-    size_t planes = (size_t)dx->n * dx->c;
-    /* Plane by plane, so the zeroed plane is still in cache when scattered into. */
-    for (size_t p = 0; p < planes; p++) {
-        float *dxp = dx->data + p * in_plane;
-        const float *dyp = dy->data + p * out_plane;
-        const int32_t *ap = argmax + p * out_plane;
+    return dk_parallel_threads(dk_tensor_numel(big), MIN_PARALLEL, (size_t)big->n * big->c);
+}
+
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax)
+{
+    check_pool_shapes(k, x, y);
+    /* argmax is int32: a plane must be addressable by it. */
+    DK_CHECK_SHAPE(dk_tensor_spatial(x) <= INT32_MAX, x, y);
+    pool_job j = {.k = k, .x = x, .y = y, .argmax = argmax};
+    dk_parallel_run(pool_threads(x), forward_worker, &j);
+}
+
+/* Thread t scatters planes [p0, p1). Without `add`, each plane is zeroed first,
+ * plane by plane, so it is still in cache when scattered into. */
+static void backward_worker(void *arg, int t, int nthreads)
+{
+    const pool_job *j = arg;
+    size_t in_plane = dk_tensor_spatial(j->dx), out_plane = dk_tensor_spatial(j->dy), p0, p1;
+    dk_parallel_share((size_t)j->dx->n * j->dx->c, t, nthreads, &p0, &p1);
+    for (size_t p = p0; p < p1; p++) {
+        float *dxp = j->dx->data + p * in_plane;
+        const float *dyp = j->dy->data + p * out_plane;
+        const int32_t *ap = j->argmax_in + p * out_plane;
+        if (j->add) {
+            for (size_t i = 0; i < out_plane; i++)
+                dxp[ap[i]] += dyp[i];
+            continue;
+        }
         memset(dxp, 0, in_plane * sizeof(float));
         for (size_t i = 0; i < out_plane; i++)
             dxp[ap[i]] = dyp[i];
     }
+}
+
+static void pool_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax, dk_tensor *dx,
+                          bool add)
+{
+    check_pool_shapes(k, dx, dy);
+    pool_job j = {.k = k, .dy = dy, .dx = dx, .argmax_in = argmax, .add = add};
+    dk_parallel_run(pool_threads(dx), backward_worker, &j);
+}
+
+void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
+                           dk_tensor *dx)
+{
+    pool_backward(k, dy, argmax, dx, false);
+}
+
+void dk_maxpool3d_backward_add(const int k[3], const dk_tensor *dy, const int32_t *argmax,
+                               dk_tensor *dx)
+{
+    pool_backward(k, dy, argmax, dx, true);
 }

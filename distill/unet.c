@@ -3,8 +3,14 @@
  *
  * Gradient memory: instead of one gradient tensor per activation, each
  * resolution level has two ping-pong buffers (2 x widest channel count at that
- * level) and one buffer for the skip connection's gradient, which waits there
- * from the decoder's concat until the encoder's backward reaches the level. */
+ * level). The skip connection's gradient waits in the first channels of buffer 0
+ * from the decoder's concat until the encoder's backward reaches the level, where
+ * the un-pooled gradient is added onto it.
+ *
+ * Concat without copies: with batch 1, the skip (the encoder's last output) and
+ * the up-conv's output are written straight into the two channel halves of the
+ * decoder's `cat` tensor, which are contiguous; with a larger batch they are
+ * their own tensors and copied in. Each norm is fused with its activation. */
 #include "distill/unet.h"
 
 #include <stdio.h>
@@ -34,10 +40,9 @@ typedef struct level {
     int32_t *argmax;
     dk_conv3d_geom up_geom; /* decoder: level + 1 -> level */
     dk_param up_weight, up_bias;
-    dk_tensor up, cat;
+    dk_tensor up, cat;   /* up and enc[1].out are views into cat with batch 1 */
     conv_unit dec[2];
     float *grad_buf[2]; /* ping-pong, n * 2 * width * voxels each */
-    dk_tensor skip_grad;
 } level;
 
 struct dk_unet {
@@ -178,7 +183,6 @@ static void release_activations(dk_unet *net)
         dk_tensor_release(&L->pooled);
         dk_tensor_release(&L->up);
         dk_tensor_release(&L->cat);
-        dk_tensor_release(&L->skip_grad);
         free(L->argmax);
         L->argmax = NULL;
     }
@@ -202,11 +206,15 @@ dk_tensor *dk_unet_logits(dk_unet *net) { return &net->logits; }
 dk_tensor *dk_unet_logits_grad(dk_unet *net) { return &net->logits_grad; }
 dk_workspace *dk_unet_workspace(dk_unet *net) { return &net->ws; }
 
-static dk_status unit_plan(dk_unet *net, conv_unit *u, const int dims[3], size_t *ws_need,
-                           dk_err *err)
+/* out_in: where the unit's output lives (a view into a concat), or NULL to allocate. */
+static dk_status unit_plan(dk_unet *net, conv_unit *u, const int dims[3], float *out_in,
+                           size_t *ws_need, dk_err *err)
 {
     int n = net->n;
-    if (dk_tensor_alloc(&u->out, n, u->cout, dims[0], dims[1], dims[2], err)) return err->code;
+    if (out_in)
+        u->out = dk_tensor_view(out_in, n, u->cout, dims[0], dims[1], dims[2]);
+    else if (dk_tensor_alloc(&u->out, n, u->cout, dims[0], dims[1], dims[2], err))
+        return err->code;
     if (u->has_norm) {
         if (dk_tensor_alloc(&u->pre, n, u->cout, dims[0], dims[1], dims[2], err)) return err->code;
         u->mean = malloc(sizeof(float) * n * u->cout);
@@ -224,27 +232,31 @@ static dk_status level_plan(dk_unet *net, int l, size_t *ws_need, dk_err *err)
 {
     level *L = &net->lv[l];
     int n = net->n, w = L->width;
+    bool top = l == net->cfg.levels - 1, views = !top && n == 1;
     const int *d = L->dims;
-    for (int i = 0; i < 2; i++)
-        if (unit_plan(net, &L->enc[i], d, ws_need, err)) return err->code;
-    size_t grad_floats = (size_t)n * 2 * w * d[0] * d[1] * d[2];
+    size_t half = (size_t)w * d[0] * d[1] * d[2];
+    if (!top && dk_tensor_alloc(&L->cat, n, 2 * w, d[0], d[1], d[2], err)) return err->code;
+    if (unit_plan(net, &L->enc[0], d, NULL, ws_need, err) ||
+        unit_plan(net, &L->enc[1], d, views ? L->cat.data : NULL, ws_need, err))
+        return err->code;
+    size_t grad_floats = (size_t)n * 2 * half;
     for (int i = 0; i < 2; i++)
         if (!(L->grad_buf[i] = aligned_alloc(64, (grad_floats * sizeof(float) + 63) / 64 * 64)))
             return dk_err_set(err, DK_ENOMEM, "cannot allocate gradient buffers at level %d", l);
-    if (l == net->cfg.levels - 1) return DK_OK;
+    if (top) return DK_OK;
 
     const int *below = net->lv[l + 1].dims;
-    if (dk_tensor_alloc(&L->pooled, n, w, below[0], below[1], below[2], err) ||
-        dk_tensor_alloc(&L->up, n, w, d[0], d[1], d[2], err) ||
-        dk_tensor_alloc(&L->cat, n, 2 * w, d[0], d[1], d[2], err) ||
-        dk_tensor_alloc(&L->skip_grad, n, w, d[0], d[1], d[2], err))
+    if (dk_tensor_alloc(&L->pooled, n, w, below[0], below[1], below[2], err)) return err->code;
+    if (views)
+        L->up = dk_tensor_view(L->cat.data + half, n, w, d[0], d[1], d[2]);
+    else if (dk_tensor_alloc(&L->up, n, w, d[0], d[1], d[2], err))
         return err->code;
     if (!(L->argmax = malloc(sizeof(int32_t) * dk_tensor_numel(&L->pooled))))
         return dk_err_set(err, DK_ENOMEM, "cannot allocate pooling indices at level %d", l);
     size_t need = dk_conv3d_workspace_floats(&L->up_geom, true, 2 * w, w, below);
     if (need > *ws_need) *ws_need = need;
     for (int i = 0; i < 2; i++)
-        if (unit_plan(net, &L->dec[i], d, ws_need, err)) return err->code;
+        if (unit_plan(net, &L->dec[i], d, NULL, ws_need, err)) return err->code;
     return DK_OK;
 }
 
@@ -297,9 +309,11 @@ static void unit_forward(dk_unet *net, conv_unit *u, const dk_tensor *x)
     dk_conv3d_forward(&u->geom, x, &u->weight.value, u->has_norm ? NULL : &u->bias.value, &u->pre,
                       &net->ws);
     if (u->has_norm)
-        dk_instnorm_forward(&u->pre, u->gamma.value.data, u->beta.value.data, net->cfg.norm_eps,
-                            &u->out, u->mean, u->rstd);
-    dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out);
+        dk_instnorm_relu_forward(&u->pre, u->gamma.value.data, u->beta.value.data,
+                                 net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean,
+                                 u->rstd);
+    else
+        dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out);
 }
 
 void dk_unet_forward(dk_unet *net, const dk_tensor *x)
@@ -320,7 +334,8 @@ void dk_unet_forward(dk_unet *net, const dk_tensor *x)
         const dk_tensor *below = l == top - 1 ? &lv[top].enc[1].out : &lv[l + 1].dec[1].out;
         dk_convt3d_forward(&lv[l].up_geom, below, &lv[l].up_weight.value, &lv[l].up_bias.value,
                            &lv[l].up, &net->ws);
-        dk_concat_channels_forward(&lv[l].enc[1].out, &lv[l].up, &lv[l].cat);
+        if (lv[l].up.owns_data) /* batch > 1: the halves are not contiguous */
+            dk_concat_channels_forward(&lv[l].enc[1].out, &lv[l].up, &lv[l].cat);
         unit_forward(net, &lv[l].dec[0], &lv[l].cat);
         unit_forward(net, &lv[l].dec[1], &lv[l].dec[0].out);
     }
@@ -338,14 +353,16 @@ static void unit_backward(dk_unet *net, conv_unit *u, level *L, const dk_tensor 
                           bool need_dx)
 {
     dk_tensor g = grad_view(net, L, *cur, u->cout);
-    dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g);
     int pre_buf = *cur;
     dk_tensor dpre = g;
     if (u->has_norm) {
         pre_buf = 1 - *cur;
         dpre = grad_view(net, L, pre_buf, u->cout);
-        dk_instnorm_backward(&u->pre, u->gamma.value.data, u->mean, u->rstd, &g, &dpre,
-                             u->gamma.grad.data, u->beta.grad.data);
+        dk_instnorm_relu_backward(&u->pre, &u->out, net->cfg.leaky_slope, u->gamma.value.data,
+                                  u->mean, u->rstd, &g, &dpre, u->gamma.grad.data,
+                                  u->beta.grad.data);
+    } else {
+        dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g);
     }
     dk_tensor dx = grad_view(net, L, 1 - pre_buf, u->cin);
     dk_conv3d_backward(&u->geom, x, &u->weight.value, &dpre, need_dx ? &dx : NULL, &u->weight.grad,
@@ -363,16 +380,35 @@ static void add_tap_grad(dk_tensor *g, int tap, const dk_tap_grad *taps, int tap
     }
 }
 
-/* Decoder level l: d(dec out) in buffer 0 -> skip grad kept, d(below) into level l+1 buffer 0. */
+/* Leave d(skip) as a (n, width) tensor at the start of buffer 0 and return where
+ * d(up) is: the second half of d(cat) with batch 1, else copied out to buffer 1
+ * before the skip halves are packed down sample by sample (dcat is in buffer 0). */
+static dk_tensor split_cat_grad(const dk_unet *net, const level *L)
+{
+    int w = L->width;
+    dk_tensor dcat = grad_view(net, L, 0, 2 * w);
+    size_t half = (size_t)w * L->dims[0] * L->dims[1] * L->dims[2];
+    if (net->n == 1)
+        return dk_tensor_view(dcat.data + half, 1, w, L->dims[0], L->dims[1], L->dims[2]);
+    dk_tensor dup = grad_view(net, L, 1, w);
+    dk_concat_channels_backward(&dcat, NULL, &dup);
+    for (int i = 1; i < net->n; i++)
+        memmove(dcat.data + i * half, dcat.data + 2 * i * half, half * sizeof(float));
+    return dup;
+}
+
+/* Decoder level l: d(dec out) in buffer 0 -> d(skip) kept at the start of buffer 0,
+ * d(below) into level l+1 buffer 0. */
 static void decoder_backward(dk_unet *net, int l)
 {
     level *L = &net->lv[l], *B = &net->lv[l + 1];
     int top = net->cfg.levels - 1, cur = 0;
     unit_backward(net, &L->dec[1], L, &L->dec[0].out, &cur, true);
     unit_backward(net, &L->dec[0], L, &L->cat, &cur, true);
-    dk_tensor dcat = grad_view(net, L, cur, 2 * L->width);
-    dk_tensor dup = grad_view(net, L, 1 - cur, L->width);
-    dk_concat_channels_backward(&dcat, &L->skip_grad, &dup);
+    /* Each unit leaves d(input) where d(output) came in (norm: via the other
+     * buffer; none: two flips), so d(cat) is in buffer 0. */
+    DK_CHECK_SHAPE(cur == 0, &L->cat, &L->cat);
+    dk_tensor dup = split_cat_grad(net, L);
     const dk_tensor *below = l == top - 1 ? &B->enc[1].out : &B->dec[1].out;
     dk_tensor dbelow = grad_view(net, B, 0, B->width);
     dk_convt3d_backward(&L->up_geom, below, &L->up_weight.value, &dup, &dbelow, &L->up_weight.grad,
@@ -408,13 +444,11 @@ void dk_unet_backward(dk_unet *net, const dk_tensor *dlogits, const dk_tap_grad 
         int cur;
         encoder_backward(net, l, &cur);
         if (l == 0) break;
-        /* cur holds d(pooled of level l-1): un-pool into level l-1 and add the skip. */
+        /* cur holds d(pooled of level l-1): un-pool it onto the skip's gradient. */
         level *A = &lv[l - 1];
         dk_tensor dpooled = grad_view(net, &lv[l], cur, A->width);
         dk_tensor dout = grad_view(net, A, 0, A->width);
-        dk_maxpool3d_backward(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout);
-        size_t count = dk_tensor_numel(&dout);
-        for (size_t k = 0; k < count; k++) dout.data[k] += A->skip_grad.data[k];
+        dk_maxpool3d_backward_add(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout);
     }
 }
 

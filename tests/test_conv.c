@@ -1,7 +1,8 @@
 /* test_conv.c: 3D convolution and transposed convolution (distill/conv.h): hand-
  * computed cases, the forward pass against a naive direct reference over many
  * geometries and tilings, every backward against central finite differences, the
- * adjoint identity, determinism with two threads, and output-size errors. */
+ * adjoint identity, determinism with two threads (and the same bits as one), and
+ * output-size errors. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -520,6 +521,48 @@ Test(conv_threads, two_threads_are_deterministic_and_correct)
     dk_tensor_release(&first_dw);
     bufs_release(&b);
     dk_blas_set_threads(saved);
+}
+
+/* Forward tiles and weight-gradient chunks do not depend on the thread count
+ * (threads only take them as they come), so 1 and 2 threads give the same bits. */
+static void run_all_passes(const conv_case *c, int threads, conv_bufs *b)
+{
+    int saved = dk_blas_threads();
+    dk_blas_set_threads(threads);
+    bufs_init(b, c, 51);
+    run_forward(b, true);
+    dk_tensor_copy(&b->dy, &b->r);
+    run_backward(b, &b->dx);
+    dk_blas_set_threads(saved);
+}
+
+static void expect_same_bits(const dk_tensor *a, const dk_tensor *b, const char *what)
+{
+    cr_assert_eq(memcmp(a->data, b->data, sizeof(float) * dk_tensor_numel(a)), 0,
+                 "%s differs between 1 and 2 threads", what);
+}
+
+Test(conv_threads, one_and_two_threads_give_the_same_bits)
+{
+    conv_case cases[] = {
+        /* the U-Net's 3x3x3 with w folded, many small tiles, batch 2 */
+        {geom(3, 3, 3, 1, 1, 1, 1, 1, 1), false, 2, 6, 5, {9, 10, 11}, tuning(30, 1)},
+        /* h and w folded */
+        {geom(3, 3, 3, 1, 1, 1, 1, 1, 1), false, 1, 4, 8, {6, 8, 8}, tuning(70, 2)},
+        /* the up-conv: bias stored with the scatter, weight grad by chunks */
+        {geom(2, 2, 2, 2, 2, 2, 0, 0, 0), true, 2, 6, 4, {4, 5, 6}, tuning(7, -1)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        conv_bufs one, two;
+        run_all_passes(&cases[i], 1, &one);
+        run_all_passes(&cases[i], 2, &two);
+        expect_same_bits(&one.y, &two.y, "y");
+        expect_same_bits(&one.dx, &two.dx, "dx");
+        expect_same_bits(&one.dw, &two.dw, "dw");
+        expect_same_bits(&one.db, &two.db, "db");
+        bufs_release(&one);
+        bufs_release(&two);
+    }
 }
 
 /* ---- geometry errors and workspace bound ---- */
