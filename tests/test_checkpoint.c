@@ -21,21 +21,7 @@
 void __lsan_disable(void) __attribute__((weak));
 void __lsan_enable(void) __attribute__((weak));
 
-static char *tmpdir;
-
-static void setup(void)
-{
-    tmpdir = dk_test_tmpdir();
-    cr_assert_not_null(tmpdir);
-}
-
-static void teardown(void)
-{
-    dk_test_rmtree(tmpdir);
-    free(tmpdir);
-}
-
-TestSuite(checkpoint, .init = setup, .fini = teardown);
+TestSuite(checkpoint, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown);
 
 static const char *arch = "{\"name\": \"unet3d\", \"widths\": [4, 8, 16], \"norm\": \"batch\", "
                           "\"kernel\": {\"z\": 1, \"xy\": 3}}";
@@ -79,13 +65,6 @@ static void adam_init(dk_optimizer *opt, const model *m, float lr)
     cr_assert_eq(dk_optim_init(opt, &config, &m->list, &err), DK_OK, "%s", err.msg);
 }
 
-static char *path_in(const char *name)
-{
-    char *p = NULL;
-    cr_assert_geq(asprintf(&p, "%s/%s", tmpdir, name), 0);
-    return p;
-}
-
 /* Save model m (with a trained-looking Adam state) to <tmp>/ck.h5. */
 static char *save_trained(model *m, dk_optimizer *opt)
 {
@@ -99,7 +78,7 @@ static char *save_trained(model *m, dk_optimizer *opt)
     opt->step = 1234;
     opt->config.beta2 = 0.997f;
     opt->config.weight_decay = 3e-5f;
-    char *path = path_in("ck.h5");
+    char *path = dk_test_path("ck.h5");
     dk_err err = {0};
     cr_assert_eq(
         dk_checkpoint_save(path, arch, &m->list, opt, "{\"epochs\": 3, \"loss\": [0.5]}", &err),
@@ -166,7 +145,7 @@ Test(checkpoint, sgd_without_moment2_and_no_run_record)
     cr_assert_eq(dk_optim_init(&opt_back, &sgd, &back.list, &err), DK_OK);
     dk_test_fill_uniform(opt.moment1[2].data, dk_tensor_numel(&opt.moment1[2]), 7, -1, 1);
     opt.step = 5;
-    char *path = path_in("sgd.h5");
+    char *path = dk_test_path("sgd.h5");
     cr_assert_eq(dk_checkpoint_save(path, "[1, 2]", &m.list, &opt, NULL, &err), DK_OK, "%s",
                  err.msg);
     cr_assert_eq(dk_checkpoint_load(path, "[1,2]", &back.list, &opt_back, &err), DK_OK, "%s",
@@ -286,7 +265,7 @@ Test(checkpoint, save_rejects_bad_input)
 {
     model m;
     model_init(&m, 1, 3);
-    char *path = path_in("bad.h5");
+    char *path = dk_test_path("bad.h5");
     dk_err err = {0};
     cr_assert_eq(dk_checkpoint_save(path, "{\"a\": ", &m.list, NULL, NULL, &err), DK_EINVAL);
     cr_assert(strstr(err.msg, "architecture is not valid JSON"), "%s", err.msg);
@@ -311,7 +290,7 @@ Test(checkpoint, large_run_record_and_h5py_reader)
     strcpy(record, "[\"");
     memset(record + 2, 'x', len);
     strcpy(record + 2 + len, "\"]");
-    char *path = path_in("big.h5");
+    char *path = dk_test_path("big.h5");
     dk_err err = {0};
     cr_assert_eq(dk_checkpoint_save(path, arch, &m.list, NULL, record, &err), DK_OK, "%s", err.msg);
     char *back = NULL;

@@ -15,28 +15,7 @@
 #include "datasets/dataset.h"
 #include "testutil.h"
 
-static char *tmpdir;
-
-static void setup(void)
-{
-    tmpdir = dk_test_tmpdir();
-    cr_assert_not_null(tmpdir);
-}
-
-static void teardown(void)
-{
-    dk_test_rmtree(tmpdir);
-    free(tmpdir);
-}
-
-TestSuite(dataset, .init = setup, .fini = teardown);
-
-static char *path_in(const char *name)
-{
-    char *p = NULL;
-    cr_assert_geq(asprintf(&p, "%s/%s", tmpdir, name), 0);
-    return p;
-}
+TestSuite(dataset, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown);
 
 static dk_classes knee_classes(void)
 {
@@ -83,7 +62,7 @@ static char *write_good(dk_volume vols[2])
 {
     make_volume(&vols[0], "knee-01", 5, 6, 7, true, 1);
     make_volume(&vols[1], "a.second_one", 3, 4, 5, false, 2);
-    char *path = path_in("good.h5");
+    char *path = dk_test_path("good.h5");
     write_dataset(path, vols, 2);
     return path;
 }
@@ -140,7 +119,7 @@ Test(dataset, round_trip_is_bit_exact)
     dk_dataset_close(ds);
     dk_volume_release(&vols[0]);
     dk_volume_release(&vols[1]);
-    cr_assert_eq(count_entries(tmpdir), 1, "only good.h5, no temporaries");
+    cr_assert_eq(count_entries(dk_test_dir), 1, "only good.h5, no temporaries");
     free(path);
 }
 
@@ -148,7 +127,7 @@ Test(dataset, h5py_reads_the_same_numbers)
 {
     dk_volume vols[2];
     char *path = write_good(vols);
-    char *raw = path_in("image.raw"), *cmd = NULL, out[4096];
+    char *raw = dk_test_path("image.raw"), *cmd = NULL, out[4096];
     cr_assert_geq(
         asprintf(
             &cmd,
@@ -198,7 +177,7 @@ Test(dataset, h5py_reads_the_same_numbers)
 static char *h5py_file(const char *name, const char *tweak)
 {
     char *path = NULL, *cmd = NULL, out[4096];
-    cr_assert_geq(asprintf(&path, "%s/%s.h5", tmpdir, name), 0);
+    cr_assert_geq(asprintf(&path, "%s/%s.h5", dk_test_dir, name), 0);
     cr_assert_geq(asprintf(&cmd,
                            "%s -c \"import h5py, numpy as np\n"
                            "f = h5py.File('%s', 'w')\n"
@@ -251,12 +230,12 @@ Test(dataset, h5py_built_good_file_opens)
 
 Test(dataset, rejects_every_malformed_file)
 {
-    char *text = path_in("notes.h5");
+    char *text = dk_test_path("notes.h5");
     FILE *f = fopen(text, "w");
     fputs("this is not HDF5\n", f);
     fclose(f);
     expect_open_fails(text, DK_EFORMAT, "not an HDF5 file", NULL);
-    char *missing = path_in("missing.h5");
+    char *missing = dk_test_path("missing.h5");
     expect_open_fails(missing, DK_ENOTFOUND, "does not exist", NULL);
 
     struct {
@@ -321,7 +300,7 @@ Test(dataset, writer_rejects_bad_volumes_and_abort_leaves_nothing)
 {
     dk_volume v;
     make_volume(&v, "v1", 2, 3, 4, true, 5);
-    char *path = path_in("out.h5");
+    char *path = dk_test_path("out.h5");
     dk_err err = {0};
     dk_classes classes = knee_classes();
     dk_dataset_writer *w = dk_dataset_writer_open(path, &classes, &err);
@@ -340,7 +319,7 @@ Test(dataset, writer_rejects_bad_volumes_and_abort_leaves_nothing)
     snprintf(v.id, sizeof v.id, "bad/id");
     cr_assert_eq(dk_dataset_writer_add(w, &v, &err), DK_EINVAL);
     dk_dataset_writer_abort(w);
-    cr_assert_eq(count_entries(tmpdir), 0, "abort left a file behind");
+    cr_assert_eq(count_entries(dk_test_dir), 0, "abort left a file behind");
     dk_volume_release(&v);
     free(path);
 }

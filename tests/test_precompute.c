@@ -21,14 +21,7 @@
 #include "teacher/train.h"
 #include "testutil.h"
 
-static char *tmpdir, *data, *teacher;
-
-static char *path_in(const char *name)
-{
-    char *p = NULL;
-    cr_assert(asprintf(&p, "%s/%s", tmpdir, name) > 0);
-    return p;
-}
+static char *data, *teacher;
 
 /* n volumes of 16 x 32 x 32 at 0.7 x 0.36 x 0.36 mm: a ball (1) and a slab (2). */
 static void write_dataset(const char *path, int n)
@@ -81,18 +74,18 @@ static void train_tiny_teacher(const char *data_path, const char *out)
 
 static void setup(void)
 {
-    tmpdir = dk_test_tmpdir();
-    cr_assert_not_null(tmpdir);
-    data = path_in("repo.h5");
-    teacher = path_in("teacher.h5");
+    dk_test_dir_setup();
+    data = dk_test_path("repo.h5");
+    teacher = dk_test_path("teacher.h5");
     write_dataset(data, 4);
     train_tiny_teacher(data, teacher);
 }
 
 static void teardown(void)
 {
-    dk_test_rmtree(tmpdir);
-    free(tmpdir), free(data), free(teacher);
+    free(data);
+    free(teacher);
+    dk_test_dir_teardown();
 }
 
 TestSuite(precompute, .init = setup, .fini = teardown, .timeout = 240);
@@ -136,7 +129,7 @@ static void expect_half_close(const float *stored, const float *exact, size_t n,
 
 Test(precompute, targets_are_probabilities_with_bounded_uncertainty_and_fp16_error)
 {
-    char *out = path_in("store");
+    char *out = dk_test_path("store");
     dk_precompute_options o = options(out);
     o.feature_count = 2;
     strcpy(o.feature_layers[1], "dec0");
@@ -204,7 +197,7 @@ Test(precompute, the_teacher_is_frozen)
     char before[DK_SHA256_HEX], after[DK_SHA256_HEX];
     dk_err err = {0};
     cr_assert_eq(dk_sha256_file(teacher, before, &err), DK_OK, "%s", err.msg);
-    char *out = path_in("store");
+    char *out = dk_test_path("store");
     dk_precompute_options o = options(out);
     dk_precomputer *pc = dk_precomputer_create(&o, &err);
     cr_assert_not_null(pc, "%s", err.msg);
@@ -276,7 +269,7 @@ static void expect_same_store(const char *a_path, const char *b_path)
 
 Test(precompute, resume_after_a_stop_equals_an_uninterrupted_run)
 {
-    char *a = path_in("a"), *b = path_in("b");
+    char *a = dk_test_path("a"), *b = dk_test_path("b");
     dk_precompute_options oa = options(a), ob = options(b);
     dk_precompute_result ra, rb;
     run_ok(&oa, &ra);
@@ -319,7 +312,7 @@ static void expect_run_error(const dk_precompute_options *o, const char *needle)
 
 Test(precompute, bad_pairings_and_inputs_fail_with_clear_messages)
 {
-    char *out = path_in("store"), *junk = path_in("junk.h5");
+    char *out = dk_test_path("store"), *junk = dk_test_path("junk.h5");
     dk_precompute_options o = options(out);
     /* a student with another class count */
     o.student_json =
@@ -351,7 +344,7 @@ Test(precompute, bad_pairings_and_inputs_fail_with_clear_messages)
     bad = o, bad.teacher_path = junk;
     expect_run_error(&bad, "not an HDF5 file");
     /* a dataset with other classes than the teacher's */
-    char *other = path_in("other.h5");
+    char *other = dk_test_path("other.h5");
     dk_err err = {0};
     dk_classes cl = {.count = 2};
     strcpy(cl.names[0], "background"), strcpy(cl.names[1], "bone");
@@ -364,7 +357,7 @@ Test(precompute, bad_pairings_and_inputs_fail_with_clear_messages)
 
 Test(precompute, cli_kill_9_then_resume_and_verify)
 {
-    char *a = path_in("a"), *b = path_in("b"), cmd[16384], output[16384];
+    char *a = dk_test_path("a"), *b = dk_test_path("b"), cmd[16384], output[16384];
     const char *common = "--profile clinical-4.5mm --threads 1 --passes 150 --feature-layers "
                          "bottleneck,dec0";
     snprintf(cmd, sizeof cmd, "%s teacher precompute --teacher %s --data %s --out %s %s",
@@ -408,7 +401,7 @@ Test(precompute, cli_kill_9_then_resume_and_verify)
 
 Test(precompute, h5py_reads_the_store_as_documented)
 {
-    char *out = path_in("store"), *script = path_in("check.py"), cmd[16384], output[16384];
+    char *out = dk_test_path("store"), *script = dk_test_path("check.py"), cmd[16384], output[16384];
     dk_precompute_options o = options(out);
     dk_precompute_result res;
     run_ok(&o, &res);

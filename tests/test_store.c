@@ -14,28 +14,7 @@
 #include "teacher/store.h"
 #include "testutil.h"
 
-static char *tmpdir;
-
-static void setup(void)
-{
-    tmpdir = dk_test_tmpdir();
-    cr_assert_not_null(tmpdir);
-}
-
-static void teardown(void)
-{
-    dk_test_rmtree(tmpdir);
-    free(tmpdir);
-}
-
-TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
-
-static char *path_in(const char *name)
-{
-    char *p = NULL;
-    cr_assert(asprintf(&p, "%s/%s", tmpdir, name) > 0);
-    return p;
-}
+TestSuite(store, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown, .timeout = 120);
 
 Test(store, sha256_matches_the_fips_vectors)
 {
@@ -146,7 +125,7 @@ static void write_store(const char *path, int n)
 
 Test(store, round_trip_of_manifest_catalogue_and_arrays)
 {
-    char *path = path_in("s.h5");
+    char *path = dk_test_path("s.h5");
     write_store(path, 3);
     dk_err err = {0};
     dk_store *s = dk_store_open(path, &err);
@@ -189,7 +168,7 @@ Test(store, round_trip_of_manifest_catalogue_and_arrays)
 
 Test(store, float16_rounds_to_nearest_even)
 {
-    char *path = path_in("h.h5");
+    char *path = dk_test_path("h.h5");
     dk_err err = {0};
     dk_store_manifest m = manifest();
     m.feature_count = 0;
@@ -220,7 +199,7 @@ Test(store, float16_rounds_to_nearest_even)
 
 Test(store, partial_directory_resume_and_mismatch)
 {
-    char *path = path_in("p.h5"), partial[4200];
+    char *path = dk_test_path("p.h5"), partial[4200];
     dk_store_partial_path(path, partial, sizeof partial);
     dk_err err = {0};
     dk_store_manifest m = manifest();
@@ -286,7 +265,7 @@ static void flip_chunk_byte(const char *path, const char *id, const char *kind)
 
 Test(store, verify_names_the_sample_with_a_flipped_byte)
 {
-    char *path = path_in("v.h5"), cmd[8192], out[8192];
+    char *path = dk_test_path("v.h5"), cmd[8192], out[8192];
     write_store(path, 3);
     dk_err err = {0};
     int good = 0;
@@ -303,7 +282,7 @@ Test(store, verify_names_the_sample_with_a_flipped_byte)
     cr_assert_eq(rc, 1, "exit %d: %s", rc, out);
     cr_assert(strstr(out, "knee-b"), "%s", out);
     /* a wrong checksum in the catalogue (data intact) is caught too */
-    char *path2 = path_in("w.h5");
+    char *path2 = dk_test_path("w.h5");
     write_store(path2, 2);
     hid_t f = H5Fopen(path2, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t g = H5Gopen2(f, "samples/knee-b", H5P_DEFAULT);
@@ -319,7 +298,7 @@ Test(store, verify_names_the_sample_with_a_flipped_byte)
     cr_assert_neq(dk_store_verify(path2, &good, &err), DK_OK);
     cr_assert(strstr(err.msg, "knee-b") && strstr(err.msg, "checksum mismatch"), "%s", err.msg);
     /* not a store at all */
-    snprintf(cmd, sizeof cmd, "%s teacher verify %s/nothing.h5", dk_test_bin(), tmpdir);
+    snprintf(cmd, sizeof cmd, "%s teacher verify %s/nothing.h5", dk_test_bin(), dk_test_dir);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     free(path), free(path2);
 }

@@ -18,28 +18,7 @@
 #include "teacher/train.h"
 #include "testutil.h"
 
-static char *tmpdir;
-
-static void setup(void)
-{
-    tmpdir = dk_test_tmpdir();
-    cr_assert_not_null(tmpdir);
-}
-
-static void teardown(void)
-{
-    dk_test_rmtree(tmpdir);
-    free(tmpdir);
-}
-
-TestSuite(teacher, .init = setup, .fini = teardown, .timeout = 300);
-
-static char *path_in(const char *name)
-{
-    char *p = NULL;
-    cr_assert(asprintf(&p, "%s/%s", tmpdir, name) > 0);
-    return p;
-}
+TestSuite(teacher, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown, .timeout = 300);
 
 static char *slurp(const char *path)
 {
@@ -384,7 +363,7 @@ static void train_ok(const dk_teacher_run *run)
 
 Test(teacher, same_seed_same_weights_other_seed_other_weights)
 {
-    char *data = path_in("d.h5"), *a = path_in("a.h5"), *b = path_in("b.h5"), *c = path_in("c.h5");
+    char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5"), *c = dk_test_path("c.h5");
     write_dataset(data, 3, 2, true);
     dk_teacher_run ra = tiny_run(data, a, 7), rb = tiny_run(data, b, 7), rc = tiny_run(data, c, 8);
     train_ok(&ra);
@@ -413,7 +392,7 @@ static int count_lines(const char *path)
 
 Test(teacher, resume_after_interruption_equals_uninterrupted_run)
 {
-    char *data = path_in("d.h5"), *a = path_in("a.h5"), *b = path_in("b.h5");
+    char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5");
     write_dataset(data, 3, 2, true);
     dk_teacher_run ra = tiny_run(data, a, 3);
     train_ok(&ra);
@@ -465,7 +444,7 @@ static void copy_epoch(const dk_teacher_epoch *e, const dk_classes *classes, voi
 
 Test(teacher, run_log_is_json_and_best_checkpoint_has_best_dice)
 {
-    char *data = path_in("d.h5"), *out = path_in("t.h5");
+    char *data = dk_test_path("d.h5"), *out = dk_test_path("t.h5");
     write_dataset(data, 3, 2, true);
     dk_teacher_run run = tiny_run(data, out, 11);
     run.config.steps = 12;
@@ -530,8 +509,8 @@ static void expect_train_error(const dk_teacher_run *run, const char *needle)
 
 Test(teacher, input_errors_are_named)
 {
-    char *novals = path_in("noval.h5"), *nolab = path_in("nolab.h5"), *good = path_in("d.h5");
-    char *out = path_in("t.h5");
+    char *novals = dk_test_path("noval.h5"), *nolab = dk_test_path("nolab.h5"), *good = dk_test_path("d.h5");
+    char *out = dk_test_path("t.h5");
     write_dataset(novals, 3, 0, true);
     write_dataset(nolab, 2, 1, false);
     write_dataset(good, 2, 1, true);
@@ -567,7 +546,7 @@ static const char *cli_config =
 
 static char *write_config(const char *name, int steps, int per_epoch)
 {
-    char *path = path_in(name);
+    char *path = dk_test_path(name);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f, cli_config, steps, per_epoch);
@@ -577,7 +556,7 @@ static char *write_config(const char *name, int steps, int per_epoch)
 
 Test(teacher, cli_trains_end_to_end_and_reports_errors)
 {
-    char *data = path_in("d.h5"), *out = path_in("t.h5"), *cfg = write_config("c.json", 6, 3);
+    char *data = dk_test_path("d.h5"), *out = dk_test_path("t.h5"), *cfg = write_config("c.json", 6, 3);
     write_dataset(data, 3, 2, true);
     char cmd[16384], output[16384];
     snprintf(cmd, sizeof cmd,
@@ -594,7 +573,7 @@ Test(teacher, cli_trains_end_to_end_and_reports_errors)
     dk_teacher_runlog_path(out, log, sizeof log);
     cr_assert_eq(count_lines(log), 2);
     /* a typo in the config names the field and fails with status 1 */
-    char *bad = path_in("bad.json");
+    char *bad = dk_test_path("bad.json");
     FILE *f = fopen(bad, "w");
     fputs("{\"augment\": {\"rotate_degree\": 5}}", f);
     fclose(f);
@@ -604,7 +583,7 @@ Test(teacher, cli_trains_end_to_end_and_reports_errors)
     cr_assert_eq(rc, 1, "exit %d: %s", rc, output);
     cr_assert(strstr(output, "augment.rotate_degree"), "%s", output);
     /* --resume with nothing to resume */
-    char *other = path_in("other.h5");
+    char *other = dk_test_path("other.h5");
     snprintf(cmd, sizeof cmd, "%s teacher train --data %s --config %s --out %s --resume",
              dk_test_bin(), data, cfg, other);
     rc = dk_test_run(cmd, output, sizeof output);
@@ -619,7 +598,7 @@ Test(teacher, cli_trains_end_to_end_and_reports_errors)
 
 Test(teacher, cli_kill_9_then_resume_finishes_like_an_uninterrupted_run)
 {
-    char *data = path_in("d.h5"), *a = path_in("a.h5"), *b = path_in("b.h5");
+    char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5");
     char *cfg = write_config("c.json", 60, 20);
     write_dataset(data, 3, 2, true);
     char cmd[16384], output[16384], last[4200];

@@ -20,6 +20,32 @@ char *dk_test_tmpdir(void)
     return path;
 }
 
+char *dk_test_dir;
+
+void dk_test_dir_setup(void)
+{
+    dk_test_dir = dk_test_tmpdir();
+    if (!dk_test_dir) {
+        perror("dk_test_dir_setup: mkdtemp");
+        abort();
+    }
+}
+
+void dk_test_dir_teardown(void)
+{
+    if (!dk_test_dir) return;
+    dk_test_rmtree(dk_test_dir);
+    free(dk_test_dir);
+    dk_test_dir = NULL;
+}
+
+char *dk_test_path(const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dk_test_dir, name) < 0) abort();
+    return p;
+}
+
 void dk_test_rmtree(const char *path)
 {
     char *cmd = NULL;

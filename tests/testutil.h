@@ -10,6 +10,15 @@
 char *dk_test_tmpdir(void);
 void dk_test_rmtree(const char *path);
 
+/* A scratch directory per test, for suites that write files:
+ *   TestSuite(name, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown);
+ * dk_test_dir names it while the test runs; dk_test_path(name) is
+ * "<dk_test_dir>/<name>" (caller frees). Each test runs in its own process. */
+extern char *dk_test_dir;
+void dk_test_dir_setup(void);
+void dk_test_dir_teardown(void);
+char *dk_test_path(const char *name);
+
 /* Run a shell command line; returns its exit status (or -1), stdout+stderr into out
  * (NUL-terminated, truncated to cap) when out is non-NULL. */
 int dk_test_run(const char *cmdline, char *out, size_t cap);
