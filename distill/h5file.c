@@ -3,10 +3,10 @@
  * live with those formats (datasets/dataset.c, distill/checkpoint.c), not here. */
 #define _GNU_SOURCE
 #include "distill/h5file.h"
+#include "distill/half.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,24 +300,6 @@ hid_t dk_h5_half_type(void)
     return t;
 }
 
-uint16_t dk_h5_half_from_float(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return sign | (ax > 0x7f800000u ? 0x7e00 : 0x7c00); /* NaN, inf */
-    if (ax >= 0x477ff000u) return sign | 0x7c00; /* rounds beyond 65504 */
-    if (ax < 0x38800000u) {                      /* below 2^-14: subnormal (exact scaling) */
-        float af;
-        memcpy(&af, &ax, sizeof af);
-        return sign | (uint16_t)lrintf(af * 16777216.0f);
-    }
-    uint32_t r = ax - 0x38000000u;  /* rebias the exponent, 127 -> 15 */
-    r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits to nearest even */
-    return sign | (uint16_t)(r >> 13);
-}
-
 /* The data to hand H5Dwrite and its memory type: float16 storage is converted
  * here (see dk_h5_half_from_float); *scratch is what the caller frees. */
 static const void *write_source(dk_h5_elem elem, const dk_h5_storage *st, const void *data,
@@ -330,7 +312,7 @@ static const void *write_source(dk_h5_elem elem, const dk_h5_storage *st, const 
     }
     uint16_t *half = malloc((numel ? numel : 1) * sizeof *half);
     if (!half) return NULL;
-    for (size_t i = 0; i < numel; i++) half[i] = dk_h5_half_from_float(((const float *)data)[i]);
+    for (size_t i = 0; i < numel; i++) half[i] = dk_half_from_float(((const float *)data)[i]);
     *mtype = dk_h5_half_type();
     *scratch = half;
     return half;

@@ -79,12 +79,9 @@ dk_status dk_h5_group_list(hid_t group, char ***names, int *count, dk_err *err);
 void dk_h5_free_strings(char **strings);
 
 /* ---- float16 ------------------------------------------------------------------ */
-/* The IEEE binary16 file type (numpy's float16, little-endian). Caller closes. */
+/* The IEEE binary16 file type (numpy's float16, little-endian). Caller closes.
+ * Storage with `half` converts through dk_half_from_float (distill/half.h). */
 hid_t dk_h5_half_type(void);
-/* float32 -> binary16 bits, rounding to nearest even. dualkd converts itself
- * rather than through HDF5, whose 1.10.8 conversion turns values just below a
- * power of two (1.99988) into the power below (1.0) instead of rounding up. */
-uint16_t dk_h5_half_from_float(float f);
 
 /* ---- attributes ---------------------------------------------------------------- */
 /* Strings are written as fixed-length, NUL-padded UTF-8 (h5py reads them as

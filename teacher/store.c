@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "distill/h5file.h"
+#include "distill/half.h"
 #include "teacher/sha256.h"
 #include "teacher/store_internal.h"
 
@@ -324,7 +325,7 @@ static dk_status write_one(hid_t g, const dk_store_array *a, char *hex, dk_err *
         if (!(half = malloc(numel * sizeof *half)))
             st = dk_err_set(err, DK_ENOMEM, "no memory for '%s'", a->kind);
         for (size_t i = 0; !st && i < numel; i++)
-            half[i] = dk_h5_half_from_float(((const float *)a->data)[i]);
+            half[i] = dk_half_from_float(((const float *)a->data)[i]);
         src = half;
     }
     if (!st && H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, src) < 0)

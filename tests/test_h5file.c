@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "distill/h5file.h"
+#include "distill/half.h"
 #include "testutil.h"
 
 Test(h5file, half_storage_rounds_to_nearest)
@@ -30,7 +31,7 @@ Test(h5file, half_storage_rounds_to_nearest)
     for (int i = 0; i < 6; i++)
         cr_expect_eq(got[i], expect[i], "value %d: %.9g stored as %.9g, expected %.9g", i,
                      values[i], got[i], expect[i]);
-    cr_assert_eq(dk_h5_half_from_float(1.0f), 0x3c00);
+    cr_assert_eq(dk_half_from_float(1.0f), 0x3c00);
     dk_h5_close_file(f);
     dk_test_rmtree(dir);
     free(dir);
