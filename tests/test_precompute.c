@@ -23,42 +23,6 @@
 
 static char *data, *teacher;
 
-/* n volumes of 16 x 32 x 32 at 0.7 x 0.36 x 0.36 mm: a ball (1) and a slab (2). */
-static void write_dataset(const char *path, int n)
-{
-    dk_err err = {0};
-    dk_classes classes = {.count = 3};
-    strcpy(classes.names[0], "background");
-    strcpy(classes.names[1], "ball");
-    strcpy(classes.names[2], "slab");
-    dk_dataset_writer *w = dk_dataset_writer_open(path, &classes, &err);
-    cr_assert_not_null(w, "%s", err.msg);
-    for (int i = 0; i < n; i++) {
-        dk_volume v;
-        const int dims[3] = {16, 32, 32};
-        char id[16];
-        snprintf(id, sizeof id, "vol-%02d", i);
-        cr_assert_eq(dk_volume_alloc(&v, id, dims, true, &err), DK_OK);
-        v.spacing[0] = 0.7, v.spacing[1] = v.spacing[2] = 0.36;
-        snprintf(v.split, sizeof v.split, "%s", i == n - 1 ? "validation" : "train");
-        dk_rng rng = dk_rng_seed(100 + (uint64_t)i);
-        double cz = 5 + 6 * dk_rng_uniform(&rng), cy = 10 + 12 * dk_rng_uniform(&rng);
-        double cx = 10 + 12 * dk_rng_uniform(&rng), slab = 3 + 4 * dk_rng_uniform(&rng);
-        for (int z = 0; z < 16; z++)
-            for (int y = 0; y < 32; y++)
-                for (int x = 0; x < 32; x++) {
-                    size_t at = ((size_t)z * 32 + y) * 32 + x;
-                    double r2 = (z - cz) * (z - cz) * 4 + (y - cy) * (y - cy) + (x - cx) * (x - cx);
-                    int l = r2 < 36 ? 1 : (y > 32 - slab - 3 && y < 32 - 3) ? 2 : 0;
-                    v.label[at] = (uint8_t)l;
-                    v.image[at] = (float)(100 + 40 * l + 8 * dk_rng_normal(&rng));
-                }
-        cr_assert_eq(dk_dataset_writer_add(w, &v, &err), DK_OK, "%s", err.msg);
-        dk_volume_release(&v);
-    }
-    cr_assert_eq(dk_dataset_writer_commit(w, &err), DK_OK, "%s", err.msg);
-}
-
 static void train_tiny_teacher(const char *data_path, const char *out)
 {
     dk_err err = {0};
@@ -77,7 +41,7 @@ static void setup(void)
     dk_test_dir_setup();
     data = dk_test_path("repo.h5");
     teacher = dk_test_path("teacher.h5");
-    write_dataset(data, 4);
+    dk_test_write_phantoms(data, 3, 1, true);
     train_tiny_teacher(data, teacher);
 }
 

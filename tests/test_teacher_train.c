@@ -268,44 +268,6 @@ Test(teacher, rotation_and_intensity_keep_image_and_label_aligned)
 
 /* ---- training on a dataset written here ---- */
 
-/* Volumes of 16 x 32 x 32 at 0.7 x 0.36 x 0.36 mm: a ball (class 1) and a slab
- * (class 2) at seeded places, with noisy intensities. */
-static void write_dataset(const char *path, int n_train, int n_val, bool val_labels)
-{
-    dk_err err = {0};
-    dk_classes classes = {.count = 3};
-    strcpy(classes.names[0], "background");
-    strcpy(classes.names[1], "ball");
-    strcpy(classes.names[2], "slab");
-    dk_dataset_writer *w = dk_dataset_writer_open(path, &classes, &err);
-    cr_assert_not_null(w, "%s", err.msg);
-    for (int i = 0; i < n_train + n_val; i++) {
-        dk_volume v;
-        const int dims[3] = {16, 32, 32};
-        char id[16];
-        snprintf(id, sizeof id, "vol-%02d", i);
-        bool val = i >= n_train;
-        cr_assert_eq(dk_volume_alloc(&v, id, dims, !val || val_labels, &err), DK_OK);
-        v.spacing[0] = 0.7, v.spacing[1] = v.spacing[2] = 0.36;
-        snprintf(v.split, sizeof v.split, "%s", val ? "validation" : "train");
-        dk_rng rng = dk_rng_seed(100 + (uint64_t)i);
-        double cz = 5 + 6 * dk_rng_uniform(&rng), cy = 10 + 12 * dk_rng_uniform(&rng);
-        double cx = 10 + 12 * dk_rng_uniform(&rng), slab = 3 + 4 * dk_rng_uniform(&rng);
-        for (int z = 0; z < 16; z++)
-            for (int y = 0; y < 32; y++)
-                for (int x = 0; x < 32; x++) {
-                    size_t at = ((size_t)z * 32 + y) * 32 + x;
-                    double r2 = (z - cz) * (z - cz) * 4 + (y - cy) * (y - cy) + (x - cx) * (x - cx);
-                    int l = r2 < 36 ? 1 : (y > 32 - slab - 3 && y < 32 - 3) ? 2 : 0;
-                    if (v.label) v.label[at] = (uint8_t)l;
-                    v.image[at] = (float)(100 + 40 * l + 8 * dk_rng_normal(&rng));
-                }
-        cr_assert_eq(dk_dataset_writer_add(w, &v, &err), DK_OK, "%s", err.msg);
-        dk_volume_release(&v);
-    }
-    cr_assert_eq(dk_dataset_writer_commit(w, &err), DK_OK, "%s", err.msg);
-}
-
 static dk_teacher_config tiny_config(void)
 {
     dk_teacher_config c;
@@ -364,7 +326,7 @@ static void train_ok(const dk_teacher_run *run)
 Test(teacher, same_seed_same_weights_other_seed_other_weights)
 {
     char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5"), *c = dk_test_path("c.h5");
-    write_dataset(data, 3, 2, true);
+    dk_test_write_phantoms(data, 3, 2, true);
     dk_teacher_run ra = tiny_run(data, a, 7), rb = tiny_run(data, b, 7), rc = tiny_run(data, c, 8);
     train_ok(&ra);
     train_ok(&rb);
@@ -393,7 +355,7 @@ static int count_lines(const char *path)
 Test(teacher, resume_after_interruption_equals_uninterrupted_run)
 {
     char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5");
-    write_dataset(data, 3, 2, true);
+    dk_test_write_phantoms(data, 3, 2, true);
     dk_teacher_run ra = tiny_run(data, a, 3);
     train_ok(&ra);
     /* b "dies" after step 5: its last save was at step 4 (checkpoint_every 2), so
@@ -445,7 +407,7 @@ static void copy_epoch(const dk_teacher_epoch *e, const dk_classes *classes, voi
 Test(teacher, run_log_is_json_and_best_checkpoint_has_best_dice)
 {
     char *data = dk_test_path("d.h5"), *out = dk_test_path("t.h5");
-    write_dataset(data, 3, 2, true);
+    dk_test_write_phantoms(data, 3, 2, true);
     dk_teacher_run run = tiny_run(data, out, 11);
     run.config.steps = 12;
     epoch_copies ec = {.out = out};
@@ -511,9 +473,9 @@ Test(teacher, input_errors_are_named)
 {
     char *novals = dk_test_path("noval.h5"), *nolab = dk_test_path("nolab.h5"), *good = dk_test_path("d.h5");
     char *out = dk_test_path("t.h5");
-    write_dataset(novals, 3, 0, true);
-    write_dataset(nolab, 2, 1, false);
-    write_dataset(good, 2, 1, true);
+    dk_test_write_phantoms(novals, 3, 0, true);
+    dk_test_write_phantoms(nolab, 2, 1, false);
+    dk_test_write_phantoms(good, 2, 1, true);
     dk_teacher_run run = tiny_run(novals, out, 1);
     expect_train_error(&run, "no validation volumes");
     run.data_path = nolab;
@@ -557,7 +519,7 @@ static char *write_config(const char *name, int steps, int per_epoch)
 Test(teacher, cli_trains_end_to_end_and_reports_errors)
 {
     char *data = dk_test_path("d.h5"), *out = dk_test_path("t.h5"), *cfg = write_config("c.json", 6, 3);
-    write_dataset(data, 3, 2, true);
+    dk_test_write_phantoms(data, 3, 2, true);
     char cmd[16384], output[16384];
     snprintf(cmd, sizeof cmd,
              "%s teacher train --data %s --config %s --out %s --threads 1 "
@@ -600,7 +562,7 @@ Test(teacher, cli_kill_9_then_resume_finishes_like_an_uninterrupted_run)
 {
     char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5");
     char *cfg = write_config("c.json", 60, 20);
-    write_dataset(data, 3, 2, true);
+    dk_test_write_phantoms(data, 3, 2, true);
     char cmd[16384], output[16384], last[4200];
     snprintf(cmd, sizeof cmd, "%s teacher train --data %s --config %s --out %s --threads 1",
              dk_test_bin(), data, cfg, a);

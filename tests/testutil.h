@@ -3,6 +3,7 @@
 #ifndef DK_TESTUTIL_H
 #define DK_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A fresh directory under $TMPDIR (or /tmp) for this test; caller frees the string.
@@ -18,6 +19,12 @@ extern char *dk_test_dir;
 void dk_test_dir_setup(void);
 void dk_test_dir_teardown(void);
 char *dk_test_path(const char *name);
+
+/* Write a small dataset to path: n_train "train" then n_val "validation" volumes
+ * (ids vol-00, vol-01, ...) of 16 x 32 x 32 at 0.7 x 0.36 x 0.36 mm, each a ball
+ * (class 1) and a slab (class 2) at seeded places with noisy intensities; classes
+ * background, ball, slab. Validation volumes carry labels when val_labels. */
+void dk_test_write_phantoms(const char *path, int n_train, int n_val, bool val_labels);
 
 /* Run a shell command line; returns its exit status (or -1), stdout+stderr into out
  * (NUL-terminated, truncated to cap) when out is non-NULL. */
