@@ -11,13 +11,6 @@
 #include "distill/layers.h"
 #include "testutil.h"
 
-static dk_tensor alloc5(int n, int c, int d, int h, int w)
-{
-    dk_tensor t;
-    cr_assert_eq(dk_tensor_alloc(&t, n, c, d, h, w, NULL), DK_OK);
-    return t;
-}
-
 static void assert_same_bits(const float *a, const float *b, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
@@ -77,15 +70,15 @@ Test(instnorm_relu, backward_matches_finite_differences)
     enum { N = 2, C = 3 };
     float gamma[C] = {1.5f, -0.7f, 0.3f}, beta[C] = {0.1f, 0.05f, -0.03f}, mean[N * C], rstd[N * C];
     float dgamma[C] = {0}, dbeta[C] = {0};
-    fused_case fc = {alloc5(N, C, 3, 4, 5),
-                     alloc5(N, C, 3, 4, 5),
-                     alloc5(N, C, 3, 4, 5),
+    fused_case fc = {dk_test_tensor(N, C, 3, 4, 5),
+                     dk_test_tensor(N, C, 3, 4, 5),
+                     dk_test_tensor(N, C, 3, 4, 5),
                      gamma,
                      beta,
                      mean,
                      rstd,
                      0.2f};
-    dk_tensor dx = alloc5(N, C, 3, 4, 5);
+    dk_tensor dx = dk_test_tensor(N, C, 3, 4, 5);
     /* x = +-(1 + u): every xhat is about 0.5 or more from 0 and |beta| is small, so
      * no value is near the ReLU's kink, where a difference quotient is meaningless. */
     dk_test_fill_uniform(fc.x.data, dk_tensor_numel(&fc.x), 11, 1, 2);
@@ -119,8 +112,8 @@ static void run_pair(bool fused, int threads, float slope, const dk_tensor *x, c
     float gamma[5] = {1.2f, -0.4f, 0.9f, 2.0f, 0.5f}, beta[5] = {0.3f, -0.1f, 0.0f, 0.7f, -2};
     int saved = dk_blas_threads();
     dk_blas_set_threads(threads);
-    o->y = alloc5(x->n, x->c, x->d, x->h, x->w);
-    o->dx = alloc5(x->n, x->c, x->d, x->h, x->w);
+    o->y = dk_test_tensor(x->n, x->c, x->d, x->h, x->w);
+    o->dx = dk_test_tensor(x->n, x->c, x->d, x->h, x->w);
     memset(o->dgamma, 0, sizeof o->dgamma);
     memset(o->dbeta, 0, sizeof o->dbeta);
     if (fused) {
@@ -131,7 +124,7 @@ static void run_pair(bool fused, int threads, float slope, const dk_tensor *x, c
     } else {
         dk_instnorm_forward(x, gamma, beta, 1e-5f, &o->y, o->mean, o->rstd);
         dk_leaky_relu_forward(&o->y, slope, &o->y);
-        dk_tensor g = alloc5(x->n, x->c, x->d, x->h, x->w);
+        dk_tensor g = dk_test_tensor(x->n, x->c, x->d, x->h, x->w);
         dk_leaky_relu_backward(&o->y, slope, dy, &g);
         dk_instnorm_backward(x, gamma, o->mean, o->rstd, &g, &o->dx, o->dgamma, o->dbeta);
         dk_tensor_release(&g);
@@ -141,7 +134,7 @@ static void run_pair(bool fused, int threads, float slope, const dk_tensor *x, c
 
 static void check_pair_equal(float slope)
 {
-    dk_tensor x = alloc5(2, 5, 17, 33, 31), dy = alloc5(2, 5, 17, 33, 31);
+    dk_tensor x = dk_test_tensor(2, 5, 17, 33, 31), dy = dk_test_tensor(2, 5, 17, 33, 31);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 21, -3, 5);
     dk_test_fill_uniform(dy.data, dk_tensor_numel(&dy), 22, -1, 1);
     pair_out ref, fused2, fused1;
@@ -176,8 +169,8 @@ Test(instnorm_relu, equals_the_unfused_layers_bit_for_bit_on_1_and_2_threads)
 Test(leaky_relu, two_threads_equal_one_on_an_odd_length)
 {
     size_t n = ((size_t)1 << 18) + 7;
-    dk_tensor x = alloc5(1, 1, 1, 1, (int)n), y1 = alloc5(1, 1, 1, 1, (int)n),
-              y2 = alloc5(1, 1, 1, 1, (int)n);
+    dk_tensor x = dk_test_tensor(1, 1, 1, 1, (int)n), y1 = dk_test_tensor(1, 1, 1, 1, (int)n),
+              y2 = dk_test_tensor(1, 1, 1, 1, (int)n);
     dk_test_fill_uniform(x.data, n, 5, -1, 1);
     int saved = dk_blas_threads();
     dk_blas_set_threads(1);
@@ -220,9 +213,9 @@ Test(maxpool, backward_add_puts_the_unpooled_gradient_onto_dx)
 
 Test(maxpool, two_threads_equal_one)
 {
-    dk_tensor x = alloc5(2, 6, 16, 32, 32), y1 = alloc5(2, 6, 8, 16, 16),
-              y2 = alloc5(2, 6, 8, 16, 16), dx1 = alloc5(2, 6, 16, 32, 32),
-              dx2 = alloc5(2, 6, 16, 32, 32);
+    dk_tensor x = dk_test_tensor(2, 6, 16, 32, 32), y1 = dk_test_tensor(2, 6, 8, 16, 16),
+              y2 = dk_test_tensor(2, 6, 8, 16, 16), dx1 = dk_test_tensor(2, 6, 16, 32, 32),
+              dx2 = dk_test_tensor(2, 6, 16, 32, 32);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 9, -1, 1);
     size_t out = dk_tensor_numel(&y1);
     int32_t *a1 = malloc(out * sizeof(int32_t)), *a2 = malloc(out * sizeof(int32_t));

@@ -10,27 +10,12 @@
 #include "distill/layers.h"
 #include "testutil.h"
 
-static dk_tensor alloc5(int n, int c, int d, int h, int w)
-{
-    dk_tensor t;
-    dk_err err = {0};
-    cr_assert_eq(dk_tensor_alloc(&t, n, c, d, h, w, &err), DK_OK, "%s", err.msg);
-    return t;
-}
-
 static double dot(const float *y, const float *r, size_t n)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++)
         s += (double)y[i] * r[i];
     return s;
-}
-
-static void assert_close(const float *got, const float *want, size_t n, double tol)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs((double)got[i] - want[i]) <= tol, "element %zu: got %.7g, want %.7g", i,
-                  got[i], want[i]);
 }
 
 /* ------------------------------------------------------------ max pooling */
@@ -67,10 +52,10 @@ static void fill_distinct(float *x, size_t n, unsigned seed)
 static void pool_gradcheck(int kd, int kh, int kw, int n, int c, int d, int h, int w)
 {
     pool_case pc = {.k = {kd, kh, kw}};
-    pc.x = alloc5(n, c, d, h, w);
-    pc.y = alloc5(n, c, d / kd, h / kh, w / kw);
-    pc.r = alloc5(n, c, d / kd, h / kh, w / kw);
-    dk_tensor dx = alloc5(n, c, d, h, w);
+    pc.x = dk_test_tensor(n, c, d, h, w);
+    pc.y = dk_test_tensor(n, c, d / kd, h / kh, w / kw);
+    pc.r = dk_test_tensor(n, c, d / kd, h / kh, w / kw);
+    dk_tensor dx = dk_test_tensor(n, c, d, h, w);
     pc.argmax = malloc(dk_tensor_numel(&pc.y) * sizeof(int32_t));
     fill_distinct(pc.x.data, dk_tensor_numel(&pc.x), 7);
     dk_test_fill_uniform(pc.r.data, dk_tensor_numel(&pc.r), 8, -1, 1);
@@ -100,7 +85,7 @@ Test(maxpool, cube_kernel_by_hand)
     cr_assert_eq(arg[0], 5);
     dk_maxpool3d_backward((int[3]){2, 2, 2}, &dy, arg, &dx);
     float want[8] = {0, 0, 0, 0, 0, 2, 0, 0};
-    assert_close(dxv, want, 8, 0);
+    dk_test_assert_close(dxv, want, 8, 0);
 }
 
 Test(maxpool, in_plane_kernel_by_hand)
@@ -115,14 +100,14 @@ Test(maxpool, in_plane_kernel_by_hand)
     dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg);
     float want[4] = {5, 8, 9, 3};
     int32_t want_arg[4] = {1, 6, 8, 15};
-    assert_close(yv, want, 4, 0);
+    dk_test_assert_close(yv, want, 4, 0);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(arg[i], want_arg[i], "argmax %d: %d", i, arg[i]);
 }
 
 Test(maxpool, ties_pick_the_first_and_planes_are_separate)
 {
-    dk_tensor x = alloc5(2, 3, 2, 2, 2), y = alloc5(2, 3, 1, 1, 1);
+    dk_tensor x = dk_test_tensor(2, 3, 2, 2, 2), y = dk_test_tensor(2, 3, 1, 1, 1);
     dk_tensor_fill(&x, 1.5f);
     int32_t arg[6];
     dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg);
@@ -137,7 +122,7 @@ Test(maxpool, ties_pick_the_first_and_planes_are_separate)
 Test(maxpool, remainder_is_dropped_and_gets_zero_gradient)
 {
     /* (3, 5, 5) with k = 2 -> (1, 2, 2): the last slice, row and column are unused. */
-    dk_tensor x = alloc5(1, 1, 3, 5, 5), y = alloc5(1, 1, 1, 2, 2), dx = alloc5(1, 1, 3, 5, 5);
+    dk_tensor x = dk_test_tensor(1, 1, 3, 5, 5), y = dk_test_tensor(1, 1, 1, 2, 2), dx = dk_test_tensor(1, 1, 3, 5, 5);
     for (int i = 0; i < 75; i++)
         x.data[i] = (float)i; /* the max is always the far corner */
     dk_tensor_fill(&dx, 7);
@@ -190,9 +175,9 @@ Test(maxpool, matches_a_naive_loop_with_ties_and_wide_rows)
                         {1, 3, 1, 1, 2, 3, 7, 9}};
     for (int s = 0; s < 4; s++) {
         const int *k = shapes[s], *sh = shapes[s] + 3;
-        dk_tensor x = alloc5(sh[0], sh[1], sh[2], sh[3], sh[4]);
-        dk_tensor y = alloc5(sh[0], sh[1], sh[2] / k[0], sh[3] / k[1], sh[4] / k[2]);
-        dk_tensor ref = alloc5(sh[0], sh[1], sh[2] / k[0], sh[3] / k[1], sh[4] / k[2]);
+        dk_tensor x = dk_test_tensor(sh[0], sh[1], sh[2], sh[3], sh[4]);
+        dk_tensor y = dk_test_tensor(sh[0], sh[1], sh[2] / k[0], sh[3] / k[1], sh[4] / k[2]);
+        dk_tensor ref = dk_test_tensor(sh[0], sh[1], sh[2] / k[0], sh[3] / k[1], sh[4] / k[2]);
         size_t n = dk_tensor_numel(&y);
         int32_t *arg = malloc(n * sizeof(int32_t)), *ref_arg = malloc(n * sizeof(int32_t));
         dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 90 + s, 0, 4);
@@ -258,7 +243,7 @@ Test(instnorm, two_by_two_plane_by_hand)
     float s5 = sqrtf(5);
     float want_y[4] = {2 * -3 / s5 + 0.5f, 2 * -1 / s5 + 0.5f, 2 * 1 / s5 + 0.5f,
                        2 * 3 / s5 + 0.5f};
-    assert_close(yv, want_y, 4, 1e-6);
+    dk_test_assert_close(yv, want_y, 4, 1e-6);
 
     /* dy = (1, 0, 0, 0): mean(dy) = 1/4, mean(dy xhat) = -3 / (4 sqrt 5), so
      * dx = 2 / sqrt(1.25) * (0.3, -0.4, -0.1, 0.2). Parameter grads accumulate. */
@@ -267,7 +252,7 @@ Test(instnorm, two_by_two_plane_by_hand)
     dk_instnorm_backward(&x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta);
     float g = 2 / sqrtf(1.25f);
     float want_dx[4] = {0.3f * g, -0.4f * g, -0.1f * g, 0.2f * g};
-    assert_close(dxv, want_dx, 4, 1e-6);
+    dk_test_assert_close(dxv, want_dx, 4, 1e-6);
     cr_assert_float_eq(dgamma, 10 - 3 / s5, 1e-6);
     cr_assert_float_eq(dbeta, 21, 1e-6);
 }
@@ -287,7 +272,7 @@ Test(instnorm, eps_guards_a_constant_plane)
 
 Test(instnorm, output_has_mean_0_var_1_per_plane_despite_a_large_offset)
 {
-    dk_tensor x = alloc5(2, 3, 4, 5, 6), y = alloc5(2, 3, 4, 5, 6);
+    dk_tensor x = dk_test_tensor(2, 3, 4, 5, 6), y = dk_test_tensor(2, 3, 4, 5, 6);
     size_t plane = 120;
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 3, 997, 1003); /* std ~1.7, mean ~1000 */
     float gamma[3] = {1, 1, 1}, beta[3] = {0, 0, 0}, mean[6], rstd[6];
@@ -320,10 +305,10 @@ Test(instnorm, backward_matches_finite_differences)
 {
     enum { N = 2, C = 3 };
     norm_case nc = {.eps = 1e-5f};
-    nc.x = alloc5(N, C, 3, 4, 5);
-    nc.y = alloc5(N, C, 3, 4, 5);
-    nc.r = alloc5(N, C, 3, 4, 5);
-    dk_tensor dx = alloc5(N, C, 3, 4, 5);
+    nc.x = dk_test_tensor(N, C, 3, 4, 5);
+    nc.y = dk_test_tensor(N, C, 3, 4, 5);
+    nc.r = dk_test_tensor(N, C, 3, 4, 5);
+    dk_tensor dx = dk_test_tensor(N, C, 3, 4, 5);
     float gamma[C] = {1.5f, -0.7f, 0.3f}, beta[C] = {0.1f, 0.2f, -0.3f}, mean[N * C], rstd[N * C];
     float dgamma[C] = {0}, dbeta[C] = {0};
     nc.gamma = gamma, nc.beta = beta, nc.mean = mean, nc.rstd = rstd;
@@ -340,11 +325,11 @@ Test(instnorm, backward_matches_finite_differences)
     cr_assert_lt(worst, 5e-3, "dbeta: worst relative error %g", worst);
 
     /* dx may alias dy: the same result in place. */
-    dk_tensor dy = alloc5(N, C, 3, 4, 5);
+    dk_tensor dy = dk_test_tensor(N, C, 3, 4, 5);
     dk_tensor_copy(&dy, &nc.r);
     norm_loss(&nc);
     dk_instnorm_backward(&nc.x, gamma, mean, rstd, &dy, &dy, dgamma, dbeta);
-    assert_close(dy.data, dx.data, n, 1e-6);
+    dk_test_assert_close(dy.data, dx.data, n, 1e-6);
     dk_tensor_release(&nc.x);
     dk_tensor_release(&nc.y);
     dk_tensor_release(&nc.r);
@@ -360,10 +345,10 @@ Test(leaky_relu, in_place_by_hand)
     dk_tensor t = dk_tensor_view(v, 1, 1, 1, 1, 5), dt = dk_tensor_view(g, 1, 1, 1, 1, 5);
     dk_leaky_relu_forward(&t, 0.1f, &t);
     float want[5] = {-0.2f, -0.05f, 0, 0.5f, 3};
-    assert_close(v, want, 5, 1e-7);
+    dk_test_assert_close(v, want, 5, 1e-7);
     dk_leaky_relu_backward(&t, 0.1f, &dt, &dt);
     float want_g[5] = {0.1f, 0.2f, 0.3f, 4, 5};
-    assert_close(g, want_g, 5, 1e-7);
+    dk_test_assert_close(g, want_g, 5, 1e-7);
 }
 
 Test(leaky_relu, relu_by_hand)
@@ -373,9 +358,9 @@ Test(leaky_relu, relu_by_hand)
     dk_tensor tg = dk_tensor_view(g, 1, 1, 1, 1, 5), tdx = dk_tensor_view(dx, 1, 1, 1, 1, 5);
     dk_leaky_relu_forward(&tx, 0, &ty);
     float want[5] = {0, 0, 0, 0.5f, 3}, want_g[5] = {0, 0, 0, 4, 5};
-    assert_close(y, want, 5, 0);
+    dk_test_assert_close(y, want, 5, 0);
     dk_leaky_relu_backward(&ty, 0, &tg, &tdx);
-    assert_close(dx, want_g, 5, 0);
+    dk_test_assert_close(dx, want_g, 5, 0);
 }
 
 typedef struct relu_case {
@@ -395,10 +380,10 @@ Test(leaky_relu, backward_matches_finite_differences)
     float slopes[2] = {0, 0.2f};
     for (int s = 0; s < 2; s++) {
         relu_case rc = {.slope = slopes[s]};
-        rc.x = alloc5(2, 2, 3, 3, 4);
-        rc.y = alloc5(2, 2, 3, 3, 4);
-        rc.r = alloc5(2, 2, 3, 3, 4);
-        dk_tensor dx = alloc5(2, 2, 3, 3, 4);
+        rc.x = dk_test_tensor(2, 2, 3, 3, 4);
+        rc.y = dk_test_tensor(2, 2, 3, 3, 4);
+        rc.r = dk_test_tensor(2, 2, 3, 3, 4);
+        dk_tensor dx = dk_test_tensor(2, 2, 3, 3, 4);
         size_t n = dk_tensor_numel(&rc.x);
         dk_test_fill_uniform(rc.x.data, n, 21, 0.1f, 1);
         for (size_t i = 0; i < n; i += 2)
@@ -419,8 +404,8 @@ Test(leaky_relu, backward_matches_finite_differences)
 
 Test(concat, layout_and_split_round_trip)
 {
-    dk_tensor a = alloc5(2, 3, 2, 3, 4), b = alloc5(2, 2, 2, 3, 4), y = alloc5(2, 5, 2, 3, 4);
-    dk_tensor da = alloc5(2, 3, 2, 3, 4), db = alloc5(2, 2, 2, 3, 4);
+    dk_tensor a = dk_test_tensor(2, 3, 2, 3, 4), b = dk_test_tensor(2, 2, 2, 3, 4), y = dk_test_tensor(2, 5, 2, 3, 4);
+    dk_tensor da = dk_test_tensor(2, 3, 2, 3, 4), db = dk_test_tensor(2, 2, 2, 3, 4);
     size_t plane = 24;
     dk_test_fill_uniform(a.data, dk_tensor_numel(&a), 31, -1, 1);
     dk_test_fill_uniform(b.data, dk_tensor_numel(&b), 32, -1, 1);
@@ -429,19 +414,19 @@ Test(concat, layout_and_split_round_trip)
         for (int c = 0; c < 5; c++) {
             const float *want =
                 c < 3 ? a.data + (n * 3 + c) * plane : b.data + (n * 2 + c - 3) * plane;
-            assert_close(y.data + (n * 5 + c) * plane, want, plane, 0);
+            dk_test_assert_close(y.data + (n * 5 + c) * plane, want, plane, 0);
         }
     dk_concat_channels_backward(&y, &da, &db);
-    assert_close(da.data, a.data, dk_tensor_numel(&a), 0);
-    assert_close(db.data, b.data, dk_tensor_numel(&b), 0);
+    dk_test_assert_close(da.data, a.data, dk_tensor_numel(&a), 0);
+    dk_test_assert_close(db.data, b.data, dk_tensor_numel(&b), 0);
 
     /* Either side may be skipped; the other still gets its own channels. */
     dk_tensor_zero(&da);
     dk_tensor_zero(&db);
     dk_concat_channels_backward(&y, NULL, &db);
-    assert_close(db.data, b.data, dk_tensor_numel(&b), 0);
+    dk_test_assert_close(db.data, b.data, dk_tensor_numel(&b), 0);
     dk_concat_channels_backward(&y, &da, NULL);
-    assert_close(da.data, a.data, dk_tensor_numel(&a), 0);
+    dk_test_assert_close(da.data, a.data, dk_tensor_numel(&a), 0);
     dk_tensor_release(&a);
     dk_tensor_release(&b);
     dk_tensor_release(&y);
@@ -462,10 +447,10 @@ static double concat_loss(void *ctx)
 
 Test(concat, backward_matches_finite_differences)
 {
-    concat_case cc = {.a = alloc5(2, 1, 2, 2, 3), .b = alloc5(2, 3, 2, 2, 3)};
-    cc.y = alloc5(2, 4, 2, 2, 3);
-    cc.r = alloc5(2, 4, 2, 2, 3);
-    dk_tensor da = alloc5(2, 1, 2, 2, 3), db = alloc5(2, 3, 2, 2, 3);
+    concat_case cc = {.a = dk_test_tensor(2, 1, 2, 2, 3), .b = dk_test_tensor(2, 3, 2, 2, 3)};
+    cc.y = dk_test_tensor(2, 4, 2, 2, 3);
+    cc.r = dk_test_tensor(2, 4, 2, 2, 3);
+    dk_tensor da = dk_test_tensor(2, 1, 2, 2, 3), db = dk_test_tensor(2, 3, 2, 2, 3);
     dk_test_fill_uniform(cc.a.data, dk_tensor_numel(&cc.a), 41, -1, 1);
     dk_test_fill_uniform(cc.b.data, dk_tensor_numel(&cc.b), 42, -1, 1);
     dk_test_fill_uniform(cc.r.data, dk_tensor_numel(&cc.r), 43, -1, 1);

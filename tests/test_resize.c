@@ -11,21 +11,6 @@
 #include "distill/layers.h"
 #include "testutil.h"
 
-static dk_tensor alloc5(int n, int c, int d, int h, int w)
-{
-    dk_tensor t;
-    dk_err err = {0};
-    cr_assert_eq(dk_tensor_alloc(&t, n, c, d, h, w, &err), DK_OK, "%s", err.msg);
-    return t;
-}
-
-static void assert_close(const float *got, const float *want, size_t n, double tol)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs((double)got[i] - want[i]) <= tol, "element %zu: got %.7g, want %.7g", i,
-                  got[i], want[i]);
-}
-
 /* Resize a length-`in` line of values along one axis (0 = D, 1 = H, 2 = W) to `out`. */
 static void resize_line(int axis, const float *line, int in, float *result, int out)
 {
@@ -39,12 +24,12 @@ static void resize_line(int axis, const float *line, int in, float *result, int 
 
 Test(resize, same_size_is_the_identity)
 {
-    dk_tensor x = alloc5(2, 3, 3, 4, 5), y = alloc5(2, 3, 3, 4, 5);
+    dk_tensor x = dk_test_tensor(2, 3, 3, 4, 5), y = dk_test_tensor(2, 3, 3, 4, 5);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 71, -5, 5);
     dk_resize_trilinear_forward(&x, &y);
-    assert_close(y.data, x.data, dk_tensor_numel(&x), 0);
+    dk_test_assert_close(y.data, x.data, dk_tensor_numel(&x), 0);
     dk_resize_trilinear_backward(&x, &y);
-    assert_close(y.data, x.data, dk_tensor_numel(&x), 0);
+    dk_test_assert_close(y.data, x.data, dk_tensor_numel(&x), 0);
     dk_tensor_release(&x);
     dk_tensor_release(&y);
 }
@@ -57,24 +42,24 @@ Test(resize, known_weights_on_every_axis)
         /* 2 -> 4: (x0, 0.75 x0 + 0.25 x1, 0.25 x0 + 0.75 x1, x1), as PyTorch gives. */
         resize_line(axis, two, 2, got, 4);
         float up[4] = {1, 2, 4, 5};
-        assert_close(got, up, 4, 1e-6);
+        dk_test_assert_close(got, up, 4, 1e-6);
         /* 4 -> 2 averages neighbours. */
         resize_line(axis, four, 4, got, 2);
         float down[2] = {3, 5};
-        assert_close(got, down, 2, 1e-6);
+        dk_test_assert_close(got, down, 2, 1e-6);
         /* Uneven ratios, values from torch 1.13: [1, 2, 3] -> 5 and [0..4] -> 3. */
         resize_line(axis, three, 3, got, 5);
         float up35[5] = {1, 1.4f, 2, 2.6f, 3};
-        assert_close(got, up35, 5, 1e-6);
+        dk_test_assert_close(got, up35, 5, 1e-6);
         resize_line(axis, five, 5, got, 3);
         float down53[3] = {1.f / 3, 2, 11.f / 3};
-        assert_close(got, down53, 3, 1e-6);
+        dk_test_assert_close(got, down53, 3, 1e-6);
     }
 }
 
 Test(resize, halving_a_cube_averages_each_2x2x2_block)
 {
-    dk_tensor x = alloc5(1, 2, 4, 4, 4), y = alloc5(1, 2, 2, 2, 2);
+    dk_tensor x = dk_test_tensor(1, 2, 4, 4, 4), y = dk_test_tensor(1, 2, 2, 2, 2);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 72, -1, 1);
     dk_resize_trilinear_forward(&x, &y);
     for (int c = 0; c < 2; c++)
@@ -107,10 +92,10 @@ static double resize_loss(void *ctx)
 static void resize_gradcheck(const int in[5], const int out[3])
 {
     resize_case rc;
-    rc.x = alloc5(in[0], in[1], in[2], in[3], in[4]);
-    rc.y = alloc5(in[0], in[1], out[0], out[1], out[2]);
-    rc.r = alloc5(in[0], in[1], out[0], out[1], out[2]);
-    dk_tensor dx = alloc5(in[0], in[1], in[2], in[3], in[4]);
+    rc.x = dk_test_tensor(in[0], in[1], in[2], in[3], in[4]);
+    rc.y = dk_test_tensor(in[0], in[1], out[0], out[1], out[2]);
+    rc.r = dk_test_tensor(in[0], in[1], out[0], out[1], out[2]);
+    dk_tensor dx = dk_test_tensor(in[0], in[1], in[2], in[3], in[4]);
     dk_test_fill_uniform(rc.x.data, dk_tensor_numel(&rc.x), 73, -1, 1);
     dk_test_fill_uniform(rc.r.data, dk_tensor_numel(&rc.r), 74, -1, 1);
     dk_test_fill_uniform(dx.data, dk_tensor_numel(&dx), 75, 5, 6); /* must be overwritten */
@@ -175,12 +160,12 @@ typedef struct torch_case {
 
 static void setup_case(torch_case *tc, const int *s, int i, const char *dir)
 {
-    tc->x = alloc5(s[0], s[1], s[2], s[3], s[4]);
-    tc->dx = alloc5(s[0], s[1], s[2], s[3], s[4]);
-    tc->torch_dx = alloc5(s[0], s[1], s[2], s[3], s[4]);
-    tc->r = alloc5(s[0], s[1], s[5], s[6], s[7]);
-    tc->y = alloc5(s[0], s[1], s[5], s[6], s[7]);
-    tc->torch_y = alloc5(s[0], s[1], s[5], s[6], s[7]);
+    tc->x = dk_test_tensor(s[0], s[1], s[2], s[3], s[4]);
+    tc->dx = dk_test_tensor(s[0], s[1], s[2], s[3], s[4]);
+    tc->torch_dx = dk_test_tensor(s[0], s[1], s[2], s[3], s[4]);
+    tc->r = dk_test_tensor(s[0], s[1], s[5], s[6], s[7]);
+    tc->y = dk_test_tensor(s[0], s[1], s[5], s[6], s[7]);
+    tc->torch_y = dk_test_tensor(s[0], s[1], s[5], s[6], s[7]);
     dk_test_fill_uniform(tc->x.data, dk_tensor_numel(&tc->x), 81 + i, -3, 3);
     dk_test_fill_uniform(tc->r.data, dk_tensor_numel(&tc->r), 91 + i, -1, 1);
     file_floats(dir, "x", i, tc->x.data, dk_tensor_numel(&tc->x), true);

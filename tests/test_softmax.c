@@ -7,21 +7,6 @@
 #include "distill/layers.h"
 #include "testutil.h"
 
-static dk_tensor alloc5(int n, int c, int d, int h, int w)
-{
-    dk_tensor t;
-    dk_err err = {0};
-    cr_assert_eq(dk_tensor_alloc(&t, n, c, d, h, w, &err), DK_OK, "%s", err.msg);
-    return t;
-}
-
-static void assert_close(const float *got, const float *want, size_t n, double tol)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs((double)got[i] - want[i]) <= tol, "element %zu: got %.7g, want %.7g", i,
-                  got[i], want[i]);
-}
-
 Test(softmax, known_values_and_temperature)
 {
     /* Two voxels, two channels a plane apart. At T = 1 the logits (0, ln 2) and
@@ -32,7 +17,7 @@ Test(softmax, known_values_and_temperature)
     float want1[4] = {1.f / 3, 1.f / 3, 2.f / 3, 2.f / 3};
     dk_tensor tx1 = dk_tensor_view(x1, 1, 2, 1, 1, 2), ty = dk_tensor_view(y, 1, 2, 1, 1, 2);
     dk_softmax_channels_forward(&tx1, 1, &ty);
-    assert_close(y, want1, 4, 1e-4);
+    dk_test_assert_close(y, want1, 4, 1e-4);
     cr_assert_float_eq(y[0], 1.f / 3, 1e-7);
     cr_assert_float_eq(y[2], 2.f / 3, 1e-7);
 
@@ -42,7 +27,7 @@ Test(softmax, known_values_and_temperature)
     float want2[4] = {1.f / 3, 1 / (1 + s2), 2.f / 3, s2 / (1 + s2)};
     dk_tensor tx2 = dk_tensor_view(x2, 1, 2, 1, 1, 2);
     dk_softmax_channels_forward(&tx2, 2, &ty);
-    assert_close(y, want2, 4, 1e-7);
+    dk_test_assert_close(y, want2, 4, 1e-7);
 }
 
 Test(softmax, masked_and_far_logits)
@@ -52,7 +37,7 @@ Test(softmax, masked_and_far_logits)
     dk_tensor tx = dk_tensor_view(x, 1, 2, 1, 1, 4), ty = dk_tensor_view(y, 1, 2, 1, 1, 4);
     dk_softmax_channels_forward(&tx, 1, &ty);
     float want[8] = {0, 0, 0.5f, 0.5f, 1, 1, 0.5f, 0.5f};
-    assert_close(y, want, 8, 0);
+    dk_test_assert_close(y, want, 8, 0);
 
     /* A NaN logit makes its voxel NaN rather than a plausible distribution. */
     float xn[2] = {NAN, 1}, yn[2];
@@ -66,7 +51,7 @@ Test(softmax, small_probabilities_keep_their_relative_accuracy)
     /* Logits (d, 0) for d down to -80: y0 = e^d / (1 + e^d) to 1e-6 relative, which
      * the distillation losses need for the log of small teacher probabilities. */
     enum { V = 1601 };
-    dk_tensor x = alloc5(1, 2, 1, 1, V), y = alloc5(1, 2, 1, 1, V);
+    dk_tensor x = dk_test_tensor(1, 2, 1, 1, V), y = dk_test_tensor(1, 2, 1, 1, V);
     for (int v = 0; v < V; v++)
         x.data[v] = -0.05f * v, x.data[V + v] = 0;
     dk_softmax_channels_forward(&x, 1, &y);
@@ -82,7 +67,7 @@ Test(softmax, small_probabilities_keep_their_relative_accuracy)
 Test(softmax, rows_sum_to_one_in_place_across_chunks)
 {
     /* 1100 voxels per plane: many internal blocks and a ragged tail. */
-    dk_tensor x = alloc5(2, 5, 1, 10, 110), ref = alloc5(2, 5, 1, 10, 110);
+    dk_tensor x = dk_test_tensor(2, 5, 1, 10, 110), ref = dk_test_tensor(2, 5, 1, 10, 110);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 51, -8, 8);
     size_t plane = 1100;
     for (int n = 0; n < 2; n++)
@@ -94,7 +79,7 @@ Test(softmax, rows_sum_to_one_in_place_across_chunks)
                 ref.data[(n * 5 + c) * plane + v] = (float)(e[c] / total);
         }
     dk_softmax_channels_forward(&x, 0.5f, &x);
-    assert_close(x.data, ref.data, dk_tensor_numel(&x), 1e-6);
+    dk_test_assert_close(x.data, ref.data, dk_tensor_numel(&x), 1e-6);
     for (int n = 0; n < 2; n++)
         for (size_t v = 0; v < plane; v++) {
             double total = 0;
@@ -114,10 +99,10 @@ Test(softmax, backward_by_hand)
     dk_tensor tdx = dk_tensor_view(dx, 1, 2, 1, 1, 1);
     dk_softmax_channels_backward(&ty, &tdy, 1, &tdx);
     float want1[2] = {2.f / 9, -2.f / 9};
-    assert_close(dx, want1, 2, 1e-7);
+    dk_test_assert_close(dx, want1, 2, 1e-7);
     dk_softmax_channels_backward(&ty, &tdy, 2, &tdy); /* in place, T = 2 */
     float want2[2] = {1.f / 9, -1.f / 9};
-    assert_close(dy, want2, 2, 1e-7);
+    dk_test_assert_close(dy, want2, 2, 1e-7);
 }
 
 typedef struct softmax_case {
@@ -138,10 +123,10 @@ static double softmax_loss(void *ctx)
 static void softmax_gradcheck(float temperature, int n, int c, int d, int h, int w)
 {
     softmax_case sc = {.temperature = temperature};
-    sc.x = alloc5(n, c, d, h, w);
-    sc.y = alloc5(n, c, d, h, w);
-    sc.r = alloc5(n, c, d, h, w);
-    dk_tensor dx = alloc5(n, c, d, h, w), dy = alloc5(n, c, d, h, w);
+    sc.x = dk_test_tensor(n, c, d, h, w);
+    sc.y = dk_test_tensor(n, c, d, h, w);
+    sc.r = dk_test_tensor(n, c, d, h, w);
+    dk_tensor dx = dk_test_tensor(n, c, d, h, w), dy = dk_test_tensor(n, c, d, h, w);
     size_t count = dk_tensor_numel(&sc.x);
     dk_test_fill_uniform(sc.x.data, count, 61, -2, 2);
     dk_test_fill_uniform(sc.r.data, count, 62, -1, 1);
@@ -153,7 +138,7 @@ static void softmax_gradcheck(float temperature, int n, int c, int d, int h, int
     dk_tensor_copy(&dy, &sc.r);
     softmax_loss(&sc);
     dk_softmax_channels_backward(&sc.y, &dy, temperature, &dy);
-    assert_close(dy.data, dx.data, count, 0);
+    dk_test_assert_close(dy.data, dx.data, count, 0);
     dk_tensor_release(&sc.x);
     dk_tensor_release(&sc.y);
     dk_tensor_release(&sc.r);

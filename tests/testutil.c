@@ -176,3 +176,18 @@ void dk_test_write_phantoms(const char *path, int n_train, int n_val, bool val_l
     }
     cr_assert_eq(dk_dataset_writer_commit(w, &err), DK_OK, "%s", err.msg);
 }
+
+dk_tensor dk_test_tensor(int n, int c, int d, int h, int w)
+{
+    dk_tensor t;
+    dk_err err = {0};
+    cr_assert_eq(dk_tensor_alloc(&t, n, c, d, h, w, &err), DK_OK, "%s", err.msg);
+    return t;
+}
+
+void dk_test_assert_close(const float *got, const float *want, size_t n, double tol)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabs((double)got[i] - want[i]) <= tol, "element %zu: got %.7g, want %.7g", i,
+                  got[i], want[i]);
+}

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "distill/tensor.h"
+
 /* A fresh directory under $TMPDIR (or /tmp) for this test; caller frees the string.
  * Removed with dk_test_rmtree. */
 char *dk_test_tmpdir(void);
@@ -38,6 +40,12 @@ const char *dk_test_python(void);
 
 /* Deterministic uniform floats in [lo, hi) for filling test tensors. */
 void dk_test_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
+
+/* A zeroed owning tensor of this shape; the test fails if it cannot be allocated. */
+dk_tensor dk_test_tensor(int n, int c, int d, int h, int w);
+
+/* Assert |got[i] - want[i]| <= tol for every i, naming the first element that is not. */
+void dk_test_assert_close(const float *got, const float *want, size_t n, double tol);
 
 /* Largest |a-b| / max(1, |a|, |b|) over n values. */
 double dk_test_max_rel_diff(const float *a, const float *b, size_t n);
