@@ -39,33 +39,31 @@ static void swap_bytes(unsigned char *p, int n)
     }
 }
 
+/* Copy n header bytes at off into out (n-byte object), in native byte order. */
+static void hdr_field(const unsigned char *h, int off, int n, bool swap, void *out)
+{
+    memcpy(out, h + off, (size_t)n);
+    if (swap) swap_bytes(out, n);
+}
+
 static int32_t hdr_i32(const unsigned char *h, int off, bool swap)
 {
-    unsigned char b[4];
-    memcpy(b, h + off, 4);
-    if (swap) swap_bytes(b, 4);
     int32_t v;
-    memcpy(&v, b, 4);
+    hdr_field(h, off, 4, swap, &v);
     return v;
 }
 
 static int16_t hdr_i16(const unsigned char *h, int off, bool swap)
 {
-    unsigned char b[2];
-    memcpy(b, h + off, 2);
-    if (swap) swap_bytes(b, 2);
     int16_t v;
-    memcpy(&v, b, 2);
+    hdr_field(h, off, 2, swap, &v);
     return v;
 }
 
 static double hdr_f32(const unsigned char *h, int off, bool swap)
 {
-    unsigned char b[4];
-    memcpy(b, h + off, 4);
-    if (swap) swap_bytes(b, 4);
     float v;
-    memcpy(&v, b, 4);
+    hdr_field(h, off, 4, swap, &v);
     return v;
 }
 
