@@ -50,11 +50,24 @@ void dk_test_assert_close(const float *got, const float *want, size_t n, double 
 /* Largest |a-b| / max(1, |a|, |b|) over n values. */
 double dk_test_max_rel_diff(const float *a, const float *b, size_t n);
 
-/* Central-difference check of an analytic gradient. f(ctx) evaluates a scalar
- * (in double where the code allows) that depends on x[0..n); analytic[i] is the
- * claimed dF/dx[i]. At most max_checks indices are probed (spread evenly over n;
- * 0 = all). Returns the worst |a - fd| / max(abs_floor, |a| + |fd|). x is restored. */
+/* Finite-difference checks that hold under every BLAS kernel (testutil.c explains
+ * the bound). f(ctx) evaluates a scalar, accumulated in double, that depends on x.
+ *
+ * dk_test_measure_slope: the slope of F(x + t*dir) at t = 0 over n coordinates,
+ * fitted from 13 points in [-h, h], with `noise`, the allowance that float32
+ * rounding (and kinks) of F justify: 8 standard errors of the fitted slope.
+ * dk_test_slope_error: how far `analytic` misses the slope beyond that noise,
+ * relative to max(abs_floor, |analytic| + |slope|); 0 when within the noise.
+ * dk_test_gradcheck: per coordinate, analytic[i] against dF/dx[i] at step `step`;
+ * at most max_checks indices are probed (spread evenly; 0 = all); returns the
+ * worst dk_test_slope_error. x is restored by all three. */
 typedef double (*dk_test_scalar_fn)(void *ctx);
+typedef struct dk_test_slope {
+    double slope, noise;
+} dk_test_slope;
+dk_test_slope dk_test_measure_slope(dk_test_scalar_fn f, void *ctx, float *x, const float *dir,
+                                    size_t n, double h);
+double dk_test_slope_error(double analytic, dk_test_slope s, double abs_floor);
 double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic,
                          size_t n, double step, double abs_floor, size_t max_checks);
 
