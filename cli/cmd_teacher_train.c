@@ -186,7 +186,7 @@ static int load_config(const options *o, dk_teacher_config *cfg)
     dk_status st = dk_teacher_config_from_json(text, cfg, &err);
     free(text);
     if (st) {
-        dk_err_prefix(&err, "%s: ", o->config);
+        dk_err_prefix(&err, st, "%s", o->config);
         return dk_cli_fail("teacher train", err.msg);
     }
     return 0;
