@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "datasets/dataset.h"
 #include "datasets/nifti.h"
 

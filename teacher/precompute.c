@@ -18,6 +18,7 @@
 #include "datasets/dataset.h"
 #include "datasets/resample.h"
 #include "distill/checkpoint.h"
+#include "distill/clock.h"
 #include "distill/layers.h"
 #include "distill/rng.h"
 #include "teacher/sha256.h"
@@ -667,13 +668,6 @@ static dk_status make_out_dir(const char *dir, dk_err *err)
     return DK_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Compute and durably store volume i (skipped when an interrupted run finished it). */
 static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer *w, int i,
                             dk_precompute_result *res, dk_err *err)
@@ -682,7 +676,7 @@ static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer 
     const char *id = dk_dataset_volume_id(ds, i);
     dk_precompute_progress p = {.done = i + 1, .total = res->samples, .id = id, .resumed = true};
     if (!dk_store_writer_has(w, id)) {
-        double t0 = now_s();
+        double t0 = dk_clock_seconds();
         dk_volume v;
         dk_targets t;
         if ((st = dk_dataset_read(ds, i, &v, err))) return st;
@@ -695,7 +689,7 @@ static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer 
         st = dk_store_writer_add(w, &s, err);
         dk_targets_release(&t);
         if (st) return st;
-        p.resumed = false, p.seconds = now_s() - t0;
+        p.resumed = false, p.seconds = dk_clock_seconds() - t0;
         res->computed++, res->seconds += p.seconds;
     }
     if (pc->opt.progress) pc->opt.progress(&p, pc->opt.ctx);

@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "datasets/dataset.h"
 #include "distill/checkpoint.h"
+#include "distill/clock.h"
 #include "distill/train_step.h"
 
 #define RECORD_KIND "dualkd-teacher-run"
@@ -82,13 +82,6 @@ void dk_teacher_dice(const uint8_t *pred, const uint8_t *truth, size_t n, int cl
     }
     for (int c = 0; c < classes; c++)
         dice[c] = np[c] + ng[c] ? (float)(2.0 * inter[c] / (double)(np[c] + ng[c])) : 1.0f;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- data ---- */
@@ -446,7 +439,7 @@ static dk_status end_epoch(trainer *t, float lr, double started, dk_err *err)
     e.train_loss = (float)(t->epoch_loss_sum / (t->epoch_loss_count ? t->epoch_loss_count : 1));
     if ((st = validate(t, e.dice, &e.mean_dice, err))) return st;
     e.best = e.mean_dice > t->best_dice;
-    e.seconds = now_s() - started;
+    e.seconds = dk_clock_seconds() - started;
     json_t *line = epoch_json(t, &e, lr);
     if (!line || json_array_append_new(t->history, line))
         return dk_err_set(err, DK_ENOMEM, "no memory for the run record");
@@ -579,7 +572,7 @@ static void report_progress(const trainer *t, long first_step, double t0, float 
     const dk_teacher_callbacks *cb = &t->run->callbacks;
     if (!cb->progress) return;
     const dk_teacher_config *c = &t->cfg;
-    double rate = (t->step - first_step) / fmax(now_s() - t0, 1e-9);
+    double rate = (t->step - first_step) / fmax(dk_clock_seconds() - t0, 1e-9);
     dk_teacher_progress p = {
         .step = t->step,
         .steps = c->steps,
@@ -602,7 +595,7 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
     w.ce = c->ce_weight;
     w.dice_opts.include_background = c->dice_include_background;
     const long first_step = t->step;
-    double t0 = now_s(), epoch_start = t0;
+    double t0 = dk_clock_seconds(), epoch_start = t0;
     *finished = false;
     while (t->step < c->steps) {
         if (t->run->stop_after && t->step >= t->run->stop_after) return DK_OK;
@@ -620,7 +613,7 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
         report_progress(t, first_step, t0, lr);
         if (t->step % c->steps_per_epoch == 0 || t->step == c->steps) {
             if ((st = end_epoch(t, lr, epoch_start, err))) return st;
-            epoch_start = now_s();
+            epoch_start = dk_clock_seconds();
         } else if (c->checkpoint_every && t->step % c->checkpoint_every == 0) {
             if ((st = save(t, t->last_path, true, err))) return st;
         }
