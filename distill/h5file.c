@@ -301,7 +301,7 @@ hid_t dk_h5_half_type(void)
 }
 
 /* The data to hand H5Dwrite and its memory type: float16 storage is converted
- * here (see dk_h5_half_from_float); *scratch is what the caller frees. */
+ * here (dk_half_from_float, distill/half.h); *scratch is what the caller frees. */
 static const void *write_source(dk_h5_elem elem, const dk_h5_storage *st, const void *data,
                                 size_t numel, hid_t *mtype, void **scratch)
 {
