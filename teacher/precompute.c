@@ -705,14 +705,9 @@ static dk_status run_all(dk_precomputer *pc, dk_dataset *ds, dk_precompute_resul
     if (!w) return dk_err_forward(err, &e);
     res->resumed = dk_store_writer_resumed(w);
     st = DK_OK;
-    for (int i = 0; !st && i < res->samples; i++) {
+    for (int i = 0; !st && i < res->samples; i++)
         st = one_sample(pc, ds, w, i, res, err);
-        if (!st && o->stop_after > 0 && res->computed == o->stop_after && i + 1 < res->samples) {
-            res->stopped = true;
-            break;
-        }
-    }
-    if (st || res->stopped) {
+    if (st) {
         dk_store_writer_abort(w); /* the partial store stays for --resume */
         return st;
     }

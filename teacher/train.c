@@ -585,8 +585,8 @@ static void report_progress(const trainer *t, long first_step, double t0, float 
     cb->progress(&p, cb->ctx);
 }
 
-/* Steps until done (DK_OK, *finished) or stopped by run->stop_after (DK_OK, !*finished). */
-static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
+/* Steps until done. A kill at any point leaves the last checkpoint for --resume. */
+static dk_status train_loop(trainer *t, dk_err *err)
 {
     dk_status st;
     const dk_teacher_config *c = &t->cfg;
@@ -596,9 +596,7 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
     w.dice_opts.include_background = c->dice_include_background;
     const long first_step = t->step;
     double t0 = dk_clock_seconds(), epoch_start = t0;
-    *finished = false;
     while (t->step < c->steps) {
-        if (t->run->stop_after && t->step >= t->run->stop_after) return DK_OK;
         sample_batch(t);
         float lr = dk_lr_poly(c->optim.lr, t->step, c->steps, c->poly_power);
         dk_step_stats s = dk_train_step_supervised(t->net, &t->opt, &t->x, t->labels, &w, lr);
@@ -618,7 +616,6 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
             if ((st = save(t, t->last_path, true, err))) return st;
         }
     }
-    *finished = true;
     return DK_OK;
 }
 
@@ -657,13 +654,12 @@ dk_status dk_teacher_train(const dk_teacher_run *run, dk_err *err)
     t.rng = dk_rng_seed(run->seed ^ 0x7465616368657221ULL); /* sampling stream != init stream */
     dk_teacher_last_path(run->out_path, t.last_path, sizeof t.last_path);
     dk_teacher_runlog_path(run->out_path, t.log_path, sizeof t.log_path);
-    bool finished = false;
     dk_status st = dk_teacher_config_validate(&t.cfg, err);
     if (st == DK_OK) st = load_data(&t, err);
     if (st == DK_OK) st = build_net(&t, err);
     if (st == DK_OK) st = run->resume ? resume(&t, err) : fresh_start(&t, err);
-    if (st == DK_OK) st = train_loop(&t, &finished, err);
-    if (st == DK_OK && finished) st = finish(&t, err);
+    if (st == DK_OK) st = train_loop(&t, err);
+    if (st == DK_OK) st = finish(&t, err);
     trainer_release(&t);
     return st;
 }
