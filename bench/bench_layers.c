@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "distill/clock.h"
 #include "distill/layers.h"
 
 #define MAX_REPS 100
@@ -20,13 +20,6 @@ typedef struct bench_ctx {
     float *gamma, *beta, *mean, *rstd, *dgamma, *dbeta;
     int32_t *argmax;
 } bench_ctx;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -40,9 +33,9 @@ static void report(const char *name, const char *shape, void (*run)(bench_ctx *)
     double t[MAX_REPS];
     run(b); /* warm-up: page faults, caches */
     for (int i = 0; i < reps; i++) {
-        double t0 = now();
+        double t0 = dk_clock_seconds();
         run(b);
-        t[i] = now() - t0;
+        t[i] = dk_clock_seconds() - t0;
     }
     qsort(t, reps, sizeof t[0], cmp_double);
     printf("%-22s %-14s %8.2f ms %8.2f ms %7.1f GB/s %7.1f GB/s %8.1f MB\n", name, shape,

@@ -4,17 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "datasets/profile.h"
 #include "datasets/synth_knee.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "distill/clock.h"
 
 static int run_profile(const char *name, int n)
 {
@@ -32,12 +25,12 @@ static int run_profile(const char *name, int n)
         dk_knee_subject s;
         dk_knee_subject_draw(1, (uint64_t)i, &s);
         dk_volume v;
-        double t0 = now();
+        double t0 = dk_clock_seconds();
         if (dk_knee_synth(&s, &p, NULL, true, "bench", &v, &err)) {
             fprintf(stderr, "bench_synth: %s\n", err.msg);
             return 1;
         }
-        seconds += now() - t0;
+        seconds += dk_clock_seconds() - t0;
         memcpy(dims, v.dims, sizeof dims);
         size_t vox = dk_volume_voxels(&v);
         for (size_t k = 0; k < vox; k++) counts[v.label[k]]++;

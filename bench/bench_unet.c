@@ -12,16 +12,10 @@
 #include <time.h>
 
 #include "distill/blas.h"
+#include "distill/clock.h"
 #include "distill/optim.h"
 #include "distill/train_step.h"
 #include "distill/unet.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Process CPU time (all threads): steadier than wall time on a shared machine. */
 static double cpu_now(void)
@@ -73,14 +67,14 @@ int main(int argc, char **argv)
 
     dk_unet_forward(net, &x); /* warm-up: page in activations */
     dk_train_step_supervised(net, &opt, &x, labels, &w, 1e-3f);
-    double t0 = now(), c0 = cpu_now();
+    double t0 = dk_clock_seconds(), c0 = cpu_now();
     for (int i = 0; i < steps; i++) dk_unet_forward(net, &x);
-    double fwd = (now() - t0) / steps, fwd_cpu = (cpu_now() - c0) / steps;
-    t0 = now();
+    double fwd = (dk_clock_seconds() - t0) / steps, fwd_cpu = (cpu_now() - c0) / steps;
+    t0 = dk_clock_seconds();
     c0 = cpu_now();
     dk_step_stats s = {0};
     for (int i = 0; i < steps; i++) s = dk_train_step_supervised(net, &opt, &x, labels, &w, 1e-3f);
-    double step = (now() - t0) / steps, step_cpu = (cpu_now() - c0) / steps;
+    double step = (dk_clock_seconds() - t0) / steps, step_cpu = (cpu_now() - c0) / steps;
     double flops = dk_unet_forward_flops(net);
 
     printf("dualkd U-Net benchmark: %d^3 input, 4 levels 16-32-64-128, 5 classes, batch 1\n", size);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "datasets/dataset.h"
 
 /* Per-split totals; splits are few, so a small linear table is enough. */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "datasets/dataset.h"
 #include "datasets/nifti.h"
 
@@ -60,18 +61,20 @@ static const char import_help[] =
     "      --classes background,femoral_cartilage,tibial_cartilage,patellar_cartilage\n";
 
 static const char export_help[] =
-    "usage: dualkd data export --data DATASET.h5 --volume ID --out DIR\n"
+    "usage: dualkd data export --data DATASET.h5 [--volume ID] --out DIR\n"
     "\n"
-    "Writes volume ID of the dataset as DIR/ID_image.nii.gz (float32) and, when it has\n"
-    "one, DIR/ID_label.nii.gz (uint8), with the volume's spacing, origin and direction\n"
-    "as sform and qform (code 1, scanner anatomical). DIR is created if missing.\n"
+    "Writes every volume of the dataset (or only volume ID) as DIR/ID_image.nii.gz\n"
+    "(float32) and, when it has one, DIR/ID_label.nii.gz (uint8), with the volume's\n"
+    "spacing, origin and direction as sform and qform (code 1, scanner anatomical).\n"
+    "DIR is created if missing.\n"
     "\n"
     "options:\n"
     "  --data FILE    the dataset to read\n"
-    "  --volume ID    the volume id (see `dualkd data import`)\n"
+    "  --volume ID    only this volume (see `dualkd data info` for the ids)\n"
     "  --out DIR      the output directory\n"
     "\n"
-    "example:\n"
+    "examples:\n"
+    "  dualkd data export --data knee.h5 --out /tmp/knee\n"
     "  dualkd data export --data knee.h5 --volume case01 --out /tmp/case01\n";
 
 /* ---- options ---- */
@@ -376,36 +379,43 @@ static int export_volume(dk_volume *v, const char *dir)
     return rc;
 }
 
+/* Read volume i and write its files; one volume in memory at a time. */
+static int export_index(dk_dataset *ds, int i, const char *dir)
+{
+    dk_err err = {0};
+    dk_volume v;
+    if (dk_dataset_read(ds, i, &v, &err)) return dk_cli_fail("data export", err.msg);
+    int rc = export_volume(&v, dir);
+    dk_volume_release(&v);
+    return rc;
+}
+
 int dk_cmd_data_export(int argc, char **argv)
 {
     if (dk_cli_wants_help(argc, argv)) return fputs(export_help, stdout), 0;
     static const char *const names[] = {"--data", "--volume", "--out"};
     const char *opt[3] = {0};
     if (parse_options(argc, argv, names, opt, 3, export_help)) return 2;
-    if (!opt[0] || !opt[1] || !opt[2]) {
-        fprintf(stderr, "dualkd: data export needs --data, --volume and --out\n\n%s", export_help);
+    if (!opt[0] || !opt[2]) {
+        fprintf(stderr, "dualkd: data export needs --data and --out\n\n%s", export_help);
         return 2;
     }
     dk_err err = {0};
     dk_dataset *ds = dk_dataset_open(opt[0], &err);
     if (!ds) return dk_cli_fail("data export", err.msg);
-    int i = dk_dataset_find(ds, opt[1]), rc = 0;
-    dk_volume v;
-    if (i < 0) {
+    int one = opt[1] ? dk_dataset_find(ds, opt[1]) : -1, rc = 0;
+    if (opt[1] && one < 0) {
         fprintf(stderr, "dualkd: data export: no volume '%s' in '%s' (%d volumes)\n", opt[1],
                 opt[0], dk_dataset_count(ds));
         rc = 1;
-    } else if (dk_dataset_read(ds, i, &v, &err)) {
-        rc = dk_cli_fail("data export", err.msg);
+    } else if (mkdir(opt[2], 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dualkd: data export: cannot create '%s': %s\n", opt[2], strerror(errno));
+        rc = 1;
+    } else if (opt[1]) {
+        rc = export_index(ds, one, opt[2]);
     } else {
-        if (mkdir(opt[2], 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "dualkd: data export: cannot create '%s': %s\n", opt[2],
-                    strerror(errno));
-            rc = 1;
-        } else {
-            rc = export_volume(&v, opt[2]);
-        }
-        dk_volume_release(&v);
+        for (int i = 0; !rc && i < dk_dataset_count(ds); i++)
+            rc = export_index(ds, i, opt[2]);
     }
     dk_dataset_close(ds);
     return rc;

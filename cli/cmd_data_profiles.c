@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "datasets/profile.h"
 
 static void usage(FILE *out)

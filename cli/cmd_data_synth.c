@@ -1,18 +1,18 @@
 /* cmd_data_synth.c: `dualkd data synth` (a synthetic knee dataset at a profile, with a
  * deterministic few-shot split) and `dualkd data show` (one slice of a dataset volume
  * as a PNG with its labels overlaid). */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "datasets/dataset.h"
 #include "datasets/show.h"
 #include "datasets/splits.h"
 #include "datasets/synth_knee.h"
+#include "distill/clock.h"
 
 #define MAX_SYNTH_VOLUMES 100000
 
@@ -22,25 +22,6 @@ static int usage_error(const char *cmd, const char *fmt, const char *value)
     fprintf(stderr, fmt, value);
     fprintf(stderr, "\nRun `dualkd data %s --help` for the options.\n", cmd);
     return 2;
-}
-
-/* A whole decimal number in [lo, hi]; 0 on success. */
-static int parse_int(const char *text, long long lo, long long hi, long long *out)
-{
-    if (!text || !*text) return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-static double seconds_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 typedef struct synth_args {
@@ -86,11 +67,11 @@ static int parse_synth(int argc, char **argv, synth_args *a)
                          : strcmp(opt, "--validation") == 0 ? &a->validation
                                                             : NULL;
         if (num) {
-            if (parse_int(val, 0, MAX_SYNTH_VOLUMES, num))
+            if (!dk_cli_parse_int(val, 0, MAX_SYNTH_VOLUMES, num))
                 return usage_error("synth", "a count must be a whole number 0..100000, not '%s'",
                                    val);
         } else if (strcmp(opt, "--seed") == 0) {
-            if (parse_int(val, 0, INT64_MAX, &a->seed))
+            if (!dk_cli_parse_int(val, 0, INT64_MAX, &a->seed))
                 return usage_error("synth", "--seed must be a whole number >= 0, not '%s'", val);
         } else if (strcmp(opt, "--profile") == 0) {
             a->profile = val;
@@ -150,7 +131,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
     dk_dataset_writer *w = dk_dataset_writer_open(a->out, &classes, &err);
     if (!w) return dk_cli_fail("data synth", err.msg);
     for (int i = 0; i < total; i++) {
-        double t0 = seconds_now();
+        double t0 = dk_clock_seconds();
         char id[64];
         snprintf(id, sizeof id, "%s-%04d", a->prefix, i);
         dk_knee_subject subject;
@@ -163,7 +144,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
             st = dk_dataset_writer_add(w, &v, &err);
             if (!a->quiet && !st)
                 fprintf(stderr, "[%d/%d] %s %-10s %d x %d x %d  %.2f s\n", i + 1, total, id,
-                        v.split, v.dims[0], v.dims[1], v.dims[2], seconds_now() - t0);
+                        v.split, v.dims[0], v.dims[1], v.dims[2], dk_clock_seconds() - t0);
             dk_volume_release(&v);
         }
         if (st) {
@@ -253,13 +234,12 @@ static int parse_show(int argc, char **argv, show_args *a)
                 return usage_error("show", "--axis must be z, y or x, not '%s'", val);
             a->opt.axis = (int)(p - "zyx");
         } else if (strcmp(opt, "--slice") == 0) {
-            if (parse_int(val, 0, 1 << 30, &n))
+            if (!dk_cli_parse_int(val, 0, 1 << 30, &n))
                 return usage_error("show", "--slice must be a whole number >= 0, not '%s'", val);
             a->opt.slice = (int)n;
         } else if (strcmp(opt, "--alpha") == 0) {
-            char *end;
-            double v = strtod(val, &end);
-            if (*end || end == val || !(v >= 0 && v <= 1))
+            double v;
+            if (!dk_cli_parse_double(val, 0, 1, &v))
                 return usage_error("show", "--alpha must be a number in [0, 1], not '%s'", val);
             a->opt.alpha = (float)v;
         } else {

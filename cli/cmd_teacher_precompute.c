@@ -2,13 +2,13 @@
  * targets for one site profile into the target store) and `dualkd teacher
  * verify` (check a store's manifest, shapes and checksums). The work is in
  * teacher/precompute.c and teacher/store.c. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "distill/blas.h"
 #include "teacher/precompute.h"
 #include "teacher/store.h"
@@ -48,28 +48,6 @@ static void print_help(void)
         usage);
 }
 
-static char *read_file(const char *path, const char *what)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "dualkd: cannot open %s '%s': %s\n", what, path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = n >= 0 && n < (1 << 20) ? malloc((size_t)n + 1) : NULL;
-    if (text && fread(text, 1, (size_t)n, f) == (size_t)n)
-        text[n] = '\0';
-    else {
-        fprintf(stderr, "dualkd: cannot read %s '%s' (over 1 MiB or unreadable)\n", what, path);
-        free(text);
-        text = NULL;
-    }
-    fclose(f);
-    return text;
-}
-
 static void on_progress(const dk_precompute_progress *p, void *ctx)
 {
     (void)ctx;
@@ -81,23 +59,27 @@ static void on_progress(const dk_precompute_progress *p, void *ctx)
     fflush(stderr);
 }
 
-static int parse_number(const char *flag, const char *text, double lo, double hi, double *out)
+/* 0, or 2 (a usage error, printed) when text is not a number in [lo, hi]. */
+static int number_arg(const char *flag, const char *text, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || *end || end == text || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "dualkd: %s '%s': expected a number in [%g, %g]\n%s", flag, text, lo, hi,
-                usage);
-        return 2;
-    }
-    *out = v;
-    return 0;
+    if (dk_cli_parse_double(text, lo, hi, out)) return 0;
+    fprintf(stderr, "dualkd: %s '%s': expected a number in [%g, %g]\n%s", flag, text, lo, hi,
+            usage);
+    return 2;
+}
+
+static int integer_arg(const char *flag, const char *text, long long lo, long long hi,
+                       long long *out)
+{
+    if (dk_cli_parse_int(text, lo, hi, out)) return 0;
+    fprintf(stderr, "dualkd: %s '%s': expected a whole number in %lld..%lld\n%s", flag, text, lo,
+            hi, usage);
+    return 2;
 }
 
 typedef struct cli_args {
     const char *profile, *student;
-    double threads;
+    long long threads;
 } cli_args;
 
 /* Fill o and a from argv; returns 0, or the exit status for a usage error. */
@@ -106,7 +88,7 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
     dk_err err = {0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double num = 0;
+        long long num = 0;
         int rc = 0;
         if (!strcmp(f, "--resume")) {
             o->resume = true;
@@ -133,15 +115,15 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
                 return 2;
             }
         } else if (!strcmp(f, "--temperature"))
-            rc = parse_number(f, v, 1e-3, 100, &o->temperature);
+            rc = number_arg(f, v, 1e-3, 100, &o->temperature);
         else if (!strcmp(f, "--input-noise"))
-            rc = parse_number(f, v, 0, 10, &o->input_noise);
+            rc = number_arg(f, v, 0, 10, &o->input_noise);
         else if (!strcmp(f, "--passes")) {
-            if (!(rc = parse_number(f, v, 1, 1000, &num))) o->passes = (int)num;
+            if (!(rc = integer_arg(f, v, 1, 1000, &num))) o->passes = (int)num;
         } else if (!strcmp(f, "--seed")) {
-            if (!(rc = parse_number(f, v, 0, 9e15, &num))) o->seed = (uint64_t)num;
+            if (!(rc = integer_arg(f, v, 0, 1LL << 53, &num))) o->seed = (uint64_t)num;
         } else if (!strcmp(f, "--threads"))
-            rc = parse_number(f, v, 1, 256, &a->threads);
+            rc = integer_arg(f, v, 1, 256, &a->threads);
         else {
             fprintf(stderr, "dualkd: unknown option '%s'\n%s", f, usage);
             return 2;
@@ -167,8 +149,8 @@ int dk_cmd_teacher_precompute(int argc, char **argv)
     if (rc) return rc;
     dk_err err = {0};
     if (dk_profile_load(a.profile, &o.profile, &err)) return dk_cli_fail("--profile", err.msg);
-    char *student = a.student ? read_file(a.student, "student config") : NULL;
-    if (a.student && !student) return 1;
+    char *student = a.student ? dk_cli_read_text(a.student, "student config", &err) : NULL;
+    if (a.student && !student) return dk_cli_fail("teacher precompute", err.msg);
     o.student_json = student;
     o.progress = on_progress;
     dk_blas_set_threads((int)a.threads);

@@ -1,15 +1,15 @@
 /* cmd_teacher_train.c: `dualkd teacher train`: argv, the config file, and the
  * progress display (\r updates on a terminal, whole lines at a modest rate in a
  * log file). The training itself is teacher/train.c. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "distill/blas.h"
+#include "distill/clock.h"
 #include "teacher/train.h"
 
 #define LOG_INTERVAL_S 15.0 /* between progress lines when stderr is not a terminal */
@@ -44,13 +44,6 @@ typedef struct display {
     bool line_pending; /* a \r line is on screen without its newline */
 } display;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void format_eta(double s, char *buf, size_t cap)
 {
     long v = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
@@ -63,7 +56,7 @@ static void format_eta(double s, char *buf, size_t cap)
 static void on_progress(const dk_teacher_progress *p, void *ctx)
 {
     display *d = ctx;
-    double now = now_s();
+    double now = dk_clock_seconds();
     bool last = p->step == p->steps;
     if (!last && now - d->last < (d->tty ? TTY_INTERVAL_S : LOG_INTERVAL_S)) return;
     d->last = now;
@@ -89,49 +82,10 @@ static void on_epoch(const dk_teacher_epoch *e, const dk_classes *classes, void 
     fflush(stderr);
 }
 
-static char *read_text(const char *path, dk_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        dk_err_set(err, DK_EIO, "cannot open config '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            char *grown = realloc(text, cap = cap * 2 + 8192);
-            if (!grown || cap > (1u << 24)) {
-                free(grown ? grown : text);
-                fclose(f);
-                dk_err_set(err, DK_ELIMIT, "config '%s' is too large (over 16 MiB)", path);
-                return NULL;
-            }
-            text = grown;
-        }
-        size_t got = fread(text + len, 1, 4096, f);
-        len += got;
-        if (got < 4096) break;
-    }
-    fclose(f);
-    text[len] = '\0';
-    return text;
-}
-
-static bool parse_number(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || !end || *end || s[0] == '-' || s[0] == '\0' || v > max) return false;
-    *out = v;
-    return true;
-}
-
 typedef struct options {
     const char *data, *out, *config;
     bool resume, print_config;
-    unsigned long long threads, seed;
+    long long threads, seed;
     bool seed_given;
 } options;
 
@@ -156,10 +110,10 @@ static int parse_args(int argc, char **argv, options *o)
             o->resume = true;
         else if (!strcmp(a, "--print-config"))
             o->print_config = true;
-        else if (!strcmp(a, "--threads") && (!parse_number(v, 256, &o->threads) || !o->threads)) {
+        else if (!strcmp(a, "--threads") && !dk_cli_parse_int(v, 1, 256, &o->threads)) {
             fprintf(stderr, "dualkd teacher train: --threads '%s': expected 1..256\n", v);
             return 2;
-        } else if (!strcmp(a, "--seed") && !parse_number(v, (1ULL << 53), &o->seed)) {
+        } else if (!strcmp(a, "--seed") && !dk_cli_parse_int(v, 0, 1LL << 53, &o->seed)) {
             fprintf(stderr, "dualkd teacher train: --seed '%s': expected 0..2^53\n", v);
             return 2;
         } else if (!takes) {
@@ -181,12 +135,12 @@ static int load_config(const options *o, dk_teacher_config *cfg)
     dk_err err = {0};
     *cfg = dk_teacher_config_default();
     if (!o->config) return 0;
-    char *text = read_text(o->config, &err);
+    char *text = dk_cli_read_text(o->config, "config", &err);
     if (!text) return dk_cli_fail("teacher train", err.msg);
     dk_status st = dk_teacher_config_from_json(text, cfg, &err);
     free(text);
     if (st) {
-        dk_err_prefix(&err, "%s: ", o->config);
+        dk_err_prefix(&err, st, "%s", o->config);
         return dk_cli_fail("teacher train", err.msg);
     }
     return 0;
@@ -218,12 +172,13 @@ int dk_cmd_teacher_train(int argc, char **argv)
                           .resume = o.resume,
                           .callbacks = {on_progress, on_epoch, &d}};
     dk_err err = {0};
-    double t0 = now_s();
+    double t0 = dk_clock_seconds();
     if (dk_teacher_train(&run, &err)) {
         if (d.line_pending) fputc('\n', stderr);
         return dk_cli_fail("teacher train", err.msg);
     }
     if (d.line_pending) fputc('\n', stderr);
-    fprintf(stderr, "teacher train: done in %.1f s; best checkpoint %s\n", now_s() - t0, o.out);
+    fprintf(stderr, "teacher train: done in %.1f s; best checkpoint %s\n", dk_clock_seconds() - t0,
+            o.out);
     return 0;
 }

@@ -1,22 +1,9 @@
-/* cmd_version.c: `dualkd version`, plus the small helpers every command shares. */
+/* cmd_version.c: `dualkd version`. */
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "distill/blas.h"
-
-int dk_cli_fail(const char *what, const char *msg)
-{
-    fprintf(stderr, "dualkd: %s: %s\n", what, msg);
-    return 1;
-}
-
-int dk_cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
-    return 0;
-}
 
 int dk_cmd_version(int argc, char **argv)
 {

@@ -25,10 +25,4 @@ int dk_cmd_teacher_train(int argc, char **argv); /* cmd_teacher_train.c */
 int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.c */
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
 
-/* Print "dualkd: <msg>" for a failed library call and return 1. */
-int dk_cli_fail(const char *what, const char *msg);
-
-/* True when argv holds -h or --help. */
-int dk_cli_wants_help(int argc, char **argv);
-
 #endif

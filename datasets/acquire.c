@@ -254,7 +254,7 @@ dk_status dk_acquire(const dk_volume *fine, const dk_profile *profile, uint64_t 
         free(out->image);
         free(out->label);
         memset(out, 0, sizeof *out);
-        return dk_err_prefix(err, "acquiring '%s' at profile '%s'", fine->id, profile->name);
+        return dk_err_prefix(err, st, "acquiring '%s' at profile '%s'", fine->id, profile->name);
     }
     return DK_OK;
 }

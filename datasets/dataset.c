@@ -90,6 +90,7 @@ static dk_status bad_label_error(const char *what, const dk_volume_info *v, int 
 
 static dk_status read_root(dk_dataset *ds, dk_err *err)
 {
+    dk_status st;
     char format[64];
     if (!dk_h5_attr_exists(ds->file, "format"))
         return dk_err_set(err, DK_EFORMAT,
@@ -102,7 +103,7 @@ static dk_status read_root(dk_dataset *ds, dk_err *err)
                           "'%s' is not a dualkd dataset (format '%s', expected '%s')", ds->path,
                           format, FORMAT_NAME);
     int64_t version;
-    if (dk_h5_attr_read_int(ds->file, "format_version", &version, err)) return err->code;
+    if ((st = dk_h5_attr_read_int(ds->file, "format_version", &version, err))) return st;
     if (version > DK_DATASET_FORMAT_VERSION)
         return dk_err_set(err, DK_EFORMAT,
                           "'%s' is dataset format version %lld, newer than this dualkd reads "
@@ -113,7 +114,7 @@ static dk_status read_root(dk_dataset *ds, dk_err *err)
                           (long long)version);
     char **names = NULL;
     int count = 0;
-    if (dk_h5_attr_read_strings(ds->file, "classes", &names, &count, err)) return err->code;
+    if ((st = dk_h5_attr_read_strings(ds->file, "classes", &names, &count, err))) return st;
     dk_status status = DK_OK;
     if (count < 1 || count > DK_MAX_CLASSES)
         status = dk_err_set(err, DK_EFORMAT, "'%s': %d class names, expected 1..%d", ds->path,
@@ -134,16 +135,17 @@ static dk_status read_root(dk_dataset *ds, dk_err *err)
 static dk_status read_grid_attrs(hid_t group, const char *what, double spacing[3], double origin[3],
                                  double direction[9], dk_err *err)
 {
+    dk_status st;
     memset(origin, 0, 3 * sizeof *origin);
     memset(direction, 0, 9 * sizeof *direction);
     direction[0] = direction[4] = direction[8] = 1.0;
-    if (dk_h5_attr_read_doubles(group, "spacing", spacing, 3, err)) return err->code;
+    if ((st = dk_h5_attr_read_doubles(group, "spacing", spacing, 3, err))) return st;
     if (dk_h5_attr_exists(group, "origin") &&
-        dk_h5_attr_read_doubles(group, "origin", origin, 3, err))
-        return err->code;
+        (st = dk_h5_attr_read_doubles(group, "origin", origin, 3, err)))
+        return st;
     if (dk_h5_attr_exists(group, "direction") &&
-        dk_h5_attr_read_doubles(group, "direction", direction, 9, err))
-        return err->code;
+        (st = dk_h5_attr_read_doubles(group, "direction", direction, 9, err)))
+        return st;
     return check_grid(what, spacing, origin, direction, err);
 }
 
@@ -172,10 +174,11 @@ static dk_status scan_label(hid_t group, const char *what, dk_volume_info *v, in
 
 static dk_status read_shape(hid_t group, const char *what, dk_volume_info *v, dk_err *err)
 {
+    dk_status st;
     int rank;
     hsize_t dims[DK_H5_MAX_RANK];
     char shape[160];
-    if (dk_h5_array_shape(group, "image", DK_H5_FLOAT32, &rank, dims, err)) return err->code;
+    if ((st = dk_h5_array_shape(group, "image", DK_H5_FLOAT32, &rank, dims, err))) return st;
     bool ok = rank == 3;
     for (int a = 0; ok && a < 3; a++)
         ok = dims[a] >= 1 && dims[a] <= 65535;
@@ -188,8 +191,8 @@ static dk_status read_shape(hid_t group, const char *what, dk_volume_info *v, dk
     if (!v->has_label) return DK_OK;
     int label_rank;
     hsize_t label_dims[DK_H5_MAX_RANK];
-    if (dk_h5_array_shape(group, "label", DK_H5_UINT8, &label_rank, label_dims, err))
-        return err->code;
+    if ((st = dk_h5_array_shape(group, "label", DK_H5_UINT8, &label_rank, label_dims, err)))
+        return st;
     if (label_rank != 3 || memcmp(label_dims, dims, 3 * sizeof *dims) != 0) {
         char shape2[160];
         return dk_err_set(err, DK_EMISMATCH, "%s: label shape %s differs from image shape %s", what,
@@ -202,13 +205,14 @@ static dk_status read_shape(hid_t group, const char *what, dk_volume_info *v, dk
 static dk_status read_volume_info(dk_dataset *ds, hid_t volumes, const char *id, dk_volume_info *v,
                                   dk_err *err)
 {
+    dk_status st;
     char what[400];
     snprintf(what, sizeof what, "'%s': volume '%s'", ds->path, id);
     if (!dk_volume_id_valid(id))
         return dk_err_set(err, DK_EFORMAT, "%s: not a valid volume id", what);
     snprintf(v->id, sizeof v->id, "%s", id);
     hid_t group;
-    if (dk_h5_group_open(volumes, id, &group, err)) return err->code;
+    if ((st = dk_h5_group_open(volumes, id, &group, err))) return st;
     double origin[3], direction[9];
     dk_status status = read_shape(group, what, v, err);
     if (status == DK_OK) status = read_grid_attrs(group, what, v->spacing, origin, direction, err);
@@ -227,8 +231,9 @@ static dk_status read_volume_info(dk_dataset *ds, hid_t volumes, const char *id,
 
 static dk_status read_volumes(dk_dataset *ds, dk_err *err)
 {
+    dk_status st;
     hid_t volumes;
-    if (dk_h5_group_open(ds->file, "volumes", &volumes, err)) return err->code;
+    if ((st = dk_h5_group_open(ds->file, "volumes", &volumes, err))) return st;
     char **ids = NULL;
     dk_status status = dk_h5_group_list(volumes, &ids, &ds->count, err);
     if (status == DK_OK && ds->count > 0) {
@@ -244,8 +249,6 @@ static dk_status read_volumes(dk_dataset *ds, dk_err *err)
 
 dk_dataset *dk_dataset_open(const char *path, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local; /* the steps below read err->code */
     dk_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) {
         dk_err_set(err, DK_ENOMEM, "out of memory opening '%s'", path);
@@ -308,21 +311,23 @@ int dk_dataset_find(const dk_dataset *ds, const char *id)
 static dk_status read_volume_data(dk_dataset *ds, hid_t group, const dk_volume_info *info,
                                   dk_volume *v, dk_err *err)
 {
+    dk_status st;
     char what[400];
     snprintf(what, sizeof what, "'%s': volume '%s'", ds->path, info->id);
     hsize_t dims[3] = {(hsize_t)info->dims[0], (hsize_t)info->dims[1], (hsize_t)info->dims[2]};
-    if (dk_h5_read_array(group, "image", DK_H5_FLOAT32, 3, dims, v->image, err)) return err->code;
-    if (info->has_label && dk_h5_read_array(group, "label", DK_H5_UINT8, 3, dims, v->label, err))
-        return err->code;
+    if ((st = dk_h5_read_array(group, "image", DK_H5_FLOAT32, 3, dims, v->image, err))) return st;
+    if (info->has_label &&
+        (st = dk_h5_read_array(group, "label", DK_H5_UINT8, 3, dims, v->label, err)))
+        return st;
     size_t at;
     /* Open checked the ids already; this re-check is a byte compare, and it keeps
      * a file rewritten under us from handing out-of-range ids to the trainer. */
     if (info->has_label && find_bad_label(v->label, dk_volume_voxels(v), ds->classes.count, &at))
         return bad_label_error(what, info, v->label[at], at, ds->classes.count, err);
-    if (read_grid_attrs(group, what, v->spacing, v->origin, v->direction, err)) return err->code;
+    if ((st = read_grid_attrs(group, what, v->spacing, v->origin, v->direction, err))) return st;
     if (dk_h5_attr_exists(group, "source")) {
         char *source = NULL;
-        if (dk_h5_attr_read_string(group, "source", &source, err)) return err->code;
+        if ((st = dk_h5_attr_read_string(group, "source", &source, err))) return st;
         snprintf(v->source, sizeof v->source, "%s", source); /* long paths are cut, by design */
         free(source);
     }
@@ -332,14 +337,13 @@ static dk_status read_volume_data(dk_dataset *ds, hid_t group, const dk_volume_i
 
 dk_status dk_dataset_read(dk_dataset *ds, int i, dk_volume *v, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
+    dk_status st;
     *v = (dk_volume){0};
     if (i < 0 || i >= ds->count)
         return dk_err_set(err, DK_EINVAL, "'%s': volume index %d not in 0..%d", ds->path, i,
                           ds->count - 1);
     const dk_volume_info *info = &ds->volumes[i];
-    if (dk_volume_alloc(v, info->id, info->dims, info->has_label, err)) return err->code;
+    if ((st = dk_volume_alloc(v, info->id, info->dims, info->has_label, err))) return st;
     hid_t volumes, group = H5I_INVALID_HID;
     dk_status status = dk_h5_group_open(ds->file, "volumes", &volumes, err);
     if (status == DK_OK) status = dk_h5_group_open(volumes, info->id, &group, err);
@@ -368,8 +372,6 @@ static dk_status check_classes(const char *path, const dk_classes *c, dk_err *er
 
 dk_dataset_writer *dk_dataset_writer_open(const char *path, const dk_classes *classes, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
     if (check_classes(path, classes, err)) return NULL;
     dk_dataset_writer *w = calloc(1, sizeof *w);
     if (!w) {
@@ -410,12 +412,13 @@ static dk_status check_volume(const dk_dataset_writer *w, const dk_volume *v, dk
     if (!split_known(v->split))
         return dk_err_set(err, DK_EINVAL, "%s: split '%s' is not a known split", what, v->split);
     dk_status status = check_grid(what, v->spacing, v->origin, v->direction, err);
-    if (status != DK_OK) return err->code = DK_EINVAL;
+    /* the checks say "format" when reading a file; here the caller passed the values */
+    if (status != DK_OK) return err ? (err->code = DK_EINVAL) : DK_EINVAL;
     size_t at;
     if (v->label && find_bad_label(v->label, dk_volume_voxels(v), w->classes.count, &at)) {
         dk_volume_info info = {.dims = {v->dims[0], v->dims[1], v->dims[2]}};
         bad_label_error(what, &info, v->label[at], at, w->classes.count, err);
-        return err->code = DK_EINVAL;
+        return err ? (err->code = DK_EINVAL) : DK_EINVAL;
     }
     return DK_OK;
 }
@@ -431,25 +434,25 @@ static dk_status write_volume(hid_t group, const dk_volume *v, dk_err *err)
                            .chunk = {1, dims[1], dims[2]},
                            .gzip_level = LABEL_GZIP_LEVEL,
                            .fletcher32 = true};
-    if (dk_h5_write_array(group, "image", DK_H5_FLOAT32, 3, dims, v->image, &image, err) ||
+    dk_status st;
+    if ((st = dk_h5_write_array(group, "image", DK_H5_FLOAT32, 3, dims, v->image, &image, err)) ||
         (v->label &&
-         dk_h5_write_array(group, "label", DK_H5_UINT8, 3, dims, v->label, &label, err)) ||
-        dk_h5_attr_write_doubles(group, "spacing", v->spacing, 3, 0, err) ||
-        dk_h5_attr_write_doubles(group, "origin", v->origin, 3, 0, err) ||
-        dk_h5_attr_write_doubles(group, "direction", v->direction, 9, 3, err) ||
-        dk_h5_attr_write_string(group, "source", v->source, err) ||
-        dk_h5_attr_write_string(group, "split", v->split, err))
-        return err ? err->code : DK_EIO;
+         (st = dk_h5_write_array(group, "label", DK_H5_UINT8, 3, dims, v->label, &label, err))) ||
+        (st = dk_h5_attr_write_doubles(group, "spacing", v->spacing, 3, 0, err)) ||
+        (st = dk_h5_attr_write_doubles(group, "origin", v->origin, 3, 0, err)) ||
+        (st = dk_h5_attr_write_doubles(group, "direction", v->direction, 9, 3, err)) ||
+        (st = dk_h5_attr_write_string(group, "source", v->source, err)) ||
+        (st = dk_h5_attr_write_string(group, "split", v->split, err)))
+        return st;
     return DK_OK;
 }
 
 dk_status dk_dataset_writer_add(dk_dataset_writer *w, const dk_volume *v, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local; /* the checks below read err->code */
-    if (check_volume(w, v, err)) return err->code;
+    dk_status st;
+    if ((st = check_volume(w, v, err))) return st;
     hid_t group;
-    if (dk_h5_group_create(w->volumes, v->id, &group, err)) return err->code;
+    if ((st = dk_h5_group_create(w->volumes, v->id, &group, err))) return st;
     dk_status status = write_volume(group, v, err);
     H5Gclose(group);
     return status;

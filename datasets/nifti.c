@@ -498,7 +498,7 @@ dk_status dk_nifti_read_image(const char *path, const char *id, dk_volume *v, dk
     st = dk_volume_alloc(v, id, dims, false, err);
     if (st) {
         free(nf.raw);
-        return dk_err_prefix(err, "'%s'", path);
+        return dk_err_prefix(err, st, "'%s'", path);
     }
     grid_from_affine(&nf, v);
     for (size_t i = 0; i < nf.voxels; i++)

@@ -147,8 +147,9 @@ static dk_status write_tensor(hid_t group, const char *name, const dk_tensor *t,
 
 static dk_status write_params(hid_t file, const dk_params *params, dk_err *err)
 {
+    dk_status st;
     hid_t group;
-    if (dk_h5_group_create(file, "params", &group, err)) return err->code;
+    if ((st = dk_h5_group_create(file, "params", &group, err))) return st;
     dk_status status = DK_OK;
     for (int i = 0; status == DK_OK && i < params->count; i++)
         status = write_tensor(group, params->items[i]->name, &params->items[i]->value, err);
@@ -159,8 +160,9 @@ static dk_status write_params(hid_t file, const dk_params *params, dk_err *err)
 static dk_status write_moments(hid_t optim, const char *which, const dk_optimizer *opt,
                                const dk_tensor *moments, dk_err *err)
 {
+    dk_status st;
     hid_t group;
-    if (dk_h5_group_create(optim, which, &group, err)) return err->code;
+    if ((st = dk_h5_group_create(optim, which, &group, err))) return st;
     dk_status status = DK_OK;
     for (int i = 0; status == DK_OK && i < opt->params.count; i++)
         status = write_tensor(group, opt->params.items[i]->name, &moments[i], err);
@@ -170,23 +172,24 @@ static dk_status write_moments(hid_t optim, const char *which, const dk_optimize
 
 static dk_status write_optimizer(hid_t file, const dk_optimizer *opt, dk_err *err)
 {
+    dk_status st;
     const dk_optim_config *c = &opt->config;
     hid_t optim;
-    if (dk_h5_group_create(file, "optim", &optim, err)) return err->code;
+    if ((st = dk_h5_group_create(file, "optim", &optim, err))) return st;
     /* floats widen to double exactly, so hyper-parameters round-trip bit-exactly */
     double betas[2] = {c->beta1, c->beta2};
     dk_status status = DK_OK;
-    if (dk_h5_attr_write_string(optim, "kind", dk_optim_kind_name(c->kind), err) ||
-        dk_h5_attr_write_double(optim, "lr", c->lr, err) ||
-        dk_h5_attr_write_doubles(optim, "betas", betas, 2, 0, err) ||
-        dk_h5_attr_write_double(optim, "eps", c->eps, err) ||
-        dk_h5_attr_write_double(optim, "weight_decay", c->weight_decay, err) ||
-        dk_h5_attr_write_double(optim, "momentum", c->momentum, err) ||
-        dk_h5_attr_write_int(optim, "nesterov", c->nesterov, err) ||
-        dk_h5_attr_write_int(optim, "step", opt->step, err) ||
-        write_moments(optim, "moment1", opt, opt->moment1, err) ||
-        (opt->moment2 && write_moments(optim, "moment2", opt, opt->moment2, err)))
-        status = err->code;
+    if ((st = dk_h5_attr_write_string(optim, "kind", dk_optim_kind_name(c->kind), err)) ||
+        (st = dk_h5_attr_write_double(optim, "lr", c->lr, err)) ||
+        (st = dk_h5_attr_write_doubles(optim, "betas", betas, 2, 0, err)) ||
+        (st = dk_h5_attr_write_double(optim, "eps", c->eps, err)) ||
+        (st = dk_h5_attr_write_double(optim, "weight_decay", c->weight_decay, err)) ||
+        (st = dk_h5_attr_write_double(optim, "momentum", c->momentum, err)) ||
+        (st = dk_h5_attr_write_int(optim, "nesterov", c->nesterov, err)) ||
+        (st = dk_h5_attr_write_int(optim, "step", opt->step, err)) ||
+        (st = write_moments(optim, "moment1", opt, opt->moment1, err)) ||
+        (opt->moment2 && (st = write_moments(optim, "moment2", opt, opt->moment2, err))))
+        status = st;
     H5Gclose(optim);
     return status;
 }
@@ -195,22 +198,22 @@ dk_status dk_checkpoint_save(const char *path, const char *architecture_json,
                              const dk_params *params, const dk_optimizer *opt,
                              const char *run_record_json, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
-    if (check_json("the architecture", architecture_json, err) ||
-        (run_record_json && check_json("the run record", run_record_json, err)) ||
-        check_params(params, opt, err))
-        return dk_err_prefix(err, "saving checkpoint '%s'", path);
+    dk_status st;
+    if ((st = check_json("the architecture", architecture_json, err)) ||
+        (run_record_json && (st = check_json("the run record", run_record_json, err))) ||
+        (st = check_params(params, opt, err)))
+        return dk_err_prefix(err, st, "saving checkpoint '%s'", path);
     dk_h5_writer w;
-    if (dk_h5_create(path, &w, err)) return err->code;
+    if ((st = dk_h5_create(path, &w, err))) return st;
     hid_t f = w.file;
-    if (dk_h5_attr_write_string(f, "format", FORMAT_NAME, err) ||
-        dk_h5_attr_write_int(f, "format_version", DK_CHECKPOINT_FORMAT_VERSION, err) ||
-        dk_h5_attr_write_string(f, "architecture", architecture_json, err) ||
-        (run_record_json && dk_h5_attr_write_string(f, "run_record", run_record_json, err)) ||
-        write_params(f, params, err) || (opt && write_optimizer(f, opt, err))) {
+    if ((st = dk_h5_attr_write_string(f, "format", FORMAT_NAME, err)) ||
+        (st = dk_h5_attr_write_int(f, "format_version", DK_CHECKPOINT_FORMAT_VERSION, err)) ||
+        (st = dk_h5_attr_write_string(f, "architecture", architecture_json, err)) ||
+        (run_record_json &&
+         (st = dk_h5_attr_write_string(f, "run_record", run_record_json, err))) ||
+        (st = write_params(f, params, err)) || (opt && (st = write_optimizer(f, opt, err)))) {
         dk_h5_abort(&w);
-        return err->code;
+        return st;
     }
     return dk_h5_commit(&w, err);
 }
@@ -219,7 +222,8 @@ dk_status dk_checkpoint_save(const char *path, const char *architecture_json,
 
 static dk_status open_checkpoint(const char *path, hid_t *file, dk_err *err)
 {
-    if (dk_h5_open_read(path, file, err)) return err->code;
+    dk_status st;
+    if ((st = dk_h5_open_read(path, file, err))) return st;
     char format[64] = "";
     int64_t version = 0;
     dk_status status = DK_OK;
@@ -228,8 +232,8 @@ static dk_status open_checkpoint(const char *path, hid_t *file, dk_err *err)
         strcmp(format, FORMAT_NAME) != 0)
         status = dk_err_set(err, DK_EFORMAT, "'%s' is not a dualkd checkpoint (format '%s')", path,
                             format);
-    else if (dk_h5_attr_read_int(*file, "format_version", &version, err))
-        status = err->code;
+    else if ((st = dk_h5_attr_read_int(*file, "format_version", &version, err)))
+        status = st;
     else if (version < 1 || version > DK_CHECKPOINT_FORMAT_VERSION)
         status = dk_err_set(err, DK_EFORMAT,
                             "'%s' is checkpoint format version %lld; this dualkd reads 1..%d", path,
@@ -244,11 +248,10 @@ static dk_status open_checkpoint(const char *path, hid_t *file, dk_err *err)
 static dk_status read_root_string(const char *path, const char *attr, bool optional,
                                   char **json_out, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
+    dk_status st;
     *json_out = NULL;
     hid_t file;
-    if (open_checkpoint(path, &file, err)) return err->code;
+    if ((st = open_checkpoint(path, &file, err))) return st;
     dk_status status = DK_OK;
     if (!optional || dk_h5_attr_exists(file, attr))
         status = dk_h5_attr_read_string(file, attr, json_out, err);
@@ -268,11 +271,10 @@ dk_status dk_checkpoint_read_run_record(const char *path, char **json_out, dk_er
 
 dk_status dk_checkpoint_has_optimizer(const char *path, bool *has_opt, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
+    dk_status st;
     hid_t file;
     *has_opt = false;
-    if (open_checkpoint(path, &file, err)) return err->code;
+    if ((st = open_checkpoint(path, &file, err))) return st;
     *has_opt = dk_h5_exists(file, "optim");
     dk_h5_close_file(file);
     return DK_OK;
@@ -300,6 +302,7 @@ static dk_status plan_group(hid_t group, const char *group_path, const char *wha
                             dk_param *const *owners, dk_tensor *const *dests, int n,
                             restore_plan *plan, dk_err *err)
 {
+    dk_status st;
     char a[160], b[160], where[400];
     for (int i = 0; i < n; i++) {
         const char *name = owners[i]->name;
@@ -310,7 +313,7 @@ static dk_status plan_group(hid_t group, const char *group_path, const char *wha
         if (!dk_h5_exists(group, name))
             return dk_err_set(err, DK_EMISMATCH, "%s: %s '%s' %s is missing from the checkpoint",
                               dk_h5_where(group, where, sizeof where), what, name, b);
-        if (dk_h5_array_shape(group, name, DK_H5_FLOAT32, &rank, got, err)) return err->code;
+        if ((st = dk_h5_array_shape(group, name, DK_H5_FLOAT32, &rank, got, err))) return st;
         if (rank != 5 || memcmp(got, want, sizeof want) != 0)
             return dk_err_set(err, DK_EMISMATCH,
                               "%s: %s '%s' has shape %s in the checkpoint, "
@@ -322,7 +325,7 @@ static dk_status plan_group(hid_t group, const char *group_path, const char *wha
     }
     char **names = NULL;
     int count = 0;
-    if (dk_h5_group_list(group, &names, &count, err)) return err->code;
+    if ((st = dk_h5_group_list(group, &names, &count, err))) return st;
     dk_status status = DK_OK;
     for (int j = 0; status == DK_OK && j < count; j++) {
         bool known = false;
@@ -330,14 +333,15 @@ static dk_status plan_group(hid_t group, const char *group_path, const char *wha
             known = strcmp(owners[i]->name, names[j]) == 0;
         int rank = 0;
         hsize_t got[DK_H5_MAX_RANK];
-        if (!known && dk_h5_array_shape(group, names[j], DK_H5_FLOAT32, &rank, got, err) == DK_OK)
+        if (!known &&
+            (st = dk_h5_array_shape(group, names[j], DK_H5_FLOAT32, &rank, got, err)) == DK_OK)
             status = dk_err_set(err, DK_EMISMATCH,
                                 "%s: the checkpoint has %s '%s' %s, "
                                 "which the model does not",
                                 dk_h5_where(group, where, sizeof where), what, names[j],
                                 dk_h5_shape_str(rank, got, a, sizeof a));
         else if (!known)
-            status = err->code;
+            status = st;
     }
     dk_h5_free_strings(names);
     return status;
@@ -345,8 +349,9 @@ static dk_status plan_group(hid_t group, const char *group_path, const char *wha
 
 static dk_status plan_params(hid_t file, const dk_params *params, restore_plan *plan, dk_err *err)
 {
+    dk_status st;
     hid_t group;
-    if (dk_h5_group_open(file, "params", &group, err)) return err->code;
+    if ((st = dk_h5_group_open(file, "params", &group, err))) return st;
     dk_tensor **dests = calloc((size_t)params->count + 1, sizeof *dests);
     dk_status status = dests ? DK_OK : dk_err_set(err, DK_ENOMEM, "out of memory");
     for (int i = 0; status == DK_OK && i < params->count; i++)
@@ -363,8 +368,9 @@ static dk_status plan_moments(hid_t optim, const char *group_path, const char *w
                               dk_optimizer *opt, dk_tensor *moments, restore_plan *plan,
                               dk_err *err)
 {
+    dk_status st;
     hid_t group;
-    if (dk_h5_group_open(optim, which, &group, err)) return err->code;
+    if ((st = dk_h5_group_open(optim, which, &group, err))) return st;
     dk_tensor **dests = calloc((size_t)opt->params.count + 1, sizeof *dests);
     dk_status status = dests ? DK_OK : dk_err_set(err, DK_ENOMEM, "out of memory");
     for (int i = 0; status == DK_OK && i < opt->params.count; i++)
@@ -381,18 +387,19 @@ static dk_status plan_moments(hid_t optim, const char *group_path, const char *w
 static dk_status read_optim_attrs(hid_t optim, const char *path, const dk_optimizer *opt,
                                   dk_optim_config *config, int64_t *step, dk_err *err)
 {
+    dk_status st;
     char kind[32];
     double lr, betas[2], eps, wd, momentum;
     int64_t nesterov;
-    if (dk_h5_attr_read_string_buf(optim, "kind", kind, sizeof kind, err) ||
-        dk_h5_attr_read_double(optim, "lr", &lr, err) ||
-        dk_h5_attr_read_doubles(optim, "betas", betas, 2, err) ||
-        dk_h5_attr_read_double(optim, "eps", &eps, err) ||
-        dk_h5_attr_read_double(optim, "weight_decay", &wd, err) ||
-        dk_h5_attr_read_double(optim, "momentum", &momentum, err) ||
-        dk_h5_attr_read_int(optim, "nesterov", &nesterov, err) ||
-        dk_h5_attr_read_int(optim, "step", step, err))
-        return err->code;
+    if ((st = dk_h5_attr_read_string_buf(optim, "kind", kind, sizeof kind, err)) ||
+        (st = dk_h5_attr_read_double(optim, "lr", &lr, err)) ||
+        (st = dk_h5_attr_read_doubles(optim, "betas", betas, 2, err)) ||
+        (st = dk_h5_attr_read_double(optim, "eps", &eps, err)) ||
+        (st = dk_h5_attr_read_double(optim, "weight_decay", &wd, err)) ||
+        (st = dk_h5_attr_read_double(optim, "momentum", &momentum, err)) ||
+        (st = dk_h5_attr_read_int(optim, "nesterov", &nesterov, err)) ||
+        (st = dk_h5_attr_read_int(optim, "step", step, err)))
+        return st;
     int parsed = dk_optim_kind_parse(kind);
     if (parsed < 0)
         return dk_err_set(err, DK_EFORMAT, "'%s': optimiser kind '%s' is unknown", path, kind);
@@ -416,10 +423,11 @@ static dk_status plan_optimizer(hid_t file, const char *path, dk_optimizer *opt,
                                 dk_optim_config *config, int64_t *step, restore_plan *plan,
                                 dk_err *err)
 {
+    dk_status st;
     if (!dk_h5_exists(file, "optim"))
         return dk_err_set(err, DK_ENOTFOUND, "'%s' holds no optimiser state", path);
     hid_t optim;
-    if (dk_h5_group_open(file, "optim", &optim, err)) return err->code;
+    if ((st = dk_h5_group_open(file, "optim", &optim, err))) return st;
     dk_status status = read_optim_attrs(optim, path, opt, config, step, err);
     if (status == DK_OK)
         status = plan_moments(optim, "optim/moment1", "moment1", opt, opt->moment1, plan, err);
@@ -459,10 +467,9 @@ static dk_status execute_plan(hid_t file, restore_plan *plan, dk_err *err)
 dk_status dk_checkpoint_load(const char *path, const char *expected_architecture_json,
                              const dk_params *params, dk_optimizer *opt, dk_err *err)
 {
-    dk_err local = {0};
-    if (!err) err = &local;
+    dk_status st;
     hid_t file;
-    if (open_checkpoint(path, &file, err)) return err->code;
+    if ((st = open_checkpoint(path, &file, err))) return st;
     char *saved = NULL;
     dk_status status = DK_OK;
     if (expected_architecture_json) {

@@ -16,9 +16,10 @@ dk_status dk_err_set(dk_err *err, dk_status code, const char *fmt, ...)
     return code;
 }
 
-dk_status dk_err_prefix(dk_err *err, const char *fmt, ...)
+dk_status dk_err_prefix(dk_err *err, dk_status code, const char *fmt, ...)
 {
-    if (!err) return DK_OK;
+    if (!err) return code;
+    err->code = code;
     char prefix[200];
     va_list ap;
     va_start(ap, fmt);
@@ -26,13 +27,22 @@ dk_status dk_err_prefix(dk_err *err, const char *fmt, ...)
     va_end(ap);
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    /* The message keeps its head; a very long one loses its tail. */
+    old[sizeof old - 1] = '\0';
+    /* The message keeps its head; a very long one loses its tail. The prefix (at most
+     * 199 bytes) always fits in the 512-byte message. */
     int n = snprintf(err->msg, sizeof err->msg, "%s: ", prefix);
-    if (n < 0 || (size_t)n >= sizeof err->msg) return err->code;
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof err->msg) return code;
     size_t keep = strnlen(old, sizeof err->msg - 1 - (size_t)n);
     memcpy(err->msg + n, old, keep);
     err->msg[(size_t)n + keep] = '\0';
-    return err->code;
+    return code;
+}
+
+dk_status dk_err_forward(dk_err *to, const dk_err *from)
+{
+    if (to && to != from) *to = *from;
+    return from->code;
 }
 
 void dk_err_clear(dk_err *err)

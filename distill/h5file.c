@@ -129,7 +129,7 @@ dk_status dk_h5_create(const char *path, dk_h5_writer *w, dk_err *err)
         free(w->tmp_path);
         w->tmp_path = NULL; /* nothing to unlink */
         dk_h5_abort(w);
-        return err ? err->code : DK_EIO;
+        return DK_EIO;
     }
     fchmod(w->fd, 0644); /* mkstemp's 0600 would hide the file from a server run as another user */
     hid_t fapl = file_access_plist();
@@ -138,7 +138,7 @@ dk_status dk_h5_create(const char *path, dk_h5_writer *w, dk_err *err)
     if (w->file < 0) {
         dk_h5_fail(err, DK_EIO, -1, "cannot create HDF5 file '%s'", w->tmp_path);
         dk_h5_abort(w);
-        return err ? err->code : DK_EIO;
+        return DK_EIO;
     }
     return DK_OK;
 }
@@ -301,7 +301,7 @@ hid_t dk_h5_half_type(void)
 }
 
 /* The data to hand H5Dwrite and its memory type: float16 storage is converted
- * here (see dk_h5_half_from_float); *scratch is what the caller frees. */
+ * here (dk_half_from_float, distill/half.h); *scratch is what the caller frees. */
 static const void *write_source(dk_h5_elem elem, const dk_h5_storage *st, const void *data,
                                 size_t numel, hid_t *mtype, void **scratch)
 {
@@ -453,7 +453,7 @@ static dk_status open_checked(hid_t loc, const char *name, dk_h5_elem elem, hid_
     if (!fits) {
         H5Dclose(*dset);
         *dset = H5I_INVALID_HID;
-        return err ? err->code : DK_EFORMAT;
+        return DK_EFORMAT;
     }
     return DK_OK;
 }
@@ -676,7 +676,7 @@ static dk_status attr_kind_error(hid_t obj, const char *name, attr_view *a, cons
                dk_h5_where(obj, where, sizeof where), name, (long long)a->count,
                type_desc(a->type, desc, sizeof desc), expected);
     attr_view_close(a);
-    return err ? err->code : DK_EFORMAT;
+    return DK_EFORMAT;
 }
 
 /* Read all string elements of an open string attribute into a NULL-terminated array. */

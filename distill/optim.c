@@ -58,7 +58,8 @@ dk_status dk_optim_init(dk_optimizer *opt, const dk_optim_config *config, const 
                         dk_err *err)
 {
     *opt = (dk_optimizer){0};
-    if (validate(config, err)) return err ? err->code : DK_EINVAL;
+    dk_status st = validate(config, err);
+    if (st) return st;
     opt->config = *config;
     const int count = params->count;
     bool adam = config->kind != DK_OPTIM_SGD;
@@ -74,10 +75,10 @@ dk_status dk_optim_init(dk_optimizer *opt, const dk_optim_config *config, const 
     opt->params.count = opt->params.capacity = count;
     for (int i = 0; i < count; i++) {
         const dk_tensor *value = &params->items[i]->value;
-        if (dk_tensor_alloc_like(&opt->moment1[i], value, err) ||
-            (adam && dk_tensor_alloc_like(&opt->moment2[i], value, err))) {
+        if ((st = dk_tensor_alloc_like(&opt->moment1[i], value, err)) ||
+            (adam && (st = dk_tensor_alloc_like(&opt->moment2[i], value, err)))) {
             dk_optim_release(opt);
-            return dk_err_prefix(err, "optimiser state for '%s'", params->items[i]->name);
+            return dk_err_prefix(err, st, "optimiser state for '%s'", params->items[i]->name);
         }
     }
     return DK_OK;

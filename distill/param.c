@@ -13,10 +13,11 @@ dk_status dk_param_init(dk_param *p, const char *name, int n, int c, int d, int 
         return dk_err_set(err, DK_EINVAL, "parameter name '%s' is longer than %zu bytes", name,
                           sizeof p->name - 1);
     snprintf(p->name, sizeof p->name, "%s", name);
-    if (dk_tensor_alloc(&p->value, n, c, d, h, w, err)) return err ? err->code : DK_ENOMEM;
-    if (dk_tensor_alloc(&p->grad, n, c, d, h, w, err)) {
+    dk_status st = dk_tensor_alloc(&p->value, n, c, d, h, w, err);
+    if (st) return st;
+    if ((st = dk_tensor_alloc(&p->grad, n, c, d, h, w, err))) {
         dk_tensor_release(&p->value);
-        return err ? err->code : DK_ENOMEM;
+        return st;
     }
     return DK_OK;
 }

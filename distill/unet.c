@@ -63,7 +63,8 @@ static int width_at(const dk_unet_config *c, int l) { return c->base_width << l;
 static dk_status add_param(dk_unet *net, dk_param *p, const char *name, int n, int c, int d, int h,
                            int w, dk_err *err)
 {
-    if (dk_param_init(p, name, n, c, d, h, w, err)) return err->code;
+    dk_status st;
+    if ((st = dk_param_init(p, name, n, c, d, h, w, err))) return st;
     return dk_params_push(&net->params, p, err);
 }
 
@@ -78,6 +79,7 @@ static void init_normal(dk_param *p, double fan_in, double gain, dk_rng *rng)
 static dk_status unit_create(dk_unet *net, conv_unit *u, const char *prefix, int cin, int cout,
                              const int kernel[3], dk_rng *rng, dk_err *err)
 {
+    dk_status st;
     char name[96];
     u->cin = cin;
     u->cout = cout;
@@ -88,15 +90,15 @@ static dk_status unit_create(dk_unet *net, conv_unit *u, const char *prefix, int
         u->geom.pad[a] = kernel[a] / 2;
     }
     snprintf(name, sizeof name, "%s.conv.weight", prefix);
-    if (add_param(net, &u->weight, name, cout, cin, kernel[0], kernel[1], kernel[2], err))
-        return err->code;
+    if ((st = add_param(net, &u->weight, name, cout, cin, kernel[0], kernel[1], kernel[2], err)))
+        return st;
     init_normal(&u->weight, (double)cin * kernel[0] * kernel[1] * kernel[2], 2.0, rng);
     if (!u->has_norm) {
         snprintf(name, sizeof name, "%s.conv.bias", prefix);
         return add_param(net, &u->bias, name, cout, 1, 1, 1, 1, err);
     }
     snprintf(name, sizeof name, "%s.norm.weight", prefix);
-    if (add_param(net, &u->gamma, name, cout, 1, 1, 1, 1, err)) return err->code;
+    if ((st = add_param(net, &u->gamma, name, cout, 1, 1, 1, 1, err))) return st;
     dk_tensor_fill(&u->gamma.value, 1.0f);
     snprintf(name, sizeof name, "%s.norm.bias", prefix);
     return add_param(net, &u->beta, name, cout, 1, 1, 1, 1, err);
@@ -104,16 +106,18 @@ static dk_status unit_create(dk_unet *net, conv_unit *u, const char *prefix, int
 
 static dk_status level_create(dk_unet *net, int l, dk_rng *rng, dk_err *err)
 {
+    dk_status st;
     const dk_unet_config *c = &net->cfg;
     level *L = &net->lv[l];
     L->width = width_at(c, l);
     int cin = l == 0 ? c->in_channels : width_at(c, l - 1);
     char prefix[32];
     snprintf(prefix, sizeof prefix, "enc%d.block1", l);
-    if (unit_create(net, &L->enc[0], prefix, cin, L->width, c->kernel[l], rng, err)) return err->code;
+    if ((st = unit_create(net, &L->enc[0], prefix, cin, L->width, c->kernel[l], rng, err)))
+        return st;
     snprintf(prefix, sizeof prefix, "enc%d.block2", l);
-    if (unit_create(net, &L->enc[1], prefix, L->width, L->width, c->kernel[l], rng, err))
-        return err->code;
+    if ((st = unit_create(net, &L->enc[1], prefix, L->width, L->width, c->kernel[l], rng, err)))
+        return st;
     if (l == c->levels - 1) return DK_OK;
 
     /* Decoder: up from level l + 1, concat with this level's skip, two convs. */
@@ -122,14 +126,14 @@ static dk_status level_create(dk_unet *net, int l, dk_rng *rng, dk_err *err)
     const int *p = c->pool[l];
     L->up_geom = (dk_conv3d_geom){{p[0], p[1], p[2]}, {p[0], p[1], p[2]}, {0, 0, 0}};
     snprintf(name, sizeof name, "dec%d.up.weight", l);
-    if (add_param(net, &L->up_weight, name, below, L->width, p[0], p[1], p[2], err))
-        return err->code;
+    if ((st = add_param(net, &L->up_weight, name, below, L->width, p[0], p[1], p[2], err)))
+        return st;
     init_normal(&L->up_weight, below, 2.0, rng);
     snprintf(name, sizeof name, "dec%d.up.bias", l);
-    if (add_param(net, &L->up_bias, name, L->width, 1, 1, 1, 1, err)) return err->code;
+    if ((st = add_param(net, &L->up_bias, name, L->width, 1, 1, 1, 1, err))) return st;
     snprintf(prefix, sizeof prefix, "dec%d.block1", l);
-    if (unit_create(net, &L->dec[0], prefix, 2 * L->width, L->width, c->kernel[l], rng, err))
-        return err->code;
+    if ((st = unit_create(net, &L->dec[0], prefix, 2 * L->width, L->width, c->kernel[l], rng, err)))
+        return st;
     snprintf(prefix, sizeof prefix, "dec%d.block2", l);
     return unit_create(net, &L->dec[1], prefix, L->width, L->width, c->kernel[l], rng, err);
 }
@@ -210,13 +214,14 @@ dk_workspace *dk_unet_workspace(dk_unet *net) { return &net->ws; }
 static dk_status unit_plan(dk_unet *net, conv_unit *u, const int dims[3], float *out_in,
                            size_t *ws_need, dk_err *err)
 {
+    dk_status st;
     int n = net->n;
     if (out_in)
         u->out = dk_tensor_view(out_in, n, u->cout, dims[0], dims[1], dims[2]);
-    else if (dk_tensor_alloc(&u->out, n, u->cout, dims[0], dims[1], dims[2], err))
-        return err->code;
+    else if ((st = dk_tensor_alloc(&u->out, n, u->cout, dims[0], dims[1], dims[2], err)))
+        return st;
     if (u->has_norm) {
-        if (dk_tensor_alloc(&u->pre, n, u->cout, dims[0], dims[1], dims[2], err)) return err->code;
+        if ((st = dk_tensor_alloc(&u->pre, n, u->cout, dims[0], dims[1], dims[2], err))) return st;
         u->mean = malloc(sizeof(float) * n * u->cout);
         u->rstd = malloc(sizeof(float) * n * u->cout);
         if (!u->mean || !u->rstd) return dk_err_set(err, DK_ENOMEM, "cannot allocate norm statistics");
@@ -230,15 +235,16 @@ static dk_status unit_plan(dk_unet *net, conv_unit *u, const int dims[3], float 
 
 static dk_status level_plan(dk_unet *net, int l, size_t *ws_need, dk_err *err)
 {
+    dk_status st;
     level *L = &net->lv[l];
     int n = net->n, w = L->width;
     bool top = l == net->cfg.levels - 1, views = !top && n == 1;
     const int *d = L->dims;
     size_t half = (size_t)w * d[0] * d[1] * d[2];
-    if (!top && dk_tensor_alloc(&L->cat, n, 2 * w, d[0], d[1], d[2], err)) return err->code;
-    if (unit_plan(net, &L->enc[0], d, NULL, ws_need, err) ||
-        unit_plan(net, &L->enc[1], d, views ? L->cat.data : NULL, ws_need, err))
-        return err->code;
+    if (!top && (st = dk_tensor_alloc(&L->cat, n, 2 * w, d[0], d[1], d[2], err))) return st;
+    if ((st = unit_plan(net, &L->enc[0], d, NULL, ws_need, err)) ||
+        (st = unit_plan(net, &L->enc[1], d, views ? L->cat.data : NULL, ws_need, err)))
+        return st;
     size_t grad_floats = (size_t)n * 2 * half;
     for (int i = 0; i < 2; i++)
         if (!(L->grad_buf[i] = aligned_alloc(64, (grad_floats * sizeof(float) + 63) / 64 * 64)))
@@ -246,17 +252,17 @@ static dk_status level_plan(dk_unet *net, int l, size_t *ws_need, dk_err *err)
     if (top) return DK_OK;
 
     const int *below = net->lv[l + 1].dims;
-    if (dk_tensor_alloc(&L->pooled, n, w, below[0], below[1], below[2], err)) return err->code;
+    if ((st = dk_tensor_alloc(&L->pooled, n, w, below[0], below[1], below[2], err))) return st;
     if (views)
         L->up = dk_tensor_view(L->cat.data + half, n, w, d[0], d[1], d[2]);
-    else if (dk_tensor_alloc(&L->up, n, w, d[0], d[1], d[2], err))
-        return err->code;
+    else if ((st = dk_tensor_alloc(&L->up, n, w, d[0], d[1], d[2], err)))
+        return st;
     if (!(L->argmax = malloc(sizeof(int32_t) * dk_tensor_numel(&L->pooled))))
         return dk_err_set(err, DK_ENOMEM, "cannot allocate pooling indices at level %d", l);
     size_t need = dk_conv3d_workspace_floats(&L->up_geom, true, 2 * w, w, below);
     if (need > *ws_need) *ws_need = need;
     for (int i = 0; i < 2; i++)
-        if (unit_plan(net, &L->dec[i], d, NULL, ws_need, err)) return err->code;
+        if ((st = unit_plan(net, &L->dec[i], d, NULL, ws_need, err))) return st;
     return DK_OK;
 }
 
@@ -277,12 +283,13 @@ static dk_status check_divisible(const dk_unet_config *c, const int in[3], dk_er
 
 dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err)
 {
+    dk_status st;
     const dk_unet_config *c = &net->cfg;
     int in[3] = {d, h, w};
     if (n < 1 || d < 1 || h < 1 || w < 1)
         return dk_err_set(err, DK_EINVAL, "input shape (%d, %d, %d, %d) has a dimension < 1", n, d,
                           h, w);
-    if (check_divisible(c, in, err)) return err->code;
+    if ((st = check_divisible(c, in, err))) return st;
     release_activations(net);
     net->n = n;
     for (int l = 0; l < c->levels; l++)
@@ -290,18 +297,18 @@ dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err)
             net->lv[l].dims[a] = l == 0 ? in[a] : net->lv[l - 1].dims[a] / c->pool[l - 1][a];
     size_t ws_need = 0;
     for (int l = 0; l < c->levels; l++)
-        if (level_plan(net, l, &ws_need, err)) goto fail;
-    if (dk_tensor_alloc(&net->logits, n, c->classes, d, h, w, err) ||
-        dk_tensor_alloc(&net->logits_grad, n, c->classes, d, h, w, err))
+        if ((st = level_plan(net, l, &ws_need, err))) goto fail;
+    if ((st = dk_tensor_alloc(&net->logits, n, c->classes, d, h, w, err)) ||
+        (st = dk_tensor_alloc(&net->logits_grad, n, c->classes, d, h, w, err)))
         goto fail;
     size_t loss_need = dk_loss_workspace_floats(&net->logits);
     if (loss_need > ws_need) ws_need = loss_need;
-    if (dk_workspace_reserve(&net->ws, ws_need, err)) goto fail;
+    if ((st = dk_workspace_reserve(&net->ws, ws_need, err))) goto fail;
     return DK_OK;
 fail:
     release_activations(net);
     net->n = 0;
-    return err->code;
+    return st;
 }
 
 static void unit_forward(dk_unet *net, conv_unit *u, const dk_tensor *x)

@@ -38,6 +38,7 @@ static dk_status check_triple(const int v[3], int lo, int hi, bool odd, const ch
 
 dk_status dk_unet_config_validate(const dk_unet_config *c, dk_err *err)
 {
+    dk_status st;
     if (c->in_channels < 1 || c->in_channels > 64)
         return dk_err_set(err, DK_EINVAL, "unet config: in_channels = %d, expected 1..64",
                           c->in_channels);
@@ -52,9 +53,9 @@ dk_status dk_unet_config_validate(const dk_unet_config *c, dk_err *err)
                           "1024 channels at the bottleneck",
                           c->base_width, c->levels);
     for (int l = 0; l < c->levels; l++) {
-        if (check_triple(c->kernel[l], 1, 7, true, "kernel", l, err)) return err->code;
-        if (l < c->levels - 1 && check_triple(c->pool[l], 1, 4, false, "pool", l, err))
-            return err->code;
+        if ((st = check_triple(c->kernel[l], 1, 7, true, "kernel", l, err))) return st;
+        if (l < c->levels - 1 && (st = check_triple(c->pool[l], 1, 4, false, "pool", l, err)))
+            return st;
     }
     if (c->norm != DK_NORM_NONE && c->norm != DK_NORM_INSTANCE)
         return dk_err_set(err, DK_EINVAL, "unet config: unknown norm %d", (int)c->norm);
@@ -122,6 +123,7 @@ static dk_status check_keys(json_t *root, dk_err *err)
 
 static dk_status parse_config(json_t *root, dk_unet_config *c, dk_err *err)
 {
+    dk_status st;
     const char *kind = NULL, *norm = NULL;
     double slope = 0, eps = 1e-5;
     *c = dk_unet_config_default(1, 2);
@@ -142,8 +144,8 @@ static dk_status parse_config(json_t *root, dk_unet_config *c, dk_err *err)
     if (c->levels < 2 || c->levels > DK_UNET_MAX_LEVELS)
         return dk_err_set(err, DK_EINVAL, "unet config: levels = %d, expected 2..%d", c->levels,
                           DK_UNET_MAX_LEVELS);
-    if (read_triples(root, "pool", c->levels - 1, c->pool, err)) return err->code;
-    if (read_triples(root, "kernel", c->levels, c->kernel, err)) return err->code;
+    if ((st = read_triples(root, "pool", c->levels - 1, c->pool, err))) return st;
+    if ((st = read_triples(root, "kernel", c->levels, c->kernel, err))) return st;
     return dk_unet_config_validate(c, err);
 }
 

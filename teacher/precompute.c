@@ -18,6 +18,7 @@
 #include "datasets/dataset.h"
 #include "datasets/resample.h"
 #include "distill/checkpoint.h"
+#include "distill/clock.h"
 #include "distill/layers.h"
 #include "distill/rng.h"
 #include "teacher/sha256.h"
@@ -76,8 +77,9 @@ uint64_t dk_precompute_sample_seed(uint64_t seed, const char *id, int purpose)
 
 static dk_status read_card(const char *path, dk_store_manifest *m, dk_err *err)
 {
+    dk_status st;
     char *text = NULL;
-    if (dk_checkpoint_read_run_record(path, &text, err)) return err->code;
+    if ((st = dk_checkpoint_read_run_record(path, &text, err))) return st;
     if (!text)
         return dk_err_set(err, DK_EFORMAT,
                           "'%s' has no run record (teacher card); make the teacher with `dualkd "
@@ -90,7 +92,7 @@ static dk_status read_card(const char *path, dk_store_manifest *m, dk_err *err)
            *sp = json_object_get(card, "training_spacing");
     const char *norm =
         json_string_value(json_object_get(json_object_get(card, "normalisation"), "kind"));
-    dk_status st = DK_OK;
+    st = DK_OK;
     if (!json_is_array(classes) || json_array_size(classes) < 2 ||
         json_array_size(classes) > DK_MAX_CLASSES || !json_is_array(sp) || json_array_size(sp) != 3)
         st = dk_err_set(err, DK_EFORMAT, "'%s': the teacher card lacks classes or training_spacing",
@@ -116,14 +118,16 @@ static dk_status read_card(const char *path, dk_store_manifest *m, dk_err *err)
 
 static dk_status load_teacher(dk_precomputer *pc, dk_err *err)
 {
+    dk_status st;
     const char *path = pc->opt.teacher_path;
     char *arch = NULL;
-    if (dk_sha256_file(path, pc->m.teacher_sha256, err) ||
-        dk_checkpoint_read_architecture(path, &arch, err))
-        return err->code;
-    dk_status st = dk_unet_config_from_json(arch, &pc->tcfg, err);
-    if (st) dk_err_prefix(err, "'%s': ", path);
-    if (!st && !(pc->teacher = dk_unet_create(&pc->tcfg, 0, err))) st = err->code;
+    if ((st = dk_sha256_file(path, pc->m.teacher_sha256, err)) ||
+        (st = dk_checkpoint_read_architecture(path, &arch, err)))
+        return st;
+    st = dk_unet_config_from_json(arch, &pc->tcfg, err);
+    if (st) dk_err_prefix(err, st, "'%s'", path);
+    dk_err e;
+    if (!st && !(pc->teacher = dk_unet_create(&pc->tcfg, 0, &e))) st = dk_err_forward(err, &e);
     if (!st) st = dk_checkpoint_load(path, arch, dk_unet_params(pc->teacher), NULL, err);
     if (!st) st = read_card(path, &pc->m, err);
     if (!st && pc->m.classes.count != pc->tcfg.classes)
@@ -138,8 +142,8 @@ static dk_status resolve_student(dk_precomputer *pc, dk_err *err)
 {
     const char *name = pc->opt.profile.student;
     if (pc->opt.student_json) {
-        if (dk_unet_config_from_json(pc->opt.student_json, &pc->scfg, err))
-            return dk_err_prefix(err, "--student: ");
+        dk_status st = dk_unet_config_from_json(pc->opt.student_json, &pc->scfg, err);
+        if (st) return dk_err_prefix(err, st, "--student");
     } else if (!name[0] || !strcmp(name, "teacher")) {
         pc->scfg = pc->tcfg;
     } else if (!strcmp(name, "reference")) {
@@ -350,15 +354,16 @@ static void pad_dims(const int dims[3], const int mult[3], int padded[3], int be
 /* (Re)plan the teacher and the accumulators for a padded shape. */
 static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_voxels, dk_err *err)
 {
+    dk_status st;
     if (!memcmp(pc->planned, padded, sizeof pc->planned) && pc->grid_voxels == grid_voxels)
         return DK_OK;
     release_buffers(pc);
     int C = pc->tcfg.classes;
-    if (dk_unet_plan(pc->teacher, 1, padded[0], padded[1], padded[2], err) ||
-        dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err) ||
-        dk_tensor_alloc(&pc->noisy, 1, 1, padded[0], padded[1], padded[2], err) ||
-        dk_tensor_alloc(&pc->prob, 1, C, padded[0], padded[1], padded[2], err))
-        return err->code;
+    if ((st = dk_unet_plan(pc->teacher, 1, padded[0], padded[1], padded[2], err)) ||
+        (st = dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err)) ||
+        (st = dk_tensor_alloc(&pc->noisy, 1, 1, padded[0], padded[1], padded[2], err)) ||
+        (st = dk_tensor_alloc(&pc->prob, 1, C, padded[0], padded[1], padded[2], err)))
+        return st;
     pc->acc_soft = malloc(sizeof(float) * C * grid_voxels);
     pc->acc_plain = malloc(sizeof(float) * C * grid_voxels);
     bool ok = pc->acc_soft && pc->acc_plain;
@@ -470,10 +475,11 @@ static dk_status to_teacher_grid(const dk_precomputer *pc, const dk_volume *v, d
 static dk_status site_input(const dk_precomputer *pc, const dk_volume *v, dk_targets *t,
                             dk_err *err)
 {
+    dk_status st;
     const dk_profile *pr = &pc->opt.profile;
     if (!same_spacing(v->spacing, pr->spacing))
         return dk_acquire(v, pr, t->info.acquire_seed, pc->m.classes.count, &t->input, err);
-    if (dk_volume_alloc(&t->input, v->id, v->dims, v->label != NULL, err)) return err->code;
+    if ((st = dk_volume_alloc(&t->input, v->id, v->dims, v->label != NULL, err))) return st;
     size_t n = dk_volume_voxels(v);
     memcpy(t->input.image, v->image, n * sizeof(float));
     if (v->label) memcpy(t->input.label, v->label, n);
@@ -534,6 +540,7 @@ static dk_status targets_alloc(const dk_precomputer *pc, dk_targets *t, size_t p
 static dk_status profile_targets(dk_precomputer *pc, const dk_grid *tg, const int before[3],
                                  dk_targets *t, dk_err *err)
 {
+    dk_status st;
     const dk_grid *pg = &t->info.grid;
     size_t pv = dk_grid_voxels(pg);
     int C = pc->m.classes.count, spad[3], sbefore[3];
@@ -541,17 +548,18 @@ static dk_status profile_targets(dk_precomputer *pc, const dk_grid *tg, const in
     for (int k = 0; k < pc->m.feature_count; k++)
         t->info.feature_grid[k] =
             tap_grid(&pc->scfg, pc->m.features[k].student_tap, pg, sbefore, spad);
-    if (targets_alloc(pc, t, pv, err)) return err->code;
-    if (resample_grid(tg, pc->acc_soft, pg, t->response, C, true, err) ||
-        resample_grid(tg, pc->acc_plain, pg, pc->acc_soft, C, true, err)) /* acc_soft is spent */
-        return err->code;
+    if ((st = targets_alloc(pc, t, pv, err))) return st;
+    /* acc_soft is spent once the response is resampled */
+    if ((st = resample_grid(tg, pc->acc_soft, pg, t->response, C, true, err)) ||
+        (st = resample_grid(tg, pc->acc_plain, pg, pc->acc_soft, C, true, err)))
+        return st;
     entropy_map(pc->acc_soft, C, pv, t->uncertainty);
     for (int k = 0; k < pc->m.feature_count; k++) {
         const dk_store_feature *f = &pc->m.features[k];
         dk_grid src = tap_grid(&pc->tcfg, f->teacher_tap, tg, before, pc->planned);
-        if (resample_grid(&src, pc->feat_acc[k], &t->info.feature_grid[k], t->features[k],
-                          f->channels, false, err))
-            return err->code;
+        if ((st = resample_grid(&src, pc->feat_acc[k], &t->info.feature_grid[k], t->features[k],
+                                f->channels, false, err)))
+            return st;
     }
     return DK_OK;
 }
@@ -588,7 +596,7 @@ dk_status dk_precompute_volume(dk_precomputer *pc, const dk_volume *v, int index
         st = dk_err_set(err, DK_EMISMATCH,
                         "the acquired input's grid differs from the profile grid");
     if (st) {
-        dk_err_prefix(err, "volume '%s': ", v->id);
+        dk_err_prefix(err, st, "volume '%s'", v->id);
         dk_targets_release(out);
     }
     return st;
@@ -660,25 +668,19 @@ static dk_status make_out_dir(const char *dir, dk_err *err)
     return DK_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Compute and durably store volume i (skipped when an interrupted run finished it). */
 static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer *w, int i,
                             dk_precompute_result *res, dk_err *err)
 {
+    dk_status st;
     const char *id = dk_dataset_volume_id(ds, i);
     dk_precompute_progress p = {.done = i + 1, .total = res->samples, .id = id, .resumed = true};
     if (!dk_store_writer_has(w, id)) {
-        double t0 = now_s();
+        double t0 = dk_clock_seconds();
         dk_volume v;
         dk_targets t;
-        if (dk_dataset_read(ds, i, &v, err)) return err->code;
-        dk_status st = dk_precompute_volume(pc, &v, i, &t, err);
+        if ((st = dk_dataset_read(ds, i, &v, err))) return st;
+        st = dk_precompute_volume(pc, &v, i, &t, err);
         dk_volume_release(&v);
         if (st) return st;
         dk_store_sample s;
@@ -687,7 +689,7 @@ static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer 
         st = dk_store_writer_add(w, &s, err);
         dk_targets_release(&t);
         if (st) return st;
-        p.resumed = false, p.seconds = now_s() - t0;
+        p.resumed = false, p.seconds = dk_clock_seconds() - t0;
         res->computed++, res->seconds += p.seconds;
     }
     if (pc->opt.progress) pc->opt.progress(&p, pc->opt.ctx);
@@ -696,19 +698,16 @@ static dk_status one_sample(dk_precomputer *pc, dk_dataset *ds, dk_store_writer 
 
 static dk_status run_all(dk_precomputer *pc, dk_dataset *ds, dk_precompute_result *res, dk_err *err)
 {
+    dk_status st;
     const dk_precompute_options *o = &pc->opt;
-    dk_store_writer *w = dk_store_writer_open(res->store_path, &pc->m, o->resume, err);
-    if (!w) return err->code;
+    dk_err e;
+    dk_store_writer *w = dk_store_writer_open(res->store_path, &pc->m, o->resume, &e);
+    if (!w) return dk_err_forward(err, &e);
     res->resumed = dk_store_writer_resumed(w);
-    dk_status st = DK_OK;
-    for (int i = 0; !st && i < res->samples; i++) {
+    st = DK_OK;
+    for (int i = 0; !st && i < res->samples; i++)
         st = one_sample(pc, ds, w, i, res, err);
-        if (!st && o->stop_after > 0 && res->computed == o->stop_after && i + 1 < res->samples) {
-            res->stopped = true;
-            break;
-        }
-    }
-    if (st || res->stopped) {
+    if (st) {
         dk_store_writer_abort(w); /* the partial store stays for --resume */
         return st;
     }
@@ -726,11 +725,13 @@ static dk_status run_all(dk_precomputer *pc, dk_dataset *ds, dk_precompute_resul
 
 dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result *res, dk_err *err)
 {
+    dk_status st;
     memset(res, 0, sizeof *res);
-    dk_precomputer *pc = dk_precomputer_create(o, err);
-    if (!pc) return err->code;
-    dk_dataset *ds = dk_dataset_open(o->data_path, err);
-    dk_status st = ds ? DK_OK : err->code;
+    dk_err e;
+    dk_precomputer *pc = dk_precomputer_create(o, &e);
+    if (!pc) return dk_err_forward(err, &e);
+    dk_dataset *ds = dk_dataset_open(o->data_path, &e);
+    st = ds ? DK_OK : dk_err_forward(err, &e);
     if (!st) st = check_classes(pc, dk_dataset_classes(ds), o->data_path, err);
     if (!st && (res->samples = dk_dataset_count(ds)) == 0)
         st = dk_err_set(err, DK_EINVAL, "'%s' holds no volumes", o->data_path);

@@ -45,7 +45,6 @@ typedef struct dk_precompute_options {
     char feature_layers[DK_STORE_MAX_FEATURES][16];
     uint64_t seed;  /* default 1 */
     bool resume;    /* continue from <store>.partial */
-    int stop_after; /* tests: stop as if killed after this many new samples (0: never) */
     void (*progress)(const dk_precompute_progress *p, void *ctx);
     void *ctx;
 } dk_precompute_options;
@@ -94,7 +93,6 @@ typedef struct dk_precompute_result {
     int samples;    /* in the dataset */
     int resumed;    /* kept from an interrupted run */
     int computed;   /* by this run */
-    bool stopped;   /* stop_after was reached: the partial store is left for --resume */
     double seconds; /* compute time of this run's samples */
 } dk_precompute_result;
 

@@ -124,6 +124,7 @@ const char *dk_store_manifest_diff(const dk_store_manifest *a, const dk_store_ma
 
 static dk_status write_feature_attrs(hid_t g, const dk_store_manifest *m, dk_err *err)
 {
+    dk_status st;
     const char *layers[DK_STORE_MAX_FEATURES];
     int64_t ch[DK_STORE_MAX_FEATURES], sch[DK_STORE_MAX_FEATURES];
     int64_t ttap[DK_STORE_MAX_FEATURES], stap[DK_STORE_MAX_FEATURES];
@@ -136,53 +137,54 @@ static dk_status write_feature_attrs(hid_t g, const dk_store_manifest *m, dk_err
         memcpy(sp + 3 * k, m->features[k].spacing, sizeof m->features[k].spacing);
     }
     if (n == 0) return DK_OK;
-    if (dk_h5_attr_write_strings(g, "feature_layers", layers, n, err) ||
-        dk_store_attr_write_ints(g, "feature_channels", ch, n, err) ||
-        dk_store_attr_write_ints(g, "feature_student_channels", sch, n, err) ||
-        dk_store_attr_write_ints(g, "feature_teacher_tap", ttap, n, err) ||
-        dk_store_attr_write_ints(g, "feature_student_tap", stap, n, err) ||
-        dk_h5_attr_write_doubles(g, "feature_spacing", sp, 3 * n, n, err))
-        return err->code;
+    if ((st = dk_h5_attr_write_strings(g, "feature_layers", layers, n, err)) ||
+        (st = dk_store_attr_write_ints(g, "feature_channels", ch, n, err)) ||
+        (st = dk_store_attr_write_ints(g, "feature_student_channels", sch, n, err)) ||
+        (st = dk_store_attr_write_ints(g, "feature_teacher_tap", ttap, n, err)) ||
+        (st = dk_store_attr_write_ints(g, "feature_student_tap", stap, n, err)) ||
+        (st = dk_h5_attr_write_doubles(g, "feature_spacing", sp, 3 * n, n, err)))
+        return st;
     return DK_OK;
 }
 
 dk_status dk_store_manifest_write(hid_t file, const dk_store_manifest *m, dk_err *err)
 {
-    if (dk_h5_attr_write_string(file, "format", DK_STORE_FORMAT, err) ||
-        dk_h5_attr_write_int(file, "format_version", DK_STORE_FORMAT_VERSION, err))
-        return err->code;
+    dk_status st;
+    if ((st = dk_h5_attr_write_string(file, "format", DK_STORE_FORMAT, err)) ||
+        (st = dk_h5_attr_write_int(file, "format_version", DK_STORE_FORMAT_VERSION, err)))
+        return st;
     hid_t g;
-    if (dk_h5_group_create(file, "manifest", &g, err)) return err->code;
+    if ((st = dk_h5_group_create(file, "manifest", &g, err))) return st;
     const char *names[DK_MAX_CLASSES];
     for (int c = 0; c < m->classes.count; c++)
         names[c] = m->classes.names[c];
     int64_t mult[3] = {m->student_multiple[0], m->student_multiple[1], m->student_multiple[2]};
-    dk_status st = DK_OK;
-    if (dk_h5_attr_write_string(g, "teacher_sha256", m->teacher_sha256, err) ||
-        dk_h5_attr_write_string(g, "teacher_architecture", m->teacher_architecture, err) ||
-        dk_h5_attr_write_string(g, "student_architecture", m->student_architecture, err) ||
-        dk_h5_attr_write_string(g, "profile", m->profile, err) ||
-        dk_h5_attr_write_string(g, "profile_json", m->profile_json, err) ||
-        dk_h5_attr_write_string(g, "data_sha256", m->data_sha256, err) ||
-        dk_h5_attr_write_strings(g, "classes", names, m->classes.count, err) ||
-        dk_h5_attr_write_doubles(g, "teacher_spacing", m->teacher_spacing, 3, 0, err) ||
-        dk_h5_attr_write_doubles(g, "profile_spacing", m->profile_spacing, 3, 0, err) ||
-        dk_store_attr_write_ints(g, "student_multiple", mult, 3, err) ||
-        dk_h5_attr_write_double(g, "temperature", m->temperature, err) ||
-        dk_h5_attr_write_int(g, "passes", m->passes, err) ||
-        dk_h5_attr_write_double(g, "input_noise", m->input_noise, err) ||
-        dk_h5_attr_write_int(g, "seed", (int64_t)m->seed, err) ||
-        dk_h5_attr_write_int(g, "feature_count", m->feature_count, err) ||
-        write_feature_attrs(g, m, err) || dk_h5_attr_write_string(g, "created", m->created, err))
-        st = err->code;
+    st = dk_h5_attr_write_string(g, "teacher_sha256", m->teacher_sha256, err);
+    if (!st) st = dk_h5_attr_write_string(g, "teacher_architecture", m->teacher_architecture, err);
+    if (!st) st = dk_h5_attr_write_string(g, "student_architecture", m->student_architecture, err);
+    if (!st) st = dk_h5_attr_write_string(g, "profile", m->profile, err);
+    if (!st) st = dk_h5_attr_write_string(g, "profile_json", m->profile_json, err);
+    if (!st) st = dk_h5_attr_write_string(g, "data_sha256", m->data_sha256, err);
+    if (!st) st = dk_h5_attr_write_strings(g, "classes", names, m->classes.count, err);
+    if (!st) st = dk_h5_attr_write_doubles(g, "teacher_spacing", m->teacher_spacing, 3, 0, err);
+    if (!st) st = dk_h5_attr_write_doubles(g, "profile_spacing", m->profile_spacing, 3, 0, err);
+    if (!st) st = dk_store_attr_write_ints(g, "student_multiple", mult, 3, err);
+    if (!st) st = dk_h5_attr_write_double(g, "temperature", m->temperature, err);
+    if (!st) st = dk_h5_attr_write_int(g, "passes", m->passes, err);
+    if (!st) st = dk_h5_attr_write_double(g, "input_noise", m->input_noise, err);
+    if (!st) st = dk_h5_attr_write_int(g, "seed", (int64_t)m->seed, err);
+    if (!st) st = dk_h5_attr_write_int(g, "feature_count", m->feature_count, err);
+    if (!st) st = write_feature_attrs(g, m, err);
+    if (!st) st = dk_h5_attr_write_string(g, "created", m->created, err);
     H5Gclose(g);
     return st;
 }
 
 static dk_status read_features(hid_t g, dk_store_manifest *m, dk_err *err)
 {
+    dk_status st;
     int64_t n = 0;
-    if (dk_h5_attr_read_int(g, "feature_count", &n, err)) return err->code;
+    if ((st = dk_h5_attr_read_int(g, "feature_count", &n, err))) return st;
     if (n < 0 || n > DK_STORE_MAX_FEATURES)
         return dk_err_set(err, DK_EFORMAT, "feature_count %lld not in 0..%d", (long long)n,
                           DK_STORE_MAX_FEATURES);
@@ -191,17 +193,16 @@ static dk_status read_features(hid_t g, dk_store_manifest *m, dk_err *err)
     char **layers = NULL;
     int count = 0, ch[4], sch[4], tt[4], stt[4];
     double sp[DK_STORE_MAX_FEATURES * 3];
-    if (dk_h5_attr_read_strings(g, "feature_layers", &layers, &count, err)) return err->code;
-    dk_status st = DK_OK;
+    if ((st = dk_h5_attr_read_strings(g, "feature_layers", &layers, &count, err))) return st;
+    st = DK_OK;
     if (count != n)
         st = dk_err_set(err, DK_EFORMAT, "feature_layers has %d names, feature_count %d", count,
                         (int)n);
-    if (!st && (read_ints(g, "feature_channels", ch, (int)n, err) ||
-                read_ints(g, "feature_student_channels", sch, (int)n, err) ||
-                read_ints(g, "feature_teacher_tap", tt, (int)n, err) ||
-                read_ints(g, "feature_student_tap", stt, (int)n, err) ||
-                dk_h5_attr_read_doubles(g, "feature_spacing", sp, 3 * (int)n, err)))
-        st = err->code;
+    if (!st) st = read_ints(g, "feature_channels", ch, (int)n, err);
+    if (!st) st = read_ints(g, "feature_student_channels", sch, (int)n, err);
+    if (!st) st = read_ints(g, "feature_teacher_tap", tt, (int)n, err);
+    if (!st) st = read_ints(g, "feature_student_tap", stt, (int)n, err);
+    if (!st) st = dk_h5_attr_read_doubles(g, "feature_spacing", sp, 3 * (int)n, err);
     for (int k = 0; !st && k < n; k++) {
         dk_store_feature *f = &m->features[k];
         snprintf(f->layer, sizeof f->layer, "%s", layers[k]);
@@ -217,10 +218,11 @@ static dk_status read_features(hid_t g, dk_store_manifest *m, dk_err *err)
 
 static dk_status read_classes(hid_t g, dk_classes *classes, dk_err *err)
 {
+    dk_status st;
     char **names = NULL;
     int count = 0;
-    if (dk_h5_attr_read_strings(g, "classes", &names, &count, err)) return err->code;
-    dk_status st = DK_OK;
+    if ((st = dk_h5_attr_read_strings(g, "classes", &names, &count, err))) return st;
+    st = DK_OK;
     if (count < 2 || count > DK_MAX_CLASSES)
         st =
             dk_err_set(err, DK_EFORMAT, "classes: %d names, expected 2..%d", count, DK_MAX_CLASSES);
@@ -233,12 +235,13 @@ static dk_status read_classes(hid_t g, dk_classes *classes, dk_err *err)
 
 dk_status dk_store_manifest_read(hid_t file, dk_store_manifest *m, dk_err *err)
 {
+    dk_status st;
     char format[64];
     int64_t version = 0;
     memset(m, 0, sizeof *m);
-    if (dk_h5_attr_read_string_buf(file, "format", format, sizeof format, err) ||
-        dk_h5_attr_read_int(file, "format_version", &version, err))
-        return err->code;
+    if ((st = dk_h5_attr_read_string_buf(file, "format", format, sizeof format, err)) ||
+        (st = dk_h5_attr_read_int(file, "format_version", &version, err)))
+        return st;
     if (strcmp(format, DK_STORE_FORMAT))
         return dk_err_set(err, DK_EFORMAT, "format is '%s', expected '%s'", format,
                           DK_STORE_FORMAT);
@@ -246,21 +249,26 @@ dk_status dk_store_manifest_read(hid_t file, dk_store_manifest *m, dk_err *err)
         return dk_err_set(err, DK_EFORMAT, "format_version %lld, this build reads %d",
                           (long long)version, DK_STORE_FORMAT_VERSION);
     hid_t g;
-    if (dk_h5_group_open(file, "manifest", &g, err)) return err->code;
+    if ((st = dk_h5_group_open(file, "manifest", &g, err))) return st;
     int64_t passes = 0, seed = 0;
-    dk_status st = DK_OK;
+    st = DK_OK;
 #define STR(name) dk_h5_attr_read_string_buf(g, #name, m->name, sizeof m->name, err)
-    if (STR(teacher_sha256) || STR(teacher_architecture) || STR(student_architecture) ||
-        STR(profile) || STR(profile_json) || STR(data_sha256) || STR(created) ||
-        read_classes(g, &m->classes, err) ||
-        dk_h5_attr_read_doubles(g, "teacher_spacing", m->teacher_spacing, 3, err) ||
-        dk_h5_attr_read_doubles(g, "profile_spacing", m->profile_spacing, 3, err) ||
-        read_ints(g, "student_multiple", m->student_multiple, 3, err) ||
-        dk_h5_attr_read_double(g, "temperature", &m->temperature, err) ||
-        dk_h5_attr_read_int(g, "passes", &passes, err) ||
-        dk_h5_attr_read_double(g, "input_noise", &m->input_noise, err) ||
-        dk_h5_attr_read_int(g, "seed", &seed, err) || read_features(g, m, err))
-        st = err->code;
+    if (!st) st = STR(teacher_sha256);
+    if (!st) st = STR(teacher_architecture);
+    if (!st) st = STR(student_architecture);
+    if (!st) st = STR(profile);
+    if (!st) st = STR(profile_json);
+    if (!st) st = STR(data_sha256);
+    if (!st) st = STR(created);
+    if (!st) st = read_classes(g, &m->classes, err);
+    if (!st) st = dk_h5_attr_read_doubles(g, "teacher_spacing", m->teacher_spacing, 3, err);
+    if (!st) st = dk_h5_attr_read_doubles(g, "profile_spacing", m->profile_spacing, 3, err);
+    if (!st) st = read_ints(g, "student_multiple", m->student_multiple, 3, err);
+    if (!st) st = dk_h5_attr_read_double(g, "temperature", &m->temperature, err);
+    if (!st) st = dk_h5_attr_read_int(g, "passes", &passes, err);
+    if (!st) st = dk_h5_attr_read_double(g, "input_noise", &m->input_noise, err);
+    if (!st) st = dk_h5_attr_read_int(g, "seed", &seed, err);
+    if (!st) st = read_features(g, m, err);
 #undef STR
     H5Gclose(g);
     m->passes = (int)passes;
@@ -309,18 +317,19 @@ static dk_status create_chunked(hid_t g, const dk_store_array *a, const hsize_t 
  * bytes as stored, read back) goes into hex. */
 static dk_status write_one(hid_t g, const dk_store_array *a, char *hex, dk_err *err)
 {
+    dk_status st;
     hsize_t dims[4];
     size_t numel = 1;
     for (int i = 0; i < a->rank; i++)
         numel *= (size_t)(dims[i] = (hsize_t)a->dims[i]);
     hid_t d;
-    if (create_chunked(g, a, dims, &d, err)) return err->code;
+    if ((st = create_chunked(g, a, dims, &d, err))) return st;
     uint16_t *half = NULL;
     const void *src = a->data;
     hid_t mt = a->dtype == DK_STORE_F32  ? H5Tcopy(H5T_NATIVE_FLOAT)
                : a->dtype == DK_STORE_U8 ? H5Tcopy(H5T_NATIVE_UINT8)
                                          : dk_store_h5_type(DK_STORE_F16);
-    dk_status st = DK_OK;
+    st = DK_OK;
     if (a->dtype == DK_STORE_F16) {
         if (!(half = malloc(numel * sizeof *half)))
             st = dk_err_set(err, DK_ENOMEM, "no memory for '%s'", a->kind);
@@ -339,53 +348,55 @@ static dk_status write_one(hid_t g, const dk_store_array *a, char *hex, dk_err *
 
 static dk_status write_grid(hid_t g, const char *prefix, const dk_grid *grid, dk_err *err)
 {
+    dk_status st;
     char name[48];
     int64_t dims[3] = {grid->dims[0], grid->dims[1], grid->dims[2]};
     snprintf(name, sizeof name, "%sdims", prefix);
-    if (dk_store_attr_write_ints(g, name, dims, 3, err)) return err->code;
+    if ((st = dk_store_attr_write_ints(g, name, dims, 3, err))) return st;
     snprintf(name, sizeof name, "%sspacing", prefix);
-    if (dk_h5_attr_write_doubles(g, name, grid->spacing, 3, 0, err)) return err->code;
+    if ((st = dk_h5_attr_write_doubles(g, name, grid->spacing, 3, 0, err))) return st;
     snprintf(name, sizeof name, "%sorigin", prefix);
     return dk_h5_attr_write_doubles(g, name, grid->origin, 3, 0, err);
 }
 
 static dk_status read_grid(hid_t g, const char *prefix, dk_grid *grid, dk_err *err)
 {
+    dk_status st;
     char a[48], b[48], c[48];
     snprintf(a, sizeof a, "%sdims", prefix);
     snprintf(b, sizeof b, "%sspacing", prefix);
     snprintf(c, sizeof c, "%sorigin", prefix);
-    if (read_ints(g, a, grid->dims, 3, err) ||
-        dk_h5_attr_read_doubles(g, b, grid->spacing, 3, err) ||
-        dk_h5_attr_read_doubles(g, c, grid->origin, 3, err))
-        return err->code;
+    if ((st = read_ints(g, a, grid->dims, 3, err)) ||
+        (st = dk_h5_attr_read_doubles(g, b, grid->spacing, 3, err)) ||
+        (st = dk_h5_attr_read_doubles(g, c, grid->origin, 3, err)))
+        return st;
     return DK_OK;
 }
 
 dk_status dk_store_sample_write(hid_t file, const dk_store_manifest *m, const dk_store_sample *s,
                                 dk_err *err)
 {
+    dk_status st;
     char path[96];
     snprintf(path, sizeof path, "samples/%s", s->info.id);
     hid_t g, fg = H5I_INVALID_HID;
-    if (dk_h5_group_create(file, path, &g, err)) return err->code;
+    if ((st = dk_h5_group_create(file, path, &g, err))) return st;
     const char *kinds[DK_STORE_MAX_ARRAYS], *sums[DK_STORE_MAX_ARRAYS];
     char hex[DK_STORE_MAX_ARRAYS][65];
-    dk_status st = DK_OK;
-    if (m->feature_count > 0 && dk_h5_group_create(g, "features", &fg, err)) st = err->code;
+    st = DK_OK;
+    if (m->feature_count > 0) st = dk_h5_group_create(g, "features", &fg, err);
     for (int i = 0; !st && i < s->array_count; i++) {
         kinds[i] = s->arrays[i].kind, sums[i] = hex[i];
         st = write_one(g, &s->arrays[i], hex[i], err);
     }
     const dk_store_sample_info *in = &s->info;
-    if (!st &&
-        (dk_h5_attr_write_int(g, "index", in->index, err) ||
-         dk_h5_attr_write_string(g, "split", in->split, err) || write_grid(g, "", &in->grid, err) ||
-         dk_h5_attr_write_int(g, "noise_seed", (int64_t)in->noise_seed, err) ||
-         dk_h5_attr_write_int(g, "acquire_seed", (int64_t)in->acquire_seed, err) ||
-         dk_h5_attr_write_strings(g, "arrays", kinds, s->array_count, err) ||
-         dk_h5_attr_write_strings(g, "sha256", sums, s->array_count, err)))
-        st = err->code;
+    if (!st) st = dk_h5_attr_write_int(g, "index", in->index, err);
+    if (!st) st = dk_h5_attr_write_string(g, "split", in->split, err);
+    if (!st) st = write_grid(g, "", &in->grid, err);
+    if (!st) st = dk_h5_attr_write_int(g, "noise_seed", (int64_t)in->noise_seed, err);
+    if (!st) st = dk_h5_attr_write_int(g, "acquire_seed", (int64_t)in->acquire_seed, err);
+    if (!st) st = dk_h5_attr_write_strings(g, "arrays", kinds, s->array_count, err);
+    if (!st) st = dk_h5_attr_write_strings(g, "sha256", sums, s->array_count, err);
     for (int k = 0; !st && k < m->feature_count; k++) {
         hid_t d = H5Dopen2(fg, m->features[k].layer, H5P_DEFAULT);
         if (d < 0)
@@ -398,7 +409,7 @@ dk_status dk_store_sample_write(hid_t file, const dk_store_manifest *m, const dk
     }
     if (fg >= 0) H5Gclose(fg);
     H5Gclose(g);
-    if (st) dk_err_prefix(err, "sample '%s': ", in->id);
+    if (st) dk_err_prefix(err, st, "sample '%s'", in->id);
     return st;
 }
 
@@ -468,17 +479,19 @@ static dk_status check_array(hid_t g, const dk_store_manifest *m, dk_store_sampl
 
 static dk_status read_catalogue_attrs(hid_t g, dk_store_sample_info *s, dk_err *err)
 {
+    dk_status st;
     int64_t index = 0;
     char **kinds = NULL, **sums = NULL;
     int nk = 0, ns = 0;
-    if (dk_h5_attr_read_int(g, "index", &index, err) ||
-        dk_h5_attr_read_string_buf(g, "split", s->split, sizeof s->split, err) ||
-        read_grid(g, "", &s->grid, err) || read_u64(g, "noise_seed", &s->noise_seed, err) ||
-        read_u64(g, "acquire_seed", &s->acquire_seed, err) ||
-        dk_h5_attr_read_strings(g, "arrays", &kinds, &nk, err))
-        return err->code;
+    if ((st = dk_h5_attr_read_int(g, "index", &index, err)) ||
+        (st = dk_h5_attr_read_string_buf(g, "split", s->split, sizeof s->split, err)) ||
+        (st = read_grid(g, "", &s->grid, err)) ||
+        (st = read_u64(g, "noise_seed", &s->noise_seed, err)) ||
+        (st = read_u64(g, "acquire_seed", &s->acquire_seed, err)) ||
+        (st = dk_h5_attr_read_strings(g, "arrays", &kinds, &nk, err)))
+        return st;
     s->index = (int)index;
-    dk_status st = dk_h5_attr_read_strings(g, "sha256", &sums, &ns, err);
+    st = dk_h5_attr_read_strings(g, "sha256", &sums, &ns, err);
     if (!st && (nk != ns || nk < 1 || nk > DK_STORE_MAX_ARRAYS))
         st = dk_err_set(err, DK_EFORMAT, "%d array names but %d checksums (1..%d expected)", nk, ns,
                         DK_STORE_MAX_ARRAYS);
@@ -518,7 +531,7 @@ dk_status dk_store_sample_read_info(hid_t file, const dk_store_manifest *m, cons
     if (!st && !dk_store_array_find(s, "input"))
         st = dk_err_set(err, DK_EFORMAT, "has no 'input' array");
     if (g >= 0) H5Gclose(g);
-    if (st) dk_err_prefix(err, "sample '%s': ", id);
+    if (st) dk_err_prefix(err, st, "sample '%s'", id);
     return st;
 }
 
@@ -541,7 +554,7 @@ dk_status dk_store_sample_check_sums(hid_t file, const dk_store_sample_info *s, 
                               a->kind);
         dk_status st = hash_dataset(d, a->dtype, dk_store_array_numel(a), hex, err);
         H5Dclose(d);
-        if (st) return dk_err_prefix(err, "sample '%s': array '%s': ", s->id, a->kind);
+        if (st) return dk_err_prefix(err, st, "sample '%s': array '%s'", s->id, a->kind);
         if (strcmp(hex, a->sha256))
             return dk_err_set(
                 err, DK_EFORMAT,
@@ -564,13 +577,14 @@ struct dk_store {
 
 static dk_status open_catalogue(dk_store *s, dk_err *err)
 {
+    dk_status st;
     int64_t declared = 0;
-    if (dk_h5_attr_read_int(s->file, "sample_count", &declared, err)) return err->code;
+    if ((st = dk_h5_attr_read_int(s->file, "sample_count", &declared, err))) return st;
     hid_t g;
     char **ids = NULL;
     int n = 0;
-    if (dk_h5_group_open(s->file, "samples", &g, err)) return err->code;
-    dk_status st = dk_h5_group_list(g, &ids, &n, err);
+    if ((st = dk_h5_group_open(s->file, "samples", &g, err))) return st;
+    st = dk_h5_group_list(g, &ids, &n, err);
     H5Gclose(g);
     if (st) return st;
     if (n != declared)
@@ -597,9 +611,9 @@ dk_store *dk_store_open(const char *path, dk_err *err)
     s->file = H5I_INVALID_HID;
     dk_status st = dk_h5_open_read(path, &s->file, err);
     if (!st && (st = dk_store_manifest_read(s->file, &s->manifest, err)))
-        dk_err_prefix(err, "'%s': not a target store: ", path);
+        dk_err_prefix(err, st, "'%s': not a target store", path);
     else if (!st && (st = open_catalogue(s, err)))
-        dk_err_prefix(err, "'%s': ", path);
+        dk_err_prefix(err, st, "'%s'", path);
     if (st) {
         dk_store_close(s);
         return NULL;
@@ -695,14 +709,16 @@ dk_status dk_store_read_raw(dk_store *s, int i, const char *kind, void *out, siz
 
 dk_status dk_store_verify(const char *path, int *checked, dk_err *err)
 {
+    dk_status st;
     *checked = 0;
-    dk_store *s = dk_store_open(path, err);
-    if (!s) return err->code;
-    dk_status st = DK_OK;
+    dk_err e;
+    dk_store *s = dk_store_open(path, &e);
+    if (!s) return dk_err_forward(err, &e);
+    st = DK_OK;
     for (int i = 0; !st && i < s->count; i++) {
         st = dk_store_sample_check_sums(s->file, &s->samples[i], err);
         if (st)
-            dk_err_prefix(err, "'%s': sample %d of %d: ", path, i + 1, s->count);
+            dk_err_prefix(err, st, "'%s': sample %d of %d", path, i + 1, s->count);
         else
             *checked = i + 1;
     }

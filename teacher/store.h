@@ -106,8 +106,9 @@ typedef struct dk_store_sample_info {
 
 /* ---- writing ---- */
 
-/* One array handed to the writer; data is float32 for F32 and F16 (converted by
- * HDF5 when stored), uint8 for U8. Borrowed for the call. */
+/* One array handed to the writer; data is float32 for F32 and F16 (store.c rounds
+ * F16 to binary16 itself with dk_half_from_float), uint8 for U8. Borrowed for the
+ * call. */
 typedef struct dk_store_array {
     const char *kind;
     dk_store_dtype dtype;

@@ -102,9 +102,9 @@ static dk_status write_manifest_file(dk_store_writer *w, dk_err *err)
     dk_status st = dk_h5_create(p, &h, err);
     free(p);
     if (st) return st;
-    if (dk_store_manifest_write(h.file, &w->manifest, err)) {
+    if ((st = dk_store_manifest_write(h.file, &w->manifest, err))) {
         dk_h5_abort(&h);
-        return err->code;
+        return st;
     }
     return dk_h5_commit(&h, err);
 }
@@ -169,7 +169,7 @@ static dk_status resume_partial(dk_store_writer *w, dk_err *err)
         st = dk_store_manifest_read(f, &old, err);
         dk_h5_close_file(f);
     }
-    if (st) dk_err_prefix(err, "--resume: '%s': ", p);
+    if (st) dk_err_prefix(err, st, "--resume: '%s'", p);
     free(p);
     if (st) return st;
     const char *field = dk_store_manifest_diff(&old, &w->manifest);
@@ -224,11 +224,11 @@ dk_status dk_store_writer_add(dk_store_writer *w, const dk_store_sample *s, dk_e
     dk_status st = dk_h5_create(file, &h, err);
     free(file);
     if (st) return st;
-    if (dk_store_sample_write(h.file, &w->manifest, s, err)) {
+    if ((st = dk_store_sample_write(h.file, &w->manifest, s, err))) {
         dk_h5_abort(&h);
-        return err->code;
+        return st;
     }
-    if (dk_h5_commit(&h, err)) return err->code;
+    if ((st = dk_h5_commit(&h, err))) return st;
     return mark_done(w, s->info.id, err);
 }
 
@@ -256,10 +256,9 @@ dk_status dk_store_writer_finish(dk_store_writer *w, const char *const *ids, int
     dk_h5_writer h = {.file = H5I_INVALID_HID, .fd = -1};
     if (!st) st = dk_h5_create(w->path, &h, err);
     hid_t samples = H5I_INVALID_HID;
-    if (!st && (dk_store_manifest_write(h.file, &w->manifest, err) ||
-                dk_h5_attr_write_int(h.file, "sample_count", count, err) ||
-                dk_h5_group_create(h.file, "samples", &samples, err)))
-        st = err->code;
+    if (!st) st = dk_store_manifest_write(h.file, &w->manifest, err);
+    if (!st) st = dk_h5_attr_write_int(h.file, "sample_count", count, err);
+    if (!st) st = dk_h5_group_create(h.file, "samples", &samples, err);
     for (int i = 0; !st && i < count; i++)
         st = copy_sample(w, samples, ids[i], err);
     if (samples >= 0) H5Gclose(samples);

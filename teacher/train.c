@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "datasets/dataset.h"
 #include "distill/checkpoint.h"
+#include "distill/clock.h"
 #include "distill/train_step.h"
 
 #define RECORD_KIND "dualkd-teacher-run"
@@ -84,13 +84,6 @@ void dk_teacher_dice(const uint8_t *pred, const uint8_t *truth, size_t n, int cl
         dice[c] = np[c] + ng[c] ? (float)(2.0 * inter[c] / (double)(np[c] + ng[c])) : 1.0f;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- data ---- */
 
 static bool is_train_split(const char *s)
@@ -151,10 +144,12 @@ static void median_spacing(trainer *t, dk_dataset *ds)
 
 static dk_status load_data(trainer *t, dk_err *err)
 {
-    dk_dataset *ds = dk_dataset_open(t->run->data_path, err);
-    if (!ds) return err->code;
+    dk_status st;
+    dk_err e;
+    dk_dataset *ds = dk_dataset_open(t->run->data_path, &e);
+    if (!ds) return dk_err_forward(err, &e);
     t->classes = *dk_dataset_classes(ds);
-    dk_status st = survey(t, ds, err);
+    st = survey(t, ds, err);
     if (st == DK_OK) {
         median_spacing(t, ds);
         t->train = calloc((size_t)t->train_count, sizeof *t->train);
@@ -179,7 +174,7 @@ static dk_status load_data(trainer *t, dk_err *err)
         dk_volume_release(&v);
     }
     dk_dataset_close(ds);
-    if (st) dk_err_prefix(err, "'%s': ", t->run->data_path);
+    if (st) dk_err_prefix(err, st, "'%s'", t->run->data_path);
     return st;
 }
 
@@ -187,20 +182,22 @@ static dk_status load_data(trainer *t, dk_err *err)
 
 static dk_status build_net(trainer *t, dk_err *err)
 {
+    dk_status st;
     dk_unet_config n = t->cfg.network;
     n.in_channels = 1;
     n.classes = t->classes.count;
-    t->net = dk_unet_create(&n, t->seed, err);
-    if (!t->net) return err->code;
+    dk_err e;
+    t->net = dk_unet_create(&n, t->seed, &e);
+    if (!t->net) return dk_err_forward(err, &e);
     t->arch_json = dk_unet_config_to_json(&n);
     const int *p = t->cfg.patch, b = t->cfg.batch;
     size_t voxels = (size_t)p[0] * p[1] * p[2];
     t->labels = malloc((size_t)b * voxels);
     if (!t->arch_json || !t->labels) return dk_err_set(err, DK_ENOMEM, "no memory for the network");
-    if (dk_unet_plan(t->net, b, p[0], p[1], p[2], err) ||
-        dk_tensor_alloc(&t->x, b, 1, p[0], p[1], p[2], err) ||
-        dk_optim_init(&t->opt, &t->cfg.optim, dk_unet_params(t->net), err))
-        return err->code;
+    if ((st = dk_unet_plan(t->net, b, p[0], p[1], p[2], err)) ||
+        (st = dk_tensor_alloc(&t->x, b, 1, p[0], p[1], p[2], err)) ||
+        (st = dk_optim_init(&t->opt, &t->cfg.optim, dk_unet_params(t->net), err)))
+        return st;
     return DK_OK;
 }
 
@@ -287,12 +284,13 @@ static dk_status log_append(const char *path, json_t *line, dk_err *err)
  * checkpoint and appending its line must neither lose nor repeat a line. */
 static dk_status log_rewrite(const trainer *t, dk_err *err)
 {
+    dk_status st;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", t->log_path);
     unlink(tmp);
     size_t i;
     json_t *line;
-    json_array_foreach(t->history, i, line) if (log_append(tmp, line, err)) return err->code;
+    json_array_foreach(t->history, i, line) if ((st = log_append(tmp, line, err))) return st;
     if (json_array_size(t->history) == 0) {
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) return dk_err_set(err, DK_EIO, "creating '%s': %s", tmp, strerror(errno));
@@ -401,11 +399,12 @@ static dk_status validate_volume(trainer *t, const dk_volume *v, float *dice, dk
 /* Mean per-class Dice over the validation volumes; returns the foreground mean. */
 static dk_status validate(trainer *t, float *dice, float *mean_fg, dk_err *err)
 {
+    dk_status st;
     const int C = t->classes.count;
     double sum[DK_MAX_CLASSES] = {0};
     for (int i = 0; i < t->val_count; i++) {
         float d[DK_MAX_CLASSES];
-        if (validate_volume(t, &t->val[i], d, err)) return err->code;
+        if ((st = validate_volume(t, &t->val[i], d, err))) return st;
         for (int c = 0; c < C; c++)
             sum[c] += d[c];
     }
@@ -433,24 +432,26 @@ static json_t *epoch_json(const trainer *t, const dk_teacher_epoch *e, float lr)
 
 static dk_status end_epoch(trainer *t, float lr, double started, dk_err *err)
 {
+    dk_status st;
     const dk_teacher_run *run = t->run;
     dk_teacher_epoch e = {.step = t->step, .classes = t->classes.count};
     e.epoch = (int)((t->step + t->cfg.steps_per_epoch - 1) / t->cfg.steps_per_epoch);
     e.train_loss = (float)(t->epoch_loss_sum / (t->epoch_loss_count ? t->epoch_loss_count : 1));
-    if (validate(t, e.dice, &e.mean_dice, err)) return err->code;
+    if ((st = validate(t, e.dice, &e.mean_dice, err))) return st;
     e.best = e.mean_dice > t->best_dice;
-    e.seconds = now_s() - started;
+    e.seconds = dk_clock_seconds() - started;
     json_t *line = epoch_json(t, &e, lr);
     if (!line || json_array_append_new(t->history, line))
         return dk_err_set(err, DK_ENOMEM, "no memory for the run record");
     if (e.best) {
         t->best_dice = e.mean_dice;
         t->best_epoch = e.epoch;
-        if (save(t, run->out_path, false, err)) return err->code;
+        if ((st = save(t, run->out_path, false, err))) return st;
     }
     t->epoch_loss_sum = 0;
     t->epoch_loss_count = 0;
-    if (save(t, t->last_path, true, err) || log_append(t->log_path, line, err)) return err->code;
+    if ((st = save(t, t->last_path, true, err)) || (st = log_append(t->log_path, line, err)))
+        return st;
     if (run->callbacks.epoch) run->callbacks.epoch(&e, &t->classes, run->callbacks.ctx);
     return DK_OK;
 }
@@ -527,17 +528,17 @@ static dk_status restore_state(trainer *t, json_t *rec, dk_err *err)
 
 static dk_status resume(trainer *t, dk_err *err)
 {
+    dk_status st;
     if (access(t->last_path, F_OK) != 0)
         return dk_err_set(err, DK_ENOTFOUND,
                           "--resume: there is no last checkpoint '%s' to "
                           "continue from (run without --resume to start a new run)",
                           t->last_path);
     char *text = NULL;
-    if (dk_checkpoint_read_run_record(t->last_path, &text, err)) return err->code;
+    if ((st = dk_checkpoint_read_run_record(t->last_path, &text, err))) return st;
     json_t *rec = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    dk_status st =
-        rec ? DK_OK : dk_err_set(err, DK_EFORMAT, "'%s' has no readable run record", t->last_path);
+    st = rec ? DK_OK : dk_err_set(err, DK_EFORMAT, "'%s' has no readable run record", t->last_path);
     /* the checkpoint module names an architecture field that differs */
     if (st == DK_OK)
         st = dk_checkpoint_load(t->last_path, t->arch_json, dk_unet_params(t->net), &t->opt, err);
@@ -571,7 +572,7 @@ static void report_progress(const trainer *t, long first_step, double t0, float 
     const dk_teacher_callbacks *cb = &t->run->callbacks;
     if (!cb->progress) return;
     const dk_teacher_config *c = &t->cfg;
-    double rate = (t->step - first_step) / fmax(now_s() - t0, 1e-9);
+    double rate = (t->step - first_step) / fmax(dk_clock_seconds() - t0, 1e-9);
     dk_teacher_progress p = {
         .step = t->step,
         .steps = c->steps,
@@ -584,19 +585,18 @@ static void report_progress(const trainer *t, long first_step, double t0, float 
     cb->progress(&p, cb->ctx);
 }
 
-/* Steps until done (DK_OK, *finished) or stopped by run->stop_after (DK_OK, !*finished). */
-static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
+/* Steps until done. A kill at any point leaves the last checkpoint for --resume. */
+static dk_status train_loop(trainer *t, dk_err *err)
 {
+    dk_status st;
     const dk_teacher_config *c = &t->cfg;
     dk_sup_weights w = dk_sup_weights_default();
     w.dice = c->dice_weight;
     w.ce = c->ce_weight;
     w.dice_opts.include_background = c->dice_include_background;
     const long first_step = t->step;
-    double t0 = now_s(), epoch_start = t0;
-    *finished = false;
+    double t0 = dk_clock_seconds(), epoch_start = t0;
     while (t->step < c->steps) {
-        if (t->run->stop_after && t->step >= t->run->stop_after) return DK_OK;
         sample_batch(t);
         float lr = dk_lr_poly(c->optim.lr, t->step, c->steps, c->poly_power);
         dk_step_stats s = dk_train_step_supervised(t->net, &t->opt, &t->x, t->labels, &w, lr);
@@ -610,21 +610,21 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
         t->epoch_loss_count++;
         report_progress(t, first_step, t0, lr);
         if (t->step % c->steps_per_epoch == 0 || t->step == c->steps) {
-            if (end_epoch(t, lr, epoch_start, err)) return err->code;
-            epoch_start = now_s();
+            if ((st = end_epoch(t, lr, epoch_start, err))) return st;
+            epoch_start = dk_clock_seconds();
         } else if (c->checkpoint_every && t->step % c->checkpoint_every == 0) {
-            if (save(t, t->last_path, true, err)) return err->code;
+            if ((st = save(t, t->last_path, true, err))) return st;
         }
     }
-    *finished = true;
     return DK_OK;
 }
 
 /* The best weights at out_path get the complete run record (all epochs). */
 static dk_status finish(trainer *t, dk_err *err)
 {
-    if (dk_checkpoint_load(t->run->out_path, t->arch_json, dk_unet_params(t->net), NULL, err))
-        return err->code;
+    dk_status st =
+        dk_checkpoint_load(t->run->out_path, t->arch_json, dk_unet_params(t->net), NULL, err);
+    if (st) return st;
     return save(t, t->run->out_path, false, err);
 }
 
@@ -654,13 +654,12 @@ dk_status dk_teacher_train(const dk_teacher_run *run, dk_err *err)
     t.rng = dk_rng_seed(run->seed ^ 0x7465616368657221ULL); /* sampling stream != init stream */
     dk_teacher_last_path(run->out_path, t.last_path, sizeof t.last_path);
     dk_teacher_runlog_path(run->out_path, t.log_path, sizeof t.log_path);
-    bool finished = false;
     dk_status st = dk_teacher_config_validate(&t.cfg, err);
     if (st == DK_OK) st = load_data(&t, err);
     if (st == DK_OK) st = build_net(&t, err);
     if (st == DK_OK) st = run->resume ? resume(&t, err) : fresh_start(&t, err);
-    if (st == DK_OK) st = train_loop(&t, &finished, err);
-    if (st == DK_OK && finished) st = finish(&t, err);
+    if (st == DK_OK) st = train_loop(&t, err);
+    if (st == DK_OK) st = finish(&t, err);
     trainer_release(&t);
     return st;
 }

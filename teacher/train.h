@@ -88,11 +88,10 @@ typedef struct dk_teacher_run {
     uint64_t seed;
     bool seed_given; /* on resume, a seed that differs from the run's is an error */
     bool resume;     /* continue from <out>.last.h5 */
-    long stop_after; /* tests: return after this many steps as if killed (0: never) */
     dk_teacher_callbacks callbacks;
 } dk_teacher_run;
 
-/* Train (or resume) as described above. DK_OK also when stopped by stop_after. */
+/* Train (or resume) as described above. */
 dk_status dk_teacher_train(const dk_teacher_run *run, dk_err *err);
 
 /* "<out>.last.h5" and "<out>.runlog.jsonl" for out (written into buf). */

@@ -90,8 +90,9 @@ static dk_status get_long(const reader *r, const char *key, long lo, long hi, lo
 
 static dk_status get_int(const reader *r, const char *key, int lo, int hi, int *out)
 {
+    dk_status st;
     long v = *out;
-    if (get_long(r, key, lo, hi, &v)) return r->err->code;
+    if ((st = get_long(r, key, lo, hi, &v))) return st;
     *out = (int)v;
     return DK_OK;
 }
@@ -187,21 +188,21 @@ static dk_status get_triples(const reader *r, const char *key, int count, int lo
 
 static dk_status read_network(const reader *parent, dk_unet_config *n)
 {
+    dk_status st;
     static const char *const known[] = {"levels", "base_width",  "pool",    "kernel",
                                         "norm",   "leaky_slope", "norm_eps"};
     char path[64];
     reader r;
     bool present;
-    if (sub(parent, "network", path, sizeof path, &r, &present) || !present)
-        return parent->err->code;
-    if (check_keys(&r, known, sizeof known / sizeof *known) ||
-        get_int(&r, "levels", 2, DK_UNET_MAX_LEVELS, &n->levels) ||
-        get_int(&r, "base_width", 1, 256, &n->base_width) ||
-        get_triples(&r, "pool", n->levels - 1, 1, 4, n->pool) ||
-        get_triples(&r, "kernel", n->levels, 1, 7, n->kernel) ||
-        get_float(&r, "leaky_slope", 0, 0.99, &n->leaky_slope) ||
-        get_float(&r, "norm_eps", 1e-12, 0.1, &n->norm_eps))
-        return r.err->code;
+    if ((st = sub(parent, "network", path, sizeof path, &r, &present)) || !present) return st;
+    if ((st = check_keys(&r, known, sizeof known / sizeof *known)) ||
+        (st = get_int(&r, "levels", 2, DK_UNET_MAX_LEVELS, &n->levels)) ||
+        (st = get_int(&r, "base_width", 1, 256, &n->base_width)) ||
+        (st = get_triples(&r, "pool", n->levels - 1, 1, 4, n->pool)) ||
+        (st = get_triples(&r, "kernel", n->levels, 1, 7, n->kernel)) ||
+        (st = get_float(&r, "leaky_slope", 0, 0.99, &n->leaky_slope)) ||
+        (st = get_float(&r, "norm_eps", 1e-12, 0.1, &n->norm_eps)))
+        return st;
     json_t *norm = json_object_get(r.obj, "norm");
     if (norm) {
         const char *s = json_string_value(norm);
@@ -214,14 +215,14 @@ static dk_status read_network(const reader *parent, dk_unet_config *n)
 
 static dk_status read_optimizer(const reader *parent, dk_teacher_config *c)
 {
+    dk_status st;
     static const char *const known[] = {"kind",     "lr",    "weight_decay", "momentum",
                                         "nesterov", "betas", "eps",          "poly_power"};
     char path[64];
     reader r;
     bool present;
-    if (sub(parent, "optimizer", path, sizeof path, &r, &present) || !present)
-        return parent->err->code;
-    if (check_keys(&r, known, sizeof known / sizeof *known)) return r.err->code;
+    if ((st = sub(parent, "optimizer", path, sizeof path, &r, &present)) || !present) return st;
+    if ((st = check_keys(&r, known, sizeof known / sizeof *known))) return st;
     json_t *kind = json_object_get(r.obj, "kind");
     if (kind) {
         int k = json_is_string(kind) ? dk_optim_kind_parse(json_string_value(kind)) : -1;
@@ -230,14 +231,14 @@ static dk_status read_optimizer(const reader *parent, dk_teacher_config *c)
         c->optim = dk_optim_defaults((dk_optim_kind)k, c->optim.lr);
     }
     double betas[2] = {c->optim.beta1, c->optim.beta2};
-    if (get_float(&r, "lr", 0, 10, &c->optim.lr) ||
-        get_float(&r, "weight_decay", 0, 1, &c->optim.weight_decay) ||
-        get_float(&r, "momentum", 0, 0.999, &c->optim.momentum) ||
-        get_bool(&r, "nesterov", &c->optim.nesterov) ||
-        get_numbers(&r, "betas", 2, 0, 0.99999, betas) ||
-        get_float(&r, "eps", 1e-12, 1, &c->optim.eps) ||
-        get_float(&r, "poly_power", 0, 10, &c->poly_power))
-        return r.err->code;
+    if ((st = get_float(&r, "lr", 0, 10, &c->optim.lr)) ||
+        (st = get_float(&r, "weight_decay", 0, 1, &c->optim.weight_decay)) ||
+        (st = get_float(&r, "momentum", 0, 0.999, &c->optim.momentum)) ||
+        (st = get_bool(&r, "nesterov", &c->optim.nesterov)) ||
+        (st = get_numbers(&r, "betas", 2, 0, 0.99999, betas)) ||
+        (st = get_float(&r, "eps", 1e-12, 1, &c->optim.eps)) ||
+        (st = get_float(&r, "poly_power", 0, 10, &c->poly_power)))
+        return st;
     c->optim.beta1 = (float)betas[0];
     c->optim.beta2 = (float)betas[1];
     return DK_OK;
@@ -245,6 +246,7 @@ static dk_status read_optimizer(const reader *parent, dk_teacher_config *c)
 
 static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
 {
+    dk_status st;
     static const char *const loss_keys[] = {"dice", "ce", "dice_include_background"};
     static const char *const aug_keys[] = {"flip", "rotate_degrees", "intensity_scale",
                                            "intensity_shift"};
@@ -252,31 +254,33 @@ static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
     char path[64];
     reader r;
     bool present;
-    if (sub(parent, "loss", path, sizeof path, &r, &present)) return r.err->code;
-    if (present &&
-        (check_keys(&r, loss_keys, 3) || get_float(&r, "dice", 0, 100, &c->dice_weight) ||
-         get_float(&r, "ce", 0, 100, &c->ce_weight) ||
-         get_bool(&r, "dice_include_background", &c->dice_include_background)))
-        return r.err->code;
-    if (sub(parent, "augment", path, sizeof path, &r, &present)) return r.err->code;
+    if ((st = sub(parent, "loss", path, sizeof path, &r, &present))) return st;
+    if (present && ((st = check_keys(&r, loss_keys, 3)) ||
+                    (st = get_float(&r, "dice", 0, 100, &c->dice_weight)) ||
+                    (st = get_float(&r, "ce", 0, 100, &c->ce_weight)) ||
+                    (st = get_bool(&r, "dice_include_background", &c->dice_include_background))))
+        return st;
+    if ((st = sub(parent, "augment", path, sizeof path, &r, &present))) return st;
     double flip[3] = {c->augment.flip[0], c->augment.flip[1], c->augment.flip[2]};
-    if (present && (check_keys(&r, aug_keys, 4) || get_numbers(&r, "flip", 3, 0, 1, flip) ||
-                    get_float(&r, "rotate_degrees", 0, 180, &c->augment.rotate_degrees) ||
-                    get_float(&r, "intensity_scale", 0, 0.9, &c->augment.intensity_scale) ||
-                    get_float(&r, "intensity_shift", 0, 10, &c->augment.intensity_shift)))
-        return r.err->code;
+    if (present &&
+        ((st = check_keys(&r, aug_keys, 4)) || (st = get_numbers(&r, "flip", 3, 0, 1, flip)) ||
+         (st = get_float(&r, "rotate_degrees", 0, 180, &c->augment.rotate_degrees)) ||
+         (st = get_float(&r, "intensity_scale", 0, 0.9, &c->augment.intensity_scale)) ||
+         (st = get_float(&r, "intensity_shift", 0, 10, &c->augment.intensity_shift))))
+        return st;
     for (int a = 0; a < 3; a++)
         c->augment.flip[a] = (float)flip[a];
-    if (sub(parent, "validation", path, sizeof path, &r, &present)) return r.err->code;
-    if (present && (check_keys(&r, val_keys, 2) ||
-                    get_float(&r, "overlap", 0, 0.875, &c->validation_overlap) ||
-                    get_int(&r, "max_volumes", 0, 100000, &c->validation_max_volumes)))
-        return r.err->code;
+    if ((st = sub(parent, "validation", path, sizeof path, &r, &present))) return st;
+    if (present && ((st = check_keys(&r, val_keys, 2)) ||
+                    (st = get_float(&r, "overlap", 0, 0.875, &c->validation_overlap)) ||
+                    (st = get_int(&r, "max_volumes", 0, 100000, &c->validation_max_volumes))))
+        return st;
     return DK_OK;
 }
 
 static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
 {
+    dk_status st;
     static const char *const known[] = {"network",
                                         "patch",
                                         "batch",
@@ -289,15 +293,16 @@ static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
                                         "augment",
                                         "validation"};
     reader r = {root, "", err};
-    if (check_keys(&r, known, sizeof known / sizeof *known) || read_network(&r, &c->network) ||
-        get_triple(&r, "patch", 1, 1024, c->patch) || get_int(&r, "batch", 1, 256, &c->batch) ||
-        get_long(&r, "steps", 1, 100000000, &c->steps) ||
-        get_long(&r, "steps_per_epoch", 1, 100000000, &c->steps_per_epoch) ||
-        get_long(&r, "checkpoint_every", 0, 100000000, &c->checkpoint_every) ||
-        read_optimizer(&r, c) ||
-        get_float(&r, "foreground_fraction", 0, 1, &c->foreground_fraction) ||
-        read_small_sections(&r, c))
-        return err->code;
+    if ((st = check_keys(&r, known, sizeof known / sizeof *known)) ||
+        (st = read_network(&r, &c->network)) || (st = get_triple(&r, "patch", 1, 1024, c->patch)) ||
+        (st = get_int(&r, "batch", 1, 256, &c->batch)) ||
+        (st = get_long(&r, "steps", 1, 100000000, &c->steps)) ||
+        (st = get_long(&r, "steps_per_epoch", 1, 100000000, &c->steps_per_epoch)) ||
+        (st = get_long(&r, "checkpoint_every", 0, 100000000, &c->checkpoint_every)) ||
+        (st = read_optimizer(&r, c)) ||
+        (st = get_float(&r, "foreground_fraction", 0, 1, &c->foreground_fraction)) ||
+        (st = read_small_sections(&r, c)))
+        return st;
     return DK_OK;
 }
 
@@ -305,7 +310,8 @@ dk_status dk_teacher_config_validate(const dk_teacher_config *c, dk_err *err)
 {
     dk_unet_config n = c->network;
     if (n.classes < 2) n.classes = 2;
-    if (dk_unet_config_validate(&n, err)) return dk_err_prefix(err, "teacher config: network: ");
+    dk_status st = dk_unet_config_validate(&n, err);
+    if (st) return dk_err_prefix(err, st, "teacher config: network");
     for (int a = 0; a < 3; a++) {
         int product = 1;
         for (int l = 0; l + 1 < n.levels; l++)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "datasets/dataset.h"
@@ -828,6 +829,31 @@ Test(nifti, import_then_export_end_to_end, .timeout = 120)
     rc = run_dualkd("data export --data ds.h5 --volume knee09 --out exported", out, sizeof out);
     cr_assert_eq(rc, 1);
     cr_assert(strstr(out, "no volume 'knee09'"), "%s", out);
+}
+
+Test(nifti, export_without_volume_writes_every_volume)
+{
+    make_import_dirs();
+    char out[4096];
+    cr_assert_eq(run_dualkd("data import --images img --labels lab --out ds.h5", out, sizeof out),
+                 0, "%s", out);
+    cr_assert_eq(run_dualkd("data export --data ds.h5 --out all", out, sizeof out), 0, "%s", out);
+    const char *ids[] = {"knee01", "knee02", "knee03"};
+    const bool labelled[] = {true, true, false};
+    for (int i = 0; i < 3; i++) {
+        char image[64], label[64];
+        snprintf(image, sizeof image, "all/%s_image.nii.gz", ids[i]);
+        snprintf(label, sizeof label, "all/%s_label.nii.gz", ids[i]);
+        dk_volume v;
+        dk_err err = {0};
+        cr_assert_eq(dk_nifti_read_image(in_tmp(image), ids[i], &v, &err), DK_OK, "%s", err.msg);
+        cr_assert(strstr(out, image), "%s not reported: %s", image, out);
+        if (labelled[i])
+            cr_assert_eq(dk_nifti_read_label(in_tmp(label), &v, &err), DK_OK, "%s", err.msg);
+        else
+            cr_assert_eq(access(in_tmp(label), F_OK), -1, "%s should not exist", label);
+        dk_volume_release(&v);
+    }
 }
 
 Test(nifti, import_default_classes_and_help)

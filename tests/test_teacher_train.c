@@ -8,9 +8,11 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "datasets/dataset.h"
@@ -323,6 +325,29 @@ static void train_ok(const dk_teacher_run *run)
     cr_assert_eq(dk_teacher_train(run, &err), DK_OK, "%s", err.msg);
 }
 
+static void die_at_step(const dk_teacher_progress *p, void *ctx)
+{
+    if (p->step == *(const long *)ctx) raise(SIGKILL);
+}
+
+/* Run in a child process that is SIGKILLed during step steps + 1 (before that step's
+ * save): on disk is what a crash after `steps` steps leaves. */
+static void train_killed_after(dk_teacher_run run, long steps)
+{
+    long at = steps + 1;
+    run.callbacks = (dk_teacher_callbacks){.progress = die_at_step, .ctx = &at};
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork failed");
+    if (pid == 0) {
+        dk_teacher_train(&run, NULL);
+        _exit(0); /* not killed: the parent's check fails */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the run was not killed at step %ld (status %d)", at, status);
+}
+
 Test(teacher, same_seed_same_weights_other_seed_other_weights)
 {
     char *data = dk_test_path("d.h5"), *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5"), *c = dk_test_path("c.h5");
@@ -361,8 +386,7 @@ Test(teacher, resume_after_interruption_equals_uninterrupted_run)
     /* b "dies" after step 5: its last save was at step 4 (checkpoint_every 2), so
      * step 5 is lost and must be redone identically; epochs end at 3, 6, 8 */
     dk_teacher_run rb = tiny_run(data, b, 3);
-    rb.stop_after = 5;
-    train_ok(&rb);
+    train_killed_after(rb, 5);
     char lb[4200], la[4200], logb[4200];
     dk_teacher_last_path(b, lb, sizeof lb);
     dk_teacher_last_path(a, la, sizeof la);
@@ -370,10 +394,8 @@ Test(teacher, resume_after_interruption_equals_uninterrupted_run)
     cr_assert(!same_weights(la, lb), "the interrupted run already has the final weights");
     cr_assert_eq(count_lines(logb), 1);
     /* resuming twice from the same point (a crash during the resumed run) is fine too */
-    rb.stop_after = 7;
     rb.resume = true;
-    train_ok(&rb);
-    rb.stop_after = 0;
+    train_killed_after(rb, 7);
     rb.seed = 12345; /* not given: the run's own seed is used */
     train_ok(&rb);
     cr_assert(same_weights(la, lb), "resumed final weights differ from the uninterrupted run");
@@ -484,8 +506,7 @@ Test(teacher, input_errors_are_named)
     run.resume = true;
     expect_train_error(&run, "no last checkpoint");
     run.resume = false;
-    run.stop_after = 2;
-    train_ok(&run);
+    train_killed_after(run, 2);
     run.resume = true;
     dk_teacher_run wider = run;
     wider.config.network.base_width = 8;
