@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "datasets/dataset.h"
+#include "datasets/segment.h"
 #include "distill/checkpoint.h"
 #include "distill/train_step.h"
 
@@ -303,99 +304,20 @@ static dk_status log_rewrite(const trainer *t, dk_err *err)
     return DK_OK;
 }
 
-/* ---- validation: sliding window of patch-shaped tiles, as at training ---- */
-
-/* Tile origins along one axis: stride patch*(1 - overlap), the last flush with the end. */
-static int tile_starts(int dim, int p, float overlap, int *starts)
-{
-    if (dim <= p) {
-        starts[0] = 0;
-        return 1;
-    }
-    int stride = (int)(p * (1.0f - overlap));
-    if (stride < 1) stride = 1;
-    int n = 0;
-    for (int s = 0;; s += stride) {
-        starts[n++] = s + p < dim ? s : dim - p;
-        if (s + p >= dim) break;
-    }
-    return n;
-}
-
-static void tile_copy_in(const dk_volume *v, const int o[3], const int p[3], float *dst)
-{
-    for (int k = 0; k < p[0]; k++)
-        for (int j = 0; j < p[1]; j++)
-            for (int i = 0; i < p[2]; i++) {
-                int z = o[0] + k, y = o[1] + j, x = o[2] + i;
-                bool in = z < v->dims[0] && y < v->dims[1] && x < v->dims[2];
-                *dst++ = in ? v->image[((size_t)z * v->dims[1] + y) * v->dims[2] + x] : 0.0f;
-            }
-}
-
-/* Add the softmax of one tile's logits into the volume's probability sums. */
-static void tile_accumulate(const dk_volume *v, const dk_tensor *logits, int b, const int o[3],
-                            float *probs)
-{
-    const int C = logits->c, p[3] = {logits->d, logits->h, logits->w};
-    const size_t tv = dk_tensor_spatial(logits), V = dk_volume_voxels(v);
-    const float *l = logits->data + (size_t)b * C * tv;
-    for (int k = 0; k < p[0] && o[0] + k < v->dims[0]; k++)
-        for (int j = 0; j < p[1] && o[1] + j < v->dims[1]; j++)
-            for (int i = 0; i < p[2] && o[2] + i < v->dims[2]; i++) {
-                size_t at = ((size_t)k * p[1] + j) * p[2] + i;
-                size_t dst = ((size_t)(o[0] + k) * v->dims[1] + (o[1] + j)) * v->dims[2] + o[2] + i;
-                float m = l[at], e[DK_MAX_CLASSES], sum = 0;
-                for (int c = 1; c < C; c++)
-                    m = fmaxf(m, l[(size_t)c * tv + at]);
-                for (int c = 0; c < C; c++)
-                    sum += e[c] = expf(l[(size_t)c * tv + at] - m);
-                for (int c = 0; c < C; c++)
-                    probs[(size_t)c * V + dst] += e[c] / sum;
-            }
-}
+/* ---- validation: sliding window of patch-shaped tiles (datasets/segment.h) ---- */
 
 static dk_status validate_volume(trainer *t, const dk_volume *v, float *dice, dk_err *err)
 {
-    const int *p = t->cfg.patch, B = t->cfg.batch, C = t->classes.count;
-    const size_t V = dk_volume_voxels(v), tv = (size_t)p[0] * p[1] * p[2];
-    int *starts[3], n[3];
-    float *probs = calloc((size_t)C * V, sizeof *probs);
-    uint8_t *pred = malloc(V);
-    int(*origins)[3] = malloc((size_t)B * sizeof *origins);
-    for (int a = 0; a < 3; a++)
-        starts[a] = malloc(((size_t)v->dims[a] + 1) * sizeof(int));
-    bool ok = probs && pred && origins && starts[0] && starts[1] && starts[2];
-    for (int a = 0; ok && a < 3; a++)
-        n[a] = tile_starts(v->dims[a], p[a], t->cfg.validation_overlap, starts[a]);
-    long total = ok ? (long)n[0] * n[1] * n[2] : 0;
-    for (long tile = 0; tile < total;) {
-        int filled = 0;
-        for (; filled < B && tile < total; filled++, tile++) {
-            int *o = origins[filled];
-            o[0] = starts[0][tile / ((long)n[1] * n[2])];
-            o[1] = starts[1][tile / n[2] % n[1]];
-            o[2] = starts[2][tile % n[2]];
-            tile_copy_in(v, o, p, t->x.data + (size_t)filled * tv);
-        }
-        if (filled < B) memset(t->x.data + (size_t)filled * tv, 0, (size_t)(B - filled) * tv * 4);
-        dk_unet_forward(t->net, &t->x);
-        for (int b = 0; b < filled; b++)
-            tile_accumulate(v, dk_unet_logits(t->net), b, origins[b], probs);
-    }
-    for (size_t i = 0; ok && i < V; i++) {
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (probs[(size_t)c * V + i] > probs[(size_t)best * V + i]) best = c;
-        pred[i] = (uint8_t)best;
-    }
-    if (ok) dk_teacher_dice(pred, v->label, V, C, dice);
-    for (int a = 0; a < 3; a++)
-        free(starts[a]);
-    free(probs);
+    dk_segment_options o = {.batch = t->cfg.batch,
+                            .overlap = t->cfg.validation_overlap,
+                            .gaussian_sigma = 0}; /* the card's "mean of softmax probabilities" */
+    memcpy(o.tile, t->cfg.patch, sizeof o.tile);
+    uint8_t *pred = malloc(dk_volume_voxels(v));
+    if (!pred) return dk_err_set(err, DK_ENOMEM, "no memory to validate volume '%s'", v->id);
+    dk_status st = dk_segment_labels(t->net, &o, v->image, v->dims, pred, err);
+    if (st == DK_OK) dk_teacher_dice(pred, v->label, dk_volume_voxels(v), t->classes.count, dice);
     free(pred);
-    free(origins);
-    return ok ? DK_OK : dk_err_set(err, DK_ENOMEM, "no memory to validate volume '%s'", v->id);
+    return st;
 }
 
 /* Mean per-class Dice over the validation volumes; returns the foreground mean. */
