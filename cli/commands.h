@@ -25,6 +25,7 @@ int dk_cmd_teacher_train(int argc, char **argv); /* cmd_teacher_train.c */
 int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.c */
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
 int dk_cmd_eval(int argc, char **argv);               /* cmd_eval.c */
+int dk_cmd_student_train(int argc, char **argv);      /* cmd_student_train.c */
 
 /* Print "dualkd: <msg>" for a failed library call and return 1. */
 int dk_cli_fail(const char *what, const char *msg);

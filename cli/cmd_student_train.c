@@ -1,0 +1,224 @@
+/* cmd_student_train.c: `dualkd student train`: argv, the config file, the target
+ * store, and the progress display. The training itself is student/train.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "distill/blas.h"
+#include "student/train.h"
+
+#define CONFIG_MAX (1 << 20)
+
+static const char usage[] =
+    "usage: dualkd student train --store STORE.h5 --data SITE.h5 --out STUDENT.h5\n"
+    "                            [--config FILE.json] [--supervised-only] [--no-response]\n"
+    "                            [--no-feature] [--resume] [--threads N] [--seed S]\n"
+    "                            [--print-config]\n";
+
+static void print_help(void)
+{
+    printf("%s\n"
+           "Trains a student U-Net at a site: Dice + CE on the site's labelled volumes plus,\n"
+           "ramped up, response and feature distillation on transfer samples from a target\n"
+           "store (`dualkd teacher precompute`). Validates per-class Dice on the site's\n"
+           "\"validation\" volumes every epoch and keeps the best checkpoint (the U-Net only)\n"
+           "at STUDENT.h5; STUDENT.h5.last.h5 (with the site's adapter and optimiser state,\n"
+           "for --resume) and STUDENT.h5.runlog.jsonl beside it. See docs/student.md.\n\n"
+           "  --store FILE       a target store made for this site's profile (pulling the\n"
+           "                     targets from `dualkd serve` with --server/--token comes next)\n"
+           "  --data FILE        the site's dataset (labelled, validation volumes)\n"
+           "  --out FILE         the best checkpoint\n"
+           "  --config FILE      training config JSON over the defaults (docs/student.md)\n"
+           "  --supervised-only  Dice + CE only (no store needed)\n"
+           "  --no-response      switch off response distillation\n"
+           "  --no-feature       switch off feature distillation (any student architecture)\n"
+           "  --resume           continue the interrupted run from STUDENT.h5.last.h5\n"
+           "  --threads N        BLAS threads (default 2)\n"
+           "  --seed S           weights and sampling seed (default 1)\n"
+           "  --print-config     print the effective config as JSON and exit\n",
+           usage);
+}
+
+typedef struct options {
+    const char *store, *data, *out, *config;
+    bool supervised_only, no_response, no_feature, resume, print_config, seed_given;
+    long threads;
+    unsigned long long seed;
+} options;
+
+static bool flag(const char *a, options *o)
+{
+    bool *f = !strcmp(a, "--supervised-only") ? &o->supervised_only
+              : !strcmp(a, "--no-response")   ? &o->no_response
+              : !strcmp(a, "--no-feature")    ? &o->no_feature
+              : !strcmp(a, "--resume")        ? &o->resume
+              : !strcmp(a, "--print-config")  ? &o->print_config
+                                              : NULL;
+    if (f) *f = true;
+    return f != NULL;
+}
+
+static int value(const char *a, const char *v, options *o)
+{
+    char *end = NULL;
+    errno = 0;
+    if (!strcmp(a, "--store")) o->store = v;
+    else if (!strcmp(a, "--data")) o->data = v;
+    else if (!strcmp(a, "--out")) o->out = v;
+    else if (!strcmp(a, "--config")) o->config = v;
+    else if (!strcmp(a, "--threads")) {
+        o->threads = strtol(v, &end, 10);
+        if (errno || *end || o->threads < 1 || o->threads > 256) {
+            fprintf(stderr, "dualkd student train: --threads '%s': expected 1..256\n", v);
+            return 2;
+        }
+    } else if (!strcmp(a, "--seed")) {
+        o->seed = strtoull(v, &end, 10);
+        o->seed_given = true;
+        if (errno || *end || v[0] == '-' || !v[0] || o->seed > (1ULL << 53)) {
+            fprintf(stderr, "dualkd student train: --seed '%s': expected 0..2^53\n", v);
+            return 2;
+        }
+    } else {
+        fprintf(stderr, "dualkd student train: unknown option '%s'\n%s", a, usage);
+        return 2;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    *o = (options){.threads = 2, .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        if (flag(argv[i], o)) continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "dualkd student train: '%s' is unknown or needs a value\n%s", argv[i],
+                    usage);
+            return 2;
+        }
+        int rc = value(argv[i], argv[i + 1], o);
+        if (rc) return rc;
+        i++;
+    }
+    if (!o->print_config && (!o->data || !o->out || (!o->store && !o->supervised_only))) {
+        fprintf(stderr, "dualkd student train: --data, --out and --store (or --supervised-only) "
+                        "are required\n%s", usage);
+        return 2;
+    }
+    return 0;
+}
+
+static int load_config(const char *path, dk_student_config *cfg)
+{
+    *cfg = dk_student_config_default();
+    if (!path) return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "dualkd: student train: cannot open config '%s': %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+    char *text = malloc(CONFIG_MAX + 1);
+    size_t n = text ? fread(text, 1, CONFIG_MAX + 1, f) : 0;
+    fclose(f);
+    if (!text || n > CONFIG_MAX) {
+        free(text);
+        fprintf(stderr, "dualkd: student train: config '%s' is over 1 MiB\n", path);
+        return 1;
+    }
+    text[n] = '\0';
+    dk_err err = {0};
+    dk_status st = dk_student_config_from_json(text, cfg, &err);
+    free(text);
+    if (st) {
+        dk_err_prefix(&err, "%s", path);
+        return dk_cli_fail("student train", err.msg);
+    }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct display {
+    bool tty, pending;
+    double last;
+} display;
+
+static void on_progress(const dk_student_progress *p, void *ctx)
+{
+    display *d = ctx;
+    double now = now_s();
+    if (p->step != p->steps && now - d->last < (d->tty ? 0.2 : 15.0)) return;
+    d->last = now;
+    fprintf(stderr,
+            "%sstep %ld/%ld  epoch %d/%d  loss %.4f (sup %.4f resp %.4f feat %.4f, alpha %.3f "
+            "beta %.3f)  lr %.2e  %.2f steps/s  ETA %.0f s%s",
+            d->tty ? "\r" : "", p->step, p->steps, p->epoch, p->epochs, p->loss, p->sup,
+            p->response, p->feature, p->alpha, p->beta, p->lr, p->steps_per_s, p->eta_s,
+            d->tty ? "\033[K" : "\n");
+    d->pending = d->tty;
+    fflush(stderr);
+}
+
+static void on_epoch(const dk_student_epoch *e, const dk_classes *classes, void *ctx)
+{
+    display *d = ctx;
+    if (d->pending) fputc('\n', stderr);
+    d->pending = false;
+    fprintf(stderr, "epoch %d (step %ld, %.0f s): loss %.4f; validation Dice", e->epoch, e->step,
+            e->seconds, e->loss);
+    for (int c = 1; c < e->classes; c++)
+        fprintf(stderr, " %s %.3f", classes->names[c], e->dice[c]);
+    fprintf(stderr, "; mean %.3f%s\n", e->mean_dice, e->best ? " (best so far: saved)" : "");
+}
+
+static int train(const options *o, const dk_student_config *cfg)
+{
+    dk_err err = {0};
+    dk_target_source src = {0};
+    if (o->store && !o->supervised_only && dk_target_source_open_store(o->store, &src, &err))
+        return dk_cli_fail("student train", err.msg);
+    display d = {.tty = isatty(STDERR_FILENO) == 1, .last = -1e9};
+    dk_student_run run = {.data_path = o->data, .source = src.impl ? &src : NULL,
+                          .out_path = o->out, .config = *cfg,
+                          .supervised_only = o->supervised_only, .no_response = o->no_response,
+                          .no_feature = o->no_feature, .seed = o->seed,
+                          .seed_given = o->seed_given, .resume = o->resume,
+                          .callbacks = {on_progress, on_epoch, &d}};
+    double t0 = now_s();
+    dk_status st = dk_student_train(&run, &err);
+    if (d.pending) fputc('\n', stderr);
+    dk_target_source_close(&src);
+    if (st) return dk_cli_fail("student train", err.msg);
+    fprintf(stderr, "student train: done in %.1f s; best checkpoint %s\n", now_s() - t0, o->out);
+    return 0;
+}
+
+int dk_cmd_student_train(int argc, char **argv)
+{
+    if (dk_cli_wants_help(argc, argv)) {
+        print_help();
+        return 0;
+    }
+    options o;
+    dk_student_config cfg;
+    int rc = parse_args(argc, argv, &o);
+    if (rc || (rc = load_config(o.config, &cfg))) return rc;
+    if (o.print_config) {
+        char *text = dk_student_config_to_json(&cfg);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        return 0;
+    }
+    dk_blas_set_threads((int)o.threads);
+    return train(&o, &cfg);
+}

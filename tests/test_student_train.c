@@ -1,0 +1,226 @@
+/* test_student_train.c: the student trainer (student/train.h) on a real target
+ * store (a tiny teacher trained and precomputed for the clinical profile): the
+ * distillation losses fall during a run; an interrupted run resumed equals an
+ * uninterrupted one; the same seed gives the same weights; a student whose
+ * architecture is not the store's is refused naming the field (and trains with
+ * --no-feature); supervised-only needs no store; the CLI's student evaluates. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/checkpoint.h"
+#include "distill/unet_checkpoint.h"
+#include "student/train.h"
+#include "teacher/precompute.h"
+#include "testutil.h"
+
+static char *site, *store;
+
+static void make_store(void)
+{
+    char *repo = dk_test_path("repo.h5"), *teacher = dk_test_path("teacher.h5");
+    char *out = dk_test_path("store");
+    dk_test_write_phantoms(repo, 3, 1, true);
+    dk_err err = {0};
+    dk_teacher_run run = {.data_path = repo, .out_path = teacher, .seed = 5};
+    cr_assert_eq(dk_teacher_config_from_json(
+                     "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"
+                     " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"
+                     " \"steps\": 4, \"steps_per_epoch\": 4, \"checkpoint_every\": 0}",
+                     &run.config, &err),
+                 DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
+    dk_unet_config s = dk_unet_config_default(1, 3);
+    s.levels = 2;
+    s.base_width = 4;
+    s.pool[0][0] = 1; /* the profile has 3-4 slices */
+    char *student = dk_unet_config_to_json(&s);
+    dk_precompute_options o = dk_precompute_options_default();
+    o.teacher_path = teacher, o.data_path = repo, o.out_dir = out, o.passes = 2;
+    o.student_json = student;
+    cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &o.profile, &err), DK_OK, "%s", err.msg);
+    dk_precompute_result res;
+    cr_assert_eq(dk_precompute_run(&o, &res, &err), DK_OK, "%s", err.msg);
+    store = strdup(res.store_path);
+    free(student), free(repo), free(teacher), free(out);
+}
+
+static void setup(void)
+{
+    dk_test_dir_setup();
+    site = dk_test_path("site.h5");
+    dk_test_write_phantoms(site, 2, 1, true);
+    make_store();
+}
+
+static void teardown(void)
+{
+    free(site);
+    free(store);
+    dk_test_dir_teardown();
+}
+
+TestSuite(student, .init = setup, .fini = teardown, .timeout = 300);
+
+static const char *tiny_config =
+    "{\"patch\": [2, 16, 16], \"batch\": 1, \"steps\": %d, \"steps_per_epoch\": %d,"
+    " \"checkpoint_every\": 0, \"optimizer\": {\"lr\": 0.01},"
+    " \"distill\": {\"transfer_batch\": 2,"
+    "   \"response\": {\"kind\": \"%s\", \"weight\": 0.5, \"ramp_steps\": 0},"
+    "   \"feature\": {\"kind\": \"%s\", \"weight\": 1, \"ramp_steps\": 0}}%s}";
+
+static dk_student_run tiny_run(const char *out, dk_target_source *src, int steps, int per,
+                               const char *response, const char *feature, const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof text, tiny_config, steps, per, response, feature, extra);
+    dk_student_run r = {.data_path = site, .source = src, .out_path = out, .seed = 3};
+    dk_err err = {0};
+    cr_assert_eq(dk_student_config_from_json(text, &r.config, &err), DK_OK, "%s", err.msg);
+    return r;
+}
+
+static void train_ok(const dk_student_run *r)
+{
+    dk_err err = {0};
+    cr_assert_eq(dk_student_train(r, &err), DK_OK, "%s", err.msg);
+}
+
+static json_t *runlog(const char *out)
+{
+    char path[4200], line[8192];
+    dk_teacher_runlog_path(out, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "no run log %s", path);
+    json_t *lines = json_array();
+    while (fgets(line, sizeof line, f))
+        json_array_append_new(lines, json_loads(line, 0, NULL));
+    fclose(f);
+    return lines;
+}
+
+static double field(json_t *lines, size_t i, const char *name)
+{
+    return json_number_value(json_object_get(json_array_get(lines, i), name));
+}
+
+Test(student, distillation_losses_fall_during_a_run)
+{
+    dk_target_source src;
+    dk_err err = {0};
+    cr_assert_eq(dk_target_source_open_store(store, &src, &err), DK_OK, "%s", err.msg);
+    char *out = dk_test_path("s.h5");
+    dk_student_run r = tiny_run(out, &src, 60, 15, "kl", "mse", "");
+    train_ok(&r);
+    json_t *log = runlog(out);
+    cr_assert_eq(json_array_size(log), 4);
+    for (const char *term = "response"; term; term = strcmp(term, "response") ? NULL : "feature") {
+        double first = field(log, 0, term), last = field(log, 3, term);
+        cr_expect(first > 0 && last < 0.8 * first, "%s loss %g -> %g", term, first, last);
+    }
+    json_decref(log);
+    dk_target_source_close(&src);
+    free(out);
+}
+
+static bool same_weights(const char *a, const char *b)
+{
+    dk_unet *na = dk_unet_load_checkpoint(a, NULL, NULL), *nb = dk_unet_load_checkpoint(b, NULL, NULL);
+    cr_assert(na && nb, "cannot load %s or %s", a, b);
+    const dk_params *pa = dk_unet_params(na), *pb = dk_unet_params(nb);
+    bool same = pa->count == pb->count;
+    for (int i = 0; same && i < pa->count; i++)
+        same = !memcmp(pa->items[i]->value.data, pb->items[i]->value.data,
+                       dk_tensor_numel(&pa->items[i]->value) * sizeof(float));
+    dk_unet_free(na);
+    dk_unet_free(nb);
+    return same;
+}
+
+Test(student, resume_after_interruption_equals_uninterrupted_run)
+{
+    dk_target_source src;
+    cr_assert_eq(dk_target_source_open_store(store, &src, NULL), DK_OK);
+    char *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5"), *c = dk_test_path("c.h5");
+    dk_student_run ra = tiny_run(a, &src, 10, 4, "mse", "kl", "");
+    train_ok(&ra);
+    /* b "dies" after step 6: its last save was at the end of epoch 1 (step 4) */
+    dk_student_run rb = tiny_run(b, &src, 10, 4, "mse", "kl", "");
+    rb.stop_after = 6;
+    train_ok(&rb);
+    rb.stop_after = 0;
+    rb.resume = true;
+    train_ok(&rb);
+    cr_expect(same_weights(a, b), "resumed best weights differ from the uninterrupted run");
+    json_t *loga = runlog(a), *logb = runlog(b);
+    cr_assert_eq(json_array_size(logb), 3, "the run log repeats or loses epochs");
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_eq(field(loga, i, "loss"), field(logb, i, "loss"), "epoch %zu loss", i + 1);
+    json_decref(loga);
+    json_decref(logb);
+    /* the same seed again gives the same weights; the flags must match on resume */
+    dk_student_run rc = tiny_run(c, &src, 10, 4, "mse", "kl", "");
+    train_ok(&rc);
+    cr_expect(same_weights(a, c), "the same seed gave other weights");
+    rb.no_response = true;
+    dk_err err = {0};
+    cr_expect_eq(dk_student_train(&rb, &err), DK_EMISMATCH);
+    cr_expect(strstr(err.msg, "terms"), "%s", err.msg);
+    dk_target_source_close(&src);
+    free(a), free(b), free(c);
+}
+
+Test(student, an_architecture_other_than_the_stores_is_refused_naming_it)
+{
+    dk_target_source src;
+    cr_assert_eq(dk_target_source_open_store(store, &src, NULL), DK_OK);
+    char *out = dk_test_path("w.h5");
+    dk_student_run r = tiny_run(out, &src, 2, 2, "kl", "kl",
+                                ", \"network\": {\"levels\": 2, \"base_width\": 8, "
+                                "\"pool\": [[1, 2, 2]]}");
+    dk_err err = {0};
+    cr_assert_eq(dk_student_train(&r, &err), DK_EMISMATCH);
+    cr_expect(strstr(err.msg, "base_width") && strstr(err.msg, "--student") &&
+                  strstr(err.msg, "\"base_width\":4"),
+              "%s", err.msg);
+    r.no_feature = true;
+    train_ok(&r);
+    dk_target_source_close(&src);
+    free(out);
+}
+
+Test(student, supervised_only_needs_no_store_and_the_cli_student_evaluates)
+{
+    char *out = dk_test_path("sup.h5");
+    dk_student_run r = tiny_run(out, NULL, 2, 2, "kl", "kl",
+                                ", \"network\": {\"levels\": 2, \"base_width\": 4, "
+                                "\"pool\": [[1, 2, 2]]}");
+    r.supervised_only = true;
+    train_ok(&r);
+    dk_err err = {0};
+    r.supervised_only = false;
+    cr_assert_eq(dk_student_train(&r, &err), DK_EINVAL);
+    cr_expect(strstr(err.msg, "--store"), "%s", err.msg);
+
+    char cmd[8192], text[1 << 14], *cfg = dk_test_path("cfg.json");
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, tiny_config, 4, 2, "mse", "kl", "");
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' student train --store '%s' --data '%s' --out '%s/cli.h5' "
+             "--config '%s' --threads 1 2>&1 && '%s' eval --model '%s/cli.h5' --data '%s' --json "
+             "2>/dev/null",
+             dk_test_bin(), store, site, dk_test_dir, cfg, dk_test_bin(), dk_test_dir, site);
+    cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
+    cr_expect(strstr(text, "validation Dice") && strstr(text, "\"summary\""), "%s", text);
+    char *last = dk_test_path("cli.h5.last.h5");
+    dk_unet *net = dk_unet_load_checkpoint(last, NULL, &err);
+    cr_expect_null(net, "the last checkpoint holds the adapter too, the U-Net alone does not load");
+    cr_expect(strstr(err.msg, "adapter"), "%s", err.msg);
+    dk_unet_free(net);
+    free(cfg);
+    free(last);
+    free(out);
+}
