@@ -143,6 +143,8 @@ static dk_status resolve_feature(trainer *t, const dk_unet_config *n, dk_err *er
     const dk_store_manifest *m = t->src->manifest;
     memcpy(t->spec.multiple, m->student_multiple, sizeof t->spec.multiple);
     t->spec.response = t->use_response;
+    /* softmax-MSE compares the student's plain softmax: bring the targets back to T = 1 */
+    t->spec.response_power = t->cfg.response == DK_RESPONSE_MSE ? (float)m->temperature : 1.0f;
     for (int a = 0; a < 3; a++)
         t->spec.factor[a] = 1;
     if (!t->use_feature) return DK_OK;

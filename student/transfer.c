@@ -52,6 +52,18 @@ static dk_status read_array(dk_target_source *src, int i, const char *kind, size
     return src->read(src, i, kind, *out, n, err);
 }
 
+/* p <- p^power, renormalised over classes, per voxel (classes x n, class planes). */
+static void sharpen(float *p, int classes, size_t n, float power)
+{
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int c = 0; c < classes; c++)
+            sum += p[(size_t)c * n + i] = powf(p[(size_t)c * n + i], power);
+        for (int c = 0; sum > 0 && c < classes; c++)
+            p[(size_t)c * n + i] = (float)(p[(size_t)c * n + i] / sum);
+    }
+}
+
 static dk_status lay_out_targets(dk_target_source *src, int i, const dk_transfer_spec *spec,
                                  dk_transfer_sample *s, dk_err *err)
 {
@@ -62,6 +74,7 @@ static dk_status lay_out_targets(dk_target_source *src, int i, const dk_transfer
     s->response = st ? NULL : malloc((size_t)s->classes * P * sizeof(float));
     s->entropy = st ? NULL : malloc(P * sizeof(float));
     if (!st && (!s->response || !s->entropy)) st = dk_err_set(err, DK_ENOMEM, "no memory for targets");
+    if (!st && spec->response_power != 1.0f) sharpen(resp, s->classes, G, spec->response_power);
     for (int c = 0; !st && c < s->classes; c++)
         lay_out(resp + (size_t)c * G, s->grid, s->padded, s->before, false, 0.0f,
                 s->response + (size_t)c * P);

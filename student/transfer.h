@@ -29,6 +29,8 @@ typedef struct dk_transfer_spec {
     int factor[3];       /* pooling factor from the input to the feature tap */
     char feature_kind[32]; /* "features/<layer>", or "" for none */
     bool response;         /* read response and uncertainty */
+    float response_power;  /* response p <- p^power / sum (T: back from softmax(z/T) to T = 1;
+                            * exact for one teacher pass, close for their mean); 1 = as stored */
 } dk_transfer_spec;
 
 /* Read and lay out sample i. Release with dk_transfer_release. */

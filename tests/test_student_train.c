@@ -3,9 +3,12 @@
  * distillation losses fall during a run; an interrupted run resumed equals an
  * uninterrupted one; the same seed gives the same weights; a student whose
  * architecture is not the store's is refused naming the field (and trains with
- * --no-feature); supervised-only needs no store; the CLI's student evaluates. */
+ * --no-feature); supervised-only needs no store; the CLI's student and the
+ * teacher (the zero-shot row) evaluate; transfer samples are laid out on the padded
+ * grid of the store's feature targets. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "distill/checkpoint.h"
 #include "distill/unet_checkpoint.h"
 #include "student/train.h"
+#include "student/transfer.h"
 #include "teacher/precompute.h"
 #include "testutil.h"
 
@@ -215,6 +219,9 @@ Test(student, supervised_only_needs_no_store_and_the_cli_student_evaluates)
              dk_test_bin(), store, site, dk_test_dir, cfg, dk_test_bin(), dk_test_dir, site);
     cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
     cr_expect(strstr(text, "validation Dice") && strstr(text, "\"summary\""), "%s", text);
+    snprintf(cmd, sizeof cmd, "'%s' eval --model '%s/teacher.h5' --data '%s' --json 2>&1",
+             dk_test_bin(), dk_test_dir, site);
+    cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "the teacher as --model: %s", text);
     char *last = dk_test_path("cli.h5.last.h5");
     dk_unet *net = dk_unet_load_checkpoint(last, NULL, &err);
     cr_expect_null(net, "the last checkpoint holds the adapter too, the U-Net alone does not load");
@@ -223,4 +230,67 @@ Test(student, supervised_only_needs_no_store_and_the_cli_student_evaluates)
     free(cfg);
     free(last);
     free(out);
+}
+
+Test(student, transfer_samples_are_laid_out_as_precompute_padded_them)
+{
+    dk_target_source src;
+    dk_err err = {0};
+    cr_assert_eq(dk_target_source_open_store(store, &src, &err), DK_OK, "%s", err.msg);
+    const dk_store_manifest *m = src.manifest;
+    dk_transfer_spec spec = {.response = true, .response_power = 2.0f,
+                             .feature_kind = "features/bottleneck"};
+    memcpy(spec.multiple, m->student_multiple, sizeof spec.multiple);
+    for (int a = 0; a < 3; a++)
+        spec.factor[a] = m->student_multiple[a]; /* the bottleneck is below every pooling */
+    dk_transfer_sample s;
+    cr_assert_eq(dk_transfer_load(&src, 1, &spec, &s, &err), DK_OK, "%s", err.msg);
+    const dk_store_sample_info *info = src.sample(&src, 1);
+    size_t G = 1, P = 1;
+    for (int a = 0; a < 3; a++) {
+        cr_expect_eq(s.padded[a] % spec.multiple[a], 0);
+        cr_expect(s.padded[a] >= info->grid.dims[a] && s.padded[a] - info->grid.dims[a] < spec.multiple[a]);
+        cr_expect_eq(s.before[a], (s.padded[a] - info->grid.dims[a]) / 2);
+        cr_expect_eq(s.feature_dims[a], s.padded[a] / spec.factor[a]);
+        G *= (size_t)info->grid.dims[a];
+        P *= (size_t)s.padded[a];
+    }
+    float *resp = malloc(3 * G * sizeof *resp);
+    cr_assert_eq(src.read(&src, 1, "response", resp, 3 * G, &err), DK_OK, "%s", err.msg);
+    const int *g = info->grid.dims;
+    for (int k = 0; k < s.padded[0]; k++)
+        for (int j = 0; j < s.padded[1]; j++)
+            for (int i = 0; i < s.padded[2]; i++) {
+                size_t at = ((size_t)k * s.padded[1] + j) * s.padded[2] + i;
+                int z = k - s.before[0], y = j - s.before[1], x = i - s.before[2];
+                bool in = z >= 0 && y >= 0 && x >= 0 && z < g[0] && y < g[1] && x < g[2];
+                float sum = s.response[at] + s.response[P + at] + s.response[2 * P + at];
+                cr_assert(in ? fabsf(sum - 1) < 1e-3f : sum == 0 && isinf(s.entropy[at]),
+                          "voxel %d %d %d: sum %g", k, j, i, sum);
+                if (!in) continue;
+                /* sharpened with power 2: p^2 / sum p^2 of the stored response */
+                size_t src_at = ((size_t)z * g[1] + y) * g[2] + x;
+                double q[3], qs = 0;
+                for (int c = 0; c < 3; c++)
+                    qs += q[c] = (double)resp[c * G + src_at] * resp[c * G + src_at];
+                cr_assert(fabs(s.response[at] - q[0] / qs) < 1e-4, "voxel %d %d %d", k, j, i);
+            }
+    /* a patch cut at a drawn origin carries the feature map's crop at origin / factor */
+    int patch[3] = {spec.multiple[0], 2 * spec.multiple[1], 2 * spec.multiple[2]}, origin[3];
+    dk_rng rng = dk_rng_seed(9);
+    dk_transfer_draw_origin(&s, &spec, patch, &rng, origin);
+    int fn[3] = {patch[0] / spec.factor[0], patch[1] / spec.factor[1], patch[2] / spec.factor[2]};
+    float *feat = malloc((size_t)s.feature_channels * fn[0] * fn[1] * fn[2] * sizeof *feat);
+    dk_transfer_cut(&s, &spec, patch, origin, NULL, NULL, NULL, feat);
+    int c = s.feature_channels - 1, fz = fn[0] - 1, fy = fn[1] - 1, fx = fn[2] - 1;
+    float want = s.features[(((size_t)c * s.feature_dims[0] + origin[0] / spec.factor[0] + fz) *
+                                 s.feature_dims[1] + origin[1] / spec.factor[1] + fy) *
+                                s.feature_dims[2] + origin[2] / spec.factor[2] + fx];
+    cr_expect_eq(feat[(((size_t)c * fn[0] + fz) * fn[1] + fy) * fn[2] + fx], want);
+    for (int a = 0; a < 3; a++)
+        cr_expect_eq(origin[a] % spec.factor[a], 0);
+    free(feat);
+    free(resp);
+    dk_transfer_release(&s);
+    dk_target_source_close(&src);
 }
