@@ -15,7 +15,8 @@
 
 static const char usage[] =
     "usage: dualkd student train --store STORE.h5 --data SITE.h5 --out STUDENT.h5\n"
-    "                            [--config FILE.json] [--supervised-only] [--no-response]\n"
+    "                            [--config FILE.json] [--site-targets STORE.h5]\n"
+    "                            [--supervised-only] [--no-response]\n"
     "                            [--no-feature] [--resume] [--threads N] [--seed S]\n"
     "                            [--print-config]\n";
 
@@ -30,6 +31,9 @@ static void print_help(void)
            "for --resume) and STUDENT.h5.runlog.jsonl beside it. See docs/student.md.\n\n"
            "  --store FILE       a target store made for this site's profile (pulling the\n"
            "                     targets from `dualkd serve` with --server/--token comes next)\n"
+           "  --site-targets F   a store of the teacher's targets for the site's own volumes\n"
+           "                     (`dualkd teacher precompute --data SITE.h5` on premises, same\n"
+           "                     teacher, profile and student): drawn from with the --store's\n"
            "  --data FILE        the site's dataset (labelled, validation volumes)\n"
            "  --out FILE         the best checkpoint\n"
            "  --config FILE      training config JSON over the defaults (docs/student.md)\n"
@@ -44,7 +48,7 @@ static void print_help(void)
 }
 
 typedef struct options {
-    const char *store, *data, *out, *config;
+    const char *store, *site_targets, *data, *out, *config;
     bool supervised_only, no_response, no_feature, resume, print_config, seed_given;
     long threads;
     unsigned long long seed;
@@ -67,6 +71,7 @@ static int value(const char *a, const char *v, options *o)
     char *end = NULL;
     errno = 0;
     if (!strcmp(a, "--store")) o->store = v;
+    else if (!strcmp(a, "--site-targets")) o->site_targets = v;
     else if (!strcmp(a, "--data")) o->data = v;
     else if (!strcmp(a, "--out")) o->out = v;
     else if (!strcmp(a, "--config")) o->config = v;
@@ -181,14 +186,34 @@ static void on_epoch(const dk_student_epoch *e, const dk_classes *classes, void 
     fprintf(stderr, "; mean %.3f%s\n", e->mean_dice, e->best ? " (best so far: saved)" : "");
 }
 
+/* The store, joined with the site's own targets when given. */
+static int open_sources(const options *o, dk_target_source src[3], dk_target_source **use)
+{
+    dk_err err = {0};
+    *use = NULL;
+    if (!o->store || o->supervised_only) return 0;
+    if (dk_target_source_open_store(o->store, &src[0], &err))
+        return dk_cli_fail("student train", err.msg);
+    *use = &src[0];
+    if (!o->site_targets) return 0;
+    if (dk_target_source_open_store(o->site_targets, &src[1], &err) ||
+        dk_target_source_union(&src[0], &src[1], &src[2], &err)) {
+        dk_target_source_close(&src[1]);
+        dk_target_source_close(&src[0]);
+        return dk_cli_fail("student train", err.msg);
+    }
+    *use = &src[2];
+    return 0;
+}
+
 static int train(const options *o, const dk_student_config *cfg)
 {
     dk_err err = {0};
-    dk_target_source src = {0};
-    if (o->store && !o->supervised_only && dk_target_source_open_store(o->store, &src, &err))
-        return dk_cli_fail("student train", err.msg);
+    dk_target_source src[3], *use;
+    memset(src, 0, sizeof src);
+    if (open_sources(o, src, &use)) return 1;
     display d = {.tty = isatty(STDERR_FILENO) == 1, .last = -1e9};
-    dk_student_run run = {.data_path = o->data, .source = src.impl ? &src : NULL,
+    dk_student_run run = {.data_path = o->data, .source = use,
                           .out_path = o->out, .config = *cfg,
                           .supervised_only = o->supervised_only, .no_response = o->no_response,
                           .no_feature = o->no_feature, .seed = o->seed,
@@ -197,7 +222,8 @@ static int train(const options *o, const dk_student_config *cfg)
     double t0 = now_s();
     dk_status st = dk_student_train(&run, &err);
     if (d.pending) fputc('\n', stderr);
-    dk_target_source_close(&src);
+    for (int i = 2; i >= 0; i--)
+        dk_target_source_close(&src[i]);
     if (st) return dk_cli_fail("student train", err.msg);
     fprintf(stderr, "student train: done in %.1f s; best checkpoint %s\n", now_s() - t0, o->out);
     return 0;

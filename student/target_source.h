@@ -29,6 +29,14 @@ struct dk_target_source {
  * dk_target_source_close. On failure src is left closed. */
 dk_status dk_target_source_open_store(const char *path, dk_target_source *src, dk_err *err);
 
+/* Both sources as one: a's samples, then b's (a site's own targets beside the
+ * repository's: `--site-targets`). Their manifests must agree on what the student
+ * learns from (teacher, architectures, profile, classes, temperature, feature
+ * targets); the data, seeds and number of passes may differ. out borrows a and b
+ * (close out, then them); its manifest is a's. DK_EMISMATCH names the field. */
+dk_status dk_target_source_union(dk_target_source *a, dk_target_source *b, dk_target_source *out,
+                                 dk_err *err);
+
 /* Close any source (safe on a closed, zeroed one). */
 void dk_target_source_close(dk_target_source *src);
 

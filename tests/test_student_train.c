@@ -22,6 +22,27 @@
 
 static char *site, *store;
 
+/* A store of the tiny teacher for the clinical profile (temperature T) in out_dir. */
+static char *precompute(const char *out_dir, double temperature)
+{
+    char *repo = dk_test_path("repo.h5"), *teacher = dk_test_path("teacher.h5");
+    dk_unet_config s = dk_unet_config_default(1, 3);
+    s.levels = 2;
+    s.base_width = 4;
+    s.pool[0][0] = 1; /* the profile has 3-4 slices */
+    char *student = dk_unet_config_to_json(&s);
+    dk_precompute_options o = dk_precompute_options_default();
+    o.teacher_path = teacher, o.data_path = repo, o.out_dir = out_dir, o.passes = 2;
+    o.student_json = student;
+    o.temperature = temperature;
+    dk_err err = {0};
+    cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &o.profile, &err), DK_OK, "%s", err.msg);
+    dk_precompute_result res;
+    cr_assert_eq(dk_precompute_run(&o, &res, &err), DK_OK, "%s", err.msg);
+    free(student), free(repo), free(teacher);
+    return strdup(res.store_path);
+}
+
 static void make_store(void)
 {
     char *repo = dk_test_path("repo.h5"), *teacher = dk_test_path("teacher.h5");
@@ -36,19 +57,8 @@ static void make_store(void)
                      &run.config, &err),
                  DK_OK, "%s", err.msg);
     cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
-    dk_unet_config s = dk_unet_config_default(1, 3);
-    s.levels = 2;
-    s.base_width = 4;
-    s.pool[0][0] = 1; /* the profile has 3-4 slices */
-    char *student = dk_unet_config_to_json(&s);
-    dk_precompute_options o = dk_precompute_options_default();
-    o.teacher_path = teacher, o.data_path = repo, o.out_dir = out, o.passes = 2;
-    o.student_json = student;
-    cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &o.profile, &err), DK_OK, "%s", err.msg);
-    dk_precompute_result res;
-    cr_assert_eq(dk_precompute_run(&o, &res, &err), DK_OK, "%s", err.msg);
-    store = strdup(res.store_path);
-    free(student), free(repo), free(teacher), free(out);
+    store = precompute(out, 2.0);
+    free(repo), free(teacher), free(out);
 }
 
 static void setup(void)
@@ -213,10 +223,11 @@ Test(student, supervised_only_needs_no_store_and_the_cli_student_evaluates)
     fprintf(f, tiny_config, 4, 2, "mse", "kl", "");
     fclose(f);
     snprintf(cmd, sizeof cmd,
-             "'%s' student train --store '%s' --data '%s' --out '%s/cli.h5' "
+             "'%s' student train --store '%s' --site-targets '%s' --data '%s' --out '%s/cli.h5' "
              "--config '%s' --threads 1 2>&1 && '%s' eval --model '%s/cli.h5' --data '%s' --json "
              "2>/dev/null",
-             dk_test_bin(), store, site, dk_test_dir, cfg, dk_test_bin(), dk_test_dir, site);
+             dk_test_bin(), store, store, site, dk_test_dir, cfg, dk_test_bin(), dk_test_dir,
+             site);
     cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
     cr_expect(strstr(text, "validation Dice") && strstr(text, "\"summary\""), "%s", text);
     snprintf(cmd, sizeof cmd, "'%s' eval --model '%s/teacher.h5' --data '%s' --json 2>&1",
@@ -293,4 +304,29 @@ Test(student, transfer_samples_are_laid_out_as_precompute_padded_them)
     free(resp);
     dk_transfer_release(&s);
     dk_target_source_close(&src);
+}
+
+Test(student, site_targets_join_the_store_when_made_alike)
+{
+    dk_target_source a, b, both;
+    dk_err err = {0};
+    cr_assert_eq(dk_target_source_open_store(store, &a, &err), DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_target_source_open_store(store, &b, &err), DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_target_source_union(&a, &b, &both, &err), DK_OK, "%s", err.msg);
+    cr_expect_eq(both.count, 2 * a.count);
+    cr_expect_str_eq(both.sample(&both, a.count + 1)->id, b.sample(&b, 1)->id);
+    float x[1];
+    cr_expect_neq(both.read(&both, a.count, "input", x, 1, &err), DK_OK, "count is checked");
+    char *out = dk_test_path("joined.h5");
+    dk_student_run r = tiny_run(out, &both, 2, 2, "kl", "mse", "");
+    train_ok(&r);
+    dk_target_source_close(&both);
+    dk_target_source_close(&b);
+    char *dir = dk_test_path("store-t3"), *other = precompute(dir, 3.0);
+    cr_assert_eq(dk_target_source_open_store(other, &b, &err), DK_OK, "%s", err.msg);
+    cr_expect_eq(dk_target_source_union(&a, &b, &both, &err), DK_EMISMATCH);
+    cr_expect(strstr(err.msg, "'temperature'"), "%s", err.msg);
+    dk_target_source_close(&b);
+    dk_target_source_close(&a);
+    free(out), free(dir), free(other);
 }
