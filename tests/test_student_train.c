@@ -5,7 +5,8 @@
  * architecture is not the store's is refused naming the field (and trains with
  * --no-feature); supervised-only needs no store; the CLI's student and the
  * teacher (the zero-shot row) evaluate; transfer samples are laid out on the padded
- * grid of the store's feature targets. */
+ * grid of the store's feature targets; kill -9 of the CLI then --resume equals an
+ * uninterrupted run. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -329,4 +330,43 @@ Test(student, site_targets_join_the_store_when_made_alike)
     dk_target_source_close(&b);
     dk_target_source_close(&a);
     free(out), free(dir), free(other);
+}
+
+Test(student, cli_kill_9_then_resume_equals_uninterrupted_run)
+{
+    char *cfg = dk_test_path("kill.json"), cmd[16384], text[16384];
+    char body[2048];
+    snprintf(body, sizeof body, tiny_config, 600, 200, "mse", "kl", "");
+    char *at = strstr(body, "\"checkpoint_every\": 0");
+    cr_assert_not_null(at);
+    at[strlen("\"checkpoint_every\": ")] = '5'; /* a last checkpoint every 5 steps */
+    FILE *f = fopen(cfg, "w");
+    fputs(body, f);
+    fclose(f);
+    const char *common = "--threads 1 --seed 4";
+    snprintf(cmd, sizeof cmd,
+             "'%s' student train --store '%s' --data '%s' --out '%s/ka.h5' --config '%s' %s 2>&1",
+             dk_test_bin(), store, site, dk_test_dir, cfg, common);
+    cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
+    snprintf(cmd, sizeof cmd,
+             "'%s' student train --store '%s' --data '%s' --out '%s/kb.h5' --config '%s' %s "
+             ">/dev/null 2>&1 & pid=$!; while [ ! -e '%s/kb.h5.last.h5' ] && kill -0 $pid "
+             "2>/dev/null; do sleep 0.01; done; kill -9 $pid; wait $pid; echo status=$?",
+             dk_test_bin(), store, site, dk_test_dir, cfg, common, dk_test_dir);
+    dk_test_run(cmd, text, sizeof text);
+    cr_assert(strstr(text, "status=137"), "the run was not killed: %s", text);
+    snprintf(cmd, sizeof cmd,
+             "'%s' student train --store '%s' --data '%s' --out '%s/kb.h5' --config '%s' %s "
+             "--resume 2>&1",
+             dk_test_bin(), store, site, dk_test_dir, cfg, common);
+    cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
+    char *a = dk_test_path("ka.h5"), *b = dk_test_path("kb.h5");
+    cr_expect(same_weights(a, b), "killed and resumed best weights differ from the uninterrupted");
+    json_t *la = runlog(a), *lb = runlog(b);
+    cr_assert_eq(json_array_size(lb), 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_eq(field(la, i, "loss"), field(lb, i, "loss"), "epoch %zu", i + 1);
+    json_decref(la);
+    json_decref(lb);
+    free(a), free(b), free(cfg);
 }
