@@ -524,14 +524,12 @@ static dk_status one_step(trainer *t, float lr, dk_kd_weights *w, dk_err *err)
     return DK_OK;
 }
 
-static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
+static dk_status train_loop(trainer *t, dk_err *err)
 {
     const dk_teacher_config *c = &t->cfg.base;
     const long first = t->step;
     double t0 = now_s(), epoch_start = t0;
-    *finished = false;
     while (t->step < c->steps) {
-        if (t->run->stop_after && t->step >= t->run->stop_after) return DK_OK;
         float lr = dk_lr_poly(c->optim.lr, t->step, c->steps, c->poly_power);
         dk_kd_weights w;
         dk_status st = one_step(t, lr, &w, err);
@@ -544,7 +542,6 @@ static dk_status train_loop(trainer *t, bool *finished, dk_err *err)
             if ((st = save(t, t->last_path, true, err))) return st;
         }
     }
-    *finished = true;
     return DK_OK;
 }
 
@@ -584,7 +581,6 @@ dk_status dk_student_train(const dk_student_run *run, dk_err *err)
     dk_teacher_last_path(run->out_path, t.last_path, sizeof t.last_path);
     dk_teacher_runlog_path(run->out_path, t.log_path, sizeof t.log_path);
     json_t *rec = NULL;
-    bool finished = false;
     dk_status st = dk_student_config_validate(&t.cfg, err);
     if (!st) st = resolve_terms(&t, err);
     if (!st) st = dk_train_data_load(run->data_path, t.cfg.base.validation_max_volumes, &t.data, err);
@@ -595,8 +591,8 @@ dk_status dk_student_train(const dk_student_run *run, dk_err *err)
         unlink(t.last_path); /* a stale run must never be resumed by mistake */
         st = dk_runlog_rewrite(t.log_path, t.history, err);
     }
-    if (!st) st = train_loop(&t, &finished, err);
-    if (!st && finished) st = finish(&t, err);
+    if (!st) st = train_loop(&t, err);
+    if (!st) st = finish(&t, err);
     json_decref(rec);
     trainer_release(&t);
     return st;

@@ -84,7 +84,6 @@ typedef struct dk_student_run {
     uint64_t seed;
     bool seed_given;
     bool resume;
-    long stop_after; /* tests: return after this many steps as if killed (0: never) */
     dk_student_callbacks callbacks;
 } dk_student_run;
 

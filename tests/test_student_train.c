@@ -10,9 +10,12 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "distill/checkpoint.h"
 #include "distill/unet_checkpoint.h"
@@ -103,6 +106,29 @@ static void train_ok(const dk_student_run *r)
     cr_assert_eq(dk_student_train(r, &err), DK_OK, "%s", err.msg);
 }
 
+static void die_at_step(const dk_student_progress *p, void *ctx)
+{
+    if (p->step == *(const long *)ctx) raise(SIGKILL);
+}
+
+/* Run in a child process SIGKILLed during step steps + 1 (before that step's save):
+ * on disk is what a crash after `steps` steps leaves. */
+static void train_killed_after(dk_student_run run, long steps)
+{
+    long at = steps + 1;
+    run.callbacks = (dk_student_callbacks){.progress = die_at_step, .ctx = &at};
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork failed");
+    if (pid == 0) {
+        dk_student_train(&run, NULL);
+        _exit(0); /* not killed: the parent's check fails */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the run was not killed at step %ld (status %d)", at, status);
+}
+
 static json_t *runlog(const char *out)
 {
     char path[4200], line[8192];
@@ -161,12 +187,12 @@ Test(student, resume_after_interruption_equals_uninterrupted_run)
     char *a = dk_test_path("a.h5"), *b = dk_test_path("b.h5"), *c = dk_test_path("c.h5");
     dk_student_run ra = tiny_run(a, &src, 10, 4, "mse", "kl", "");
     train_ok(&ra);
-    /* b "dies" after step 6: its last save was at the end of epoch 1 (step 4) */
+    /* b is killed after step 6: its last save was at the end of epoch 1 (step 4), so
+     * steps 5 and 6 are lost and redone; then killed again during the resumed run */
     dk_student_run rb = tiny_run(b, &src, 10, 4, "mse", "kl", "");
-    rb.stop_after = 6;
-    train_ok(&rb);
-    rb.stop_after = 0;
+    train_killed_after(rb, 6);
     rb.resume = true;
+    train_killed_after(rb, 9);
     train_ok(&rb);
     cr_expect(same_weights(a, b), "resumed best weights differ from the uninterrupted run");
     json_t *loga = runlog(a), *logb = runlog(b);
