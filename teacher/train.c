@@ -18,6 +18,8 @@
 #include "distill/checkpoint.h"
 #include "distill/clock.h"
 #include "distill/train_step.h"
+#include "teacher/runlog.h"
+#include "teacher/train_data.h"
 
 #define RECORD_KIND "dualkd-teacher-run"
 #define NORM_EPS    1e-6
@@ -25,12 +27,7 @@
 typedef struct trainer {
     const dk_teacher_run *run;
     dk_teacher_config cfg;
-    dk_classes classes;
-    dk_patch_source *train;
-    int train_count;
-    dk_volume *val;
-    int val_count;
-    double spacing[3]; /* median training spacing, for the teacher card */
+    dk_train_data data; /* its classes, training and validation volumes, median spacing */
     dk_unet *net;
     char *arch_json;
     dk_optimizer opt;
@@ -84,108 +81,14 @@ void dk_teacher_dice(const uint8_t *pred, const uint8_t *truth, size_t n, int cl
         dice[c] = np[c] + ng[c] ? (float)(2.0 * inter[c] / (double)(np[c] + ng[c])) : 1.0f;
 }
 
-/* ---- data ---- */
-
-static bool is_train_split(const char *s)
-{
-    return !strcmp(s, "train") || !strcmp(s, "labelled");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Check which volumes train and validate, before reading any image. */
-static dk_status survey(trainer *t, dk_dataset *ds, dk_err *err)
-{
-    const char *path = t->run->data_path;
-    int n = dk_dataset_count(ds);
-    for (int i = 0; i < n; i++) {
-        const dk_volume_info *v = dk_dataset_info(ds, i);
-        bool tr = is_train_split(v->split), va = !strcmp(v->split, "validation");
-        if ((tr || va) && !v->has_label)
-            return dk_err_set(err, DK_EINVAL,
-                              "'%s': volume '%s' (split '%s') has no label map; "
-                              "training and validation volumes need labels",
-                              path, v->id, v->split);
-        t->train_count += tr;
-        t->val_count += va;
-    }
-    if (t->train_count == 0)
-        return dk_err_set(err, DK_EINVAL,
-                          "'%s' has no training volumes (split \"train\" or "
-                          "\"labelled\", with labels)",
-                          path);
-    if (t->val_count == 0)
-        return dk_err_set(err, DK_EINVAL,
-                          "'%s' has no validation volumes (split \"validation\", "
-                          "with labels)",
-                          path);
-    int cap = t->cfg.validation_max_volumes;
-    if (cap > 0 && t->val_count > cap) t->val_count = cap;
-    return DK_OK;
-}
-
-static void median_spacing(trainer *t, dk_dataset *ds)
-{
-    double *s = malloc((size_t)t->train_count * sizeof *s);
-    for (int a = 0; a < 3; a++) {
-        int k = 0;
-        for (int i = 0; i < dk_dataset_count(ds) && s; i++)
-            if (is_train_split(dk_dataset_info(ds, i)->split))
-                s[k++] = dk_dataset_info(ds, i)->spacing[a];
-        if (s) qsort(s, (size_t)k, sizeof *s, cmp_double);
-        t->spacing[a] = s ? s[k / 2] : 0;
-    }
-    free(s);
-}
-
-static dk_status load_data(trainer *t, dk_err *err)
-{
-    dk_status st;
-    dk_err e;
-    dk_dataset *ds = dk_dataset_open(t->run->data_path, &e);
-    if (!ds) return dk_err_forward(err, &e);
-    t->classes = *dk_dataset_classes(ds);
-    st = survey(t, ds, err);
-    if (st == DK_OK) {
-        median_spacing(t, ds);
-        t->train = calloc((size_t)t->train_count, sizeof *t->train);
-        t->val = calloc((size_t)t->val_count, sizeof *t->val);
-        if (!t->train || !t->val) st = dk_err_set(err, DK_ENOMEM, "no memory for the volumes");
-    }
-    int nt = 0, nv = 0;
-    for (int i = 0; st == DK_OK && i < dk_dataset_count(ds); i++) {
-        const char *split = dk_dataset_info(ds, i)->split;
-        bool tr = is_train_split(split), va = !strcmp(split, "validation") && nv < t->val_count;
-        if (!tr && !va) continue;
-        dk_volume v = {0};
-        st = dk_dataset_read(ds, i, &v, err);
-        if (st) break;
-        dk_teacher_normalise(v.image, dk_volume_voxels(&v));
-        if (va) {
-            t->val[nv++] = v;
-            continue;
-        }
-        st = dk_patch_source_init(&t->train[nt], &v, t->classes.count, err);
-        if (st == DK_OK) nt++;
-        dk_volume_release(&v);
-    }
-    dk_dataset_close(ds);
-    if (st) dk_err_prefix(err, st, "'%s'", t->run->data_path);
-    return st;
-}
-
 /* ---- the network and the run record ---- */
 
 static dk_status build_net(trainer *t, dk_err *err)
 {
-    dk_status st;
     dk_unet_config n = t->cfg.network;
     n.in_channels = 1;
-    n.classes = t->classes.count;
+    n.classes = t->data.classes.count;
+    dk_status st;
     dk_err e;
     t->net = dk_unet_create(&n, t->seed, &e);
     if (!t->net) return dk_err_forward(err, &e);
@@ -204,11 +107,11 @@ static dk_status build_net(trainer *t, dk_err *err)
 static json_t *teacher_card(const trainer *t)
 {
     json_t *names = json_array();
-    for (int c = 0; c < t->classes.count; c++)
-        json_array_append_new(names, json_string(t->classes.names[c]));
+    for (int c = 0; c < t->data.classes.count; c++)
+        json_array_append_new(names, json_string(t->data.classes.names[c]));
     json_t *arch = json_loads(t->arch_json, 0, NULL);
     return json_pack("{s:o, s:[fff], s:{s:s, s:s, s:s, s:f}, s:o, s:i, s:[iii], s:s}", "classes",
-                     names, "training_spacing", t->spacing[0], t->spacing[1], t->spacing[2],
+                     names, "training_spacing", t->data.spacing[0], t->data.spacing[1], t->data.spacing[2],
                      "normalisation", "kind", "zscore", "scope", "volume", "rule",
                      "(x - mean) / std over all voxels of the volume; std < epsilon -> 1",
                      "epsilon", NORM_EPS, "architecture", arch, "in_channels", 1, "patch",
@@ -252,178 +155,13 @@ static dk_status save(trainer *t, const char *path, bool with_state, dk_err *err
 
 /* ---- the run log ---- */
 
-static dk_status write_all(int fd, const char *text, const char *path, dk_err *err)
-{
-    size_t len = strlen(text);
-    while (len > 0) {
-        ssize_t w = write(fd, text, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return dk_err_set(err, DK_EIO, "writing '%s': %s", path, strerror(errno));
-        text += w;
-        len -= (size_t)w;
-    }
-    return DK_OK;
-}
-
-static dk_status log_append(const char *path, json_t *line, dk_err *err)
-{
-    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    dk_status st = !text    ? dk_err_set(err, DK_ENOMEM, "no memory for a run log line")
-                   : fd < 0 ? dk_err_set(err, DK_EIO, "opening '%s': %s", path, strerror(errno))
-                            : write_all(fd, text, path, err);
-    if (st == DK_OK) st = write_all(fd, "\n", path, err);
-    if (st == DK_OK && fsync(fd) != 0)
-        st = dk_err_set(err, DK_EIO, "syncing '%s': %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(text);
-    return st;
-}
-
-/* Rewrite the log from the history (resume): a crash between saving the last
- * checkpoint and appending its line must neither lose nor repeat a line. */
-static dk_status log_rewrite(const trainer *t, dk_err *err)
-{
-    dk_status st;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", t->log_path);
-    unlink(tmp);
-    size_t i;
-    json_t *line;
-    json_array_foreach(t->history, i, line) if ((st = log_append(tmp, line, err))) return st;
-    if (json_array_size(t->history) == 0) {
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) return dk_err_set(err, DK_EIO, "creating '%s': %s", tmp, strerror(errno));
-        close(fd);
-    }
-    if (rename(tmp, t->log_path) != 0)
-        return dk_err_set(err, DK_EIO, "renaming '%s': %s", tmp, strerror(errno));
-    return DK_OK;
-}
-
-/* ---- validation: sliding window of patch-shaped tiles, as at training ---- */
-
-/* Tile origins along one axis: stride patch*(1 - overlap), the last flush with the end. */
-static int tile_starts(int dim, int p, float overlap, int *starts)
-{
-    if (dim <= p) {
-        starts[0] = 0;
-        return 1;
-    }
-    int stride = (int)(p * (1.0f - overlap));
-    if (stride < 1) stride = 1;
-    int n = 0;
-    for (int s = 0;; s += stride) {
-        starts[n++] = s + p < dim ? s : dim - p;
-        if (s + p >= dim) break;
-    }
-    return n;
-}
-
-static void tile_copy_in(const dk_volume *v, const int o[3], const int p[3], float *dst)
-{
-    for (int k = 0; k < p[0]; k++)
-        for (int j = 0; j < p[1]; j++)
-            for (int i = 0; i < p[2]; i++) {
-                int z = o[0] + k, y = o[1] + j, x = o[2] + i;
-                bool in = z < v->dims[0] && y < v->dims[1] && x < v->dims[2];
-                *dst++ = in ? v->image[((size_t)z * v->dims[1] + y) * v->dims[2] + x] : 0.0f;
-            }
-}
-
-/* Add the softmax of one tile's logits into the volume's probability sums. */
-static void tile_accumulate(const dk_volume *v, const dk_tensor *logits, int b, const int o[3],
-                            float *probs)
-{
-    const int C = logits->c, p[3] = {logits->d, logits->h, logits->w};
-    const size_t tv = dk_tensor_spatial(logits), V = dk_volume_voxels(v);
-    const float *l = logits->data + (size_t)b * C * tv;
-    for (int k = 0; k < p[0] && o[0] + k < v->dims[0]; k++)
-        for (int j = 0; j < p[1] && o[1] + j < v->dims[1]; j++)
-            for (int i = 0; i < p[2] && o[2] + i < v->dims[2]; i++) {
-                size_t at = ((size_t)k * p[1] + j) * p[2] + i;
-                size_t dst = ((size_t)(o[0] + k) * v->dims[1] + (o[1] + j)) * v->dims[2] + o[2] + i;
-                float m = l[at], e[DK_MAX_CLASSES], sum = 0;
-                for (int c = 1; c < C; c++)
-                    m = fmaxf(m, l[(size_t)c * tv + at]);
-                for (int c = 0; c < C; c++)
-                    sum += e[c] = expf(l[(size_t)c * tv + at] - m);
-                for (int c = 0; c < C; c++)
-                    probs[(size_t)c * V + dst] += e[c] / sum;
-            }
-}
-
-static dk_status validate_volume(trainer *t, const dk_volume *v, float *dice, dk_err *err)
-{
-    const int *p = t->cfg.patch, B = t->cfg.batch, C = t->classes.count;
-    const size_t V = dk_volume_voxels(v), tv = (size_t)p[0] * p[1] * p[2];
-    int *starts[3], n[3];
-    float *probs = calloc((size_t)C * V, sizeof *probs);
-    uint8_t *pred = malloc(V);
-    int(*origins)[3] = malloc((size_t)B * sizeof *origins);
-    for (int a = 0; a < 3; a++)
-        starts[a] = malloc(((size_t)v->dims[a] + 1) * sizeof(int));
-    bool ok = probs && pred && origins && starts[0] && starts[1] && starts[2];
-    for (int a = 0; ok && a < 3; a++)
-        n[a] = tile_starts(v->dims[a], p[a], t->cfg.validation_overlap, starts[a]);
-    long total = ok ? (long)n[0] * n[1] * n[2] : 0;
-    for (long tile = 0; tile < total;) {
-        int filled = 0;
-        for (; filled < B && tile < total; filled++, tile++) {
-            int *o = origins[filled];
-            o[0] = starts[0][tile / ((long)n[1] * n[2])];
-            o[1] = starts[1][tile / n[2] % n[1]];
-            o[2] = starts[2][tile % n[2]];
-            tile_copy_in(v, o, p, t->x.data + (size_t)filled * tv);
-        }
-        if (filled < B) memset(t->x.data + (size_t)filled * tv, 0, (size_t)(B - filled) * tv * 4);
-        dk_unet_forward(t->net, &t->x);
-        for (int b = 0; b < filled; b++)
-            tile_accumulate(v, dk_unet_logits(t->net), b, origins[b], probs);
-    }
-    for (size_t i = 0; ok && i < V; i++) {
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (probs[(size_t)c * V + i] > probs[(size_t)best * V + i]) best = c;
-        pred[i] = (uint8_t)best;
-    }
-    if (ok) dk_teacher_dice(pred, v->label, V, C, dice);
-    for (int a = 0; a < 3; a++)
-        free(starts[a]);
-    free(probs);
-    free(pred);
-    free(origins);
-    return ok ? DK_OK : dk_err_set(err, DK_ENOMEM, "no memory to validate volume '%s'", v->id);
-}
-
-/* Mean per-class Dice over the validation volumes; returns the foreground mean. */
-static dk_status validate(trainer *t, float *dice, float *mean_fg, dk_err *err)
-{
-    dk_status st;
-    const int C = t->classes.count;
-    double sum[DK_MAX_CLASSES] = {0};
-    for (int i = 0; i < t->val_count; i++) {
-        float d[DK_MAX_CLASSES];
-        if ((st = validate_volume(t, &t->val[i], d, err))) return st;
-        for (int c = 0; c < C; c++)
-            sum[c] += d[c];
-    }
-    double fg = 0;
-    for (int c = 0; c < C; c++) {
-        dice[c] = (float)(sum[c] / t->val_count);
-        if (c > 0) fg += dice[c];
-    }
-    *mean_fg = (float)(fg / (C - 1));
-    return DK_OK;
-}
-
 /* ---- epochs, resume, the loop ---- */
 
 static json_t *epoch_json(const trainer *t, const dk_teacher_epoch *e, float lr)
 {
     json_t *dice = json_object();
     for (int c = 0; c < e->classes; c++)
-        json_object_set_new(dice, t->classes.names[c], json_real(e->dice[c]));
+        json_object_set_new(dice, t->data.classes.names[c], json_real(e->dice[c]));
     return json_pack("{s:i, s:I, s:f, s:f, s:o, s:f, s:b, s:f}", "epoch", e->epoch, "step",
                      (json_int_t)e->step, "train_loss", (double)e->train_loss, "lr", (double)lr,
                      "dice", dice, "mean_foreground_dice", (double)e->mean_dice, "best", e->best,
@@ -432,12 +170,16 @@ static json_t *epoch_json(const trainer *t, const dk_teacher_epoch *e, float lr)
 
 static dk_status end_epoch(trainer *t, float lr, double started, dk_err *err)
 {
-    dk_status st;
     const dk_teacher_run *run = t->run;
-    dk_teacher_epoch e = {.step = t->step, .classes = t->classes.count};
+    dk_teacher_epoch e = {.step = t->step, .classes = t->data.classes.count};
     e.epoch = (int)((t->step + t->cfg.steps_per_epoch - 1) / t->cfg.steps_per_epoch);
     e.train_loss = (float)(t->epoch_loss_sum / (t->epoch_loss_count ? t->epoch_loss_count : 1));
-    if ((st = validate(t, e.dice, &e.mean_dice, err))) return st;
+    dk_segment_options o = {.batch = t->cfg.batch,
+                            .overlap = t->cfg.validation_overlap,
+                            .gaussian_sigma = 0}; /* the card's "mean of softmax probabilities" */
+    memcpy(o.tile, t->cfg.patch, sizeof o.tile);
+    dk_status st = dk_train_data_validate(&t->data, t->net, &o, e.dice, &e.mean_dice, err);
+    if (st) return st;
     e.best = e.mean_dice > t->best_dice;
     e.seconds = dk_clock_seconds() - started;
     json_t *line = epoch_json(t, &e, lr);
@@ -450,32 +192,10 @@ static dk_status end_epoch(trainer *t, float lr, double started, dk_err *err)
     }
     t->epoch_loss_sum = 0;
     t->epoch_loss_count = 0;
-    if ((st = save(t, t->last_path, true, err)) || (st = log_append(t->log_path, line, err)))
+    if ((st = save(t, t->last_path, true, err)) || (st = dk_runlog_append(t->log_path, line, err)))
         return st;
-    if (run->callbacks.epoch) run->callbacks.epoch(&e, &t->classes, run->callbacks.ctx);
+    if (run->callbacks.epoch) run->callbacks.epoch(&e, &t->data.classes, run->callbacks.ctx);
     return DK_OK;
-}
-
-/* Name the first config field that differs between the run and this invocation. */
-static bool first_diff(json_t *saved, json_t *now, const char *path, char *out, size_t cap)
-{
-    if (json_equal(saved, now)) return false;
-    if (json_is_object(saved) && json_is_object(now)) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(now, key, value)
-        {
-            char child[128];
-            snprintf(child, sizeof child, "%s%s%s", path, path[0] ? "." : "", key);
-            json_t *other = json_object_get(saved, key);
-            if (!other || first_diff(other, value, child, out, cap)) {
-                if (!other) snprintf(out, cap, "%s", child);
-                return true;
-            }
-        }
-    }
-    snprintf(out, cap, "%s", path[0] ? path : "(the whole config)");
-    return true;
 }
 
 static dk_status check_same_run(trainer *t, json_t *rec, dk_err *err)
@@ -495,7 +215,7 @@ static dk_status check_same_run(trainer *t, json_t *rec, dk_err *err)
     char *now_text = dk_teacher_config_to_json(&t->cfg), field[128];
     json_t *now = now_text ? json_loads(now_text, 0, NULL) : NULL;
     free(now_text);
-    bool differs = now && first_diff(json_object_get(rec, "config"), now, "", field, sizeof field);
+    bool differs = now && dk_json_first_diff(json_object_get(rec, "config"), now, field, sizeof field);
     json_decref(now);
     if (differs)
         return dk_err_set(err, DK_EMISMATCH,
@@ -528,14 +248,14 @@ static dk_status restore_state(trainer *t, json_t *rec, dk_err *err)
 
 static dk_status resume(trainer *t, dk_err *err)
 {
-    dk_status st;
     if (access(t->last_path, F_OK) != 0)
         return dk_err_set(err, DK_ENOTFOUND,
                           "--resume: there is no last checkpoint '%s' to "
                           "continue from (run without --resume to start a new run)",
                           t->last_path);
     char *text = NULL;
-    if ((st = dk_checkpoint_read_run_record(t->last_path, &text, err))) return st;
+    dk_status st = dk_checkpoint_read_run_record(t->last_path, &text, err);
+    if (st) return st;
     json_t *rec = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     st = rec ? DK_OK : dk_err_set(err, DK_EFORMAT, "'%s' has no readable run record", t->last_path);
@@ -545,14 +265,14 @@ static dk_status resume(trainer *t, dk_err *err)
     if (st == DK_OK) st = check_same_run(t, rec, err);
     if (st == DK_OK) st = restore_state(t, rec, err);
     json_decref(rec);
-    if (st == DK_OK) st = log_rewrite(t, err);
+    if (st == DK_OK) st = dk_runlog_rewrite(t->log_path, t->history, err);
     return st;
 }
 
 static dk_status fresh_start(trainer *t, dk_err *err)
 {
     unlink(t->last_path); /* a stale run must never be resumed by mistake */
-    return log_rewrite(t, err);
+    return dk_runlog_rewrite(t->log_path, t->history, err);
 }
 
 static void sample_batch(trainer *t)
@@ -561,9 +281,9 @@ static void sample_batch(trainer *t)
     const size_t tv = (size_t)p[0] * p[1] * p[2];
     for (int b = 0; b < t->cfg.batch; b++) {
         dk_patch_params pp;
-        dk_patch_draw(t->train, t->train_count, p, t->cfg.foreground_fraction, &t->cfg.augment,
+        dk_patch_draw(t->data.train, t->data.train_count, p, t->cfg.foreground_fraction, &t->cfg.augment,
                       &t->rng, &pp);
-        dk_patch_extract(&t->train[pp.volume], p, &pp, t->x.data + b * tv, t->labels + b * tv);
+        dk_patch_extract(&t->data.train[pp.volume], p, &pp, t->x.data + b * tv, t->labels + b * tv);
     }
 }
 
@@ -630,12 +350,7 @@ static dk_status finish(trainer *t, dk_err *err)
 
 static void trainer_release(trainer *t)
 {
-    for (int i = 0; t->train && i < t->train_count; i++)
-        dk_patch_source_release(&t->train[i]);
-    for (int i = 0; t->val && i < t->val_count; i++)
-        dk_volume_release(&t->val[i]);
-    free(t->train);
-    free(t->val);
+    dk_train_data_release(&t->data);
     dk_optim_release(&t->opt);
     dk_unet_free(t->net);
     free(t->arch_json);
@@ -655,7 +370,8 @@ dk_status dk_teacher_train(const dk_teacher_run *run, dk_err *err)
     dk_teacher_last_path(run->out_path, t.last_path, sizeof t.last_path);
     dk_teacher_runlog_path(run->out_path, t.log_path, sizeof t.log_path);
     dk_status st = dk_teacher_config_validate(&t.cfg, err);
-    if (st == DK_OK) st = load_data(&t, err);
+    if (st == DK_OK)
+        st = dk_train_data_load(run->data_path, t.cfg.validation_max_volumes, &t.data, err);
     if (st == DK_OK) st = build_net(&t, err);
     if (st == DK_OK) st = run->resume ? resume(&t, err) : fresh_start(&t, err);
     if (st == DK_OK) st = train_loop(&t, err);

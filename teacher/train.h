@@ -50,6 +50,12 @@ dk_status dk_teacher_config_from_json(const char *text, dk_teacher_config *c, dk
 /* Check a config (also done by _from_json). */
 dk_status dk_teacher_config_validate(const dk_teacher_config *c, dk_err *err);
 
+/* The same reading and checking for a trainer that shares these fields (the
+ * student): JSON text over the values already in c; messages start with name. */
+dk_status dk_train_config_parse(const char *text, const char *name, dk_teacher_config *c,
+                                dk_err *err);
+dk_status dk_train_config_validate(const dk_teacher_config *c, const char *name, dk_err *err);
+
 /* The full config as JSON text (every field). Caller frees with free(). */
 char *dk_teacher_config_to_json(const dk_teacher_config *c);
 

@@ -52,6 +52,7 @@ typedef struct reader {
     json_t *obj;
     const char *path; /* "" at the root, "optimizer." inside optimizer */
     dk_err *err;
+    const char *name; /* "teacher config", "student config": the head of every message */
 } reader;
 
 static dk_status check_keys(const reader *r, const char *const *known, size_t count)
@@ -64,15 +65,15 @@ static dk_status check_keys(const reader *r, const char *const *known, size_t co
         for (size_t i = 0; i < count; i++)
             found |= strcmp(key, known[i]) == 0;
         if (!found)
-            return dk_err_set(r->err, DK_EINVAL, "teacher config: unknown field '%s%s'", r->path,
-                              key);
+            return dk_err_set(r->err, DK_EINVAL, "%s: unknown field '%s%s'", r->name,
+                              r->path, key);
     }
     return DK_OK;
 }
 
 static dk_status bad(const reader *r, const char *key, const char *expected)
 {
-    return dk_err_set(r->err, DK_EINVAL, "teacher config: field '%s%s': expected %s", r->path, key,
+    return dk_err_set(r->err, DK_EINVAL, "%s: field '%s%s': expected %s", r->name, r->path, key,
                       expected);
 }
 
@@ -159,7 +160,7 @@ static dk_status sub(const reader *r, const char *key, char *path, size_t cap, r
     json_t *v = json_object_get(r->obj, key);
     *present = v != NULL;
     snprintf(path, cap, "%s%s.", r->path, key);
-    *out = (reader){v, path, r->err};
+    *out = (reader){v, path, r->err, r->name};
     if (v && !json_is_object(v)) return bad(r, key, "an object");
     return DK_OK;
 }
@@ -278,7 +279,7 @@ static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
     return DK_OK;
 }
 
-static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
+static dk_status read_root(json_t *root, const char *name, dk_teacher_config *c, dk_err *err)
 {
     dk_status st;
     static const char *const known[] = {"network",
@@ -292,7 +293,7 @@ static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
                                         "foreground_fraction",
                                         "augment",
                                         "validation"};
-    reader r = {root, "", err};
+    reader r = {root, "", err, name};
     if ((st = check_keys(&r, known, sizeof known / sizeof *known)) ||
         (st = read_network(&r, &c->network)) || (st = get_triple(&r, "patch", 1, 1024, c->patch)) ||
         (st = get_int(&r, "batch", 1, 256, &c->batch)) ||
@@ -306,51 +307,59 @@ static dk_status read_root(json_t *root, dk_teacher_config *c, dk_err *err)
     return DK_OK;
 }
 
-dk_status dk_teacher_config_validate(const dk_teacher_config *c, dk_err *err)
+dk_status dk_train_config_validate(const dk_teacher_config *c, const char *name, dk_err *err)
 {
     dk_unet_config n = c->network;
     if (n.classes < 2) n.classes = 2;
     dk_status st = dk_unet_config_validate(&n, err);
-    if (st) return dk_err_prefix(err, st, "teacher config: network");
+    if (st) return dk_err_prefix(err, st, "%s: network", name);
     for (int a = 0; a < 3; a++) {
         int product = 1;
         for (int l = 0; l + 1 < n.levels; l++)
             product *= n.pool[l][a];
         if (c->patch[a] < 1 || c->patch[a] % product != 0)
             return dk_err_set(err, DK_EINVAL,
-                              "teacher config: field 'patch': %s size %d must be a multiple of "
+                              "%s: field 'patch': %s size %d must be a multiple of "
                               "%d (the network's pooling product along that axis)",
-                              a == 0   ? "z"
-                              : a == 1 ? "y"
-                                       : "x",
+                              name, a == 0   ? "z"
+                                    : a == 1 ? "y"
+                                             : "x",
                               c->patch[a], product);
     }
     if (c->dice_weight + c->ce_weight <= 0)
         return dk_err_set(err, DK_EINVAL,
-                          "teacher config: fields 'loss.dice' and 'loss.ce' are "
-                          "both 0: nothing to train on");
+                          "%s: fields 'loss.dice' and 'loss.ce' are both 0: nothing to train on",
+                          name);
     if (c->steps < 1 || c->steps_per_epoch < 1 || c->batch < 1)
-        return dk_err_set(err, DK_EINVAL,
-                          "teacher config: steps, steps_per_epoch and batch must "
-                          "be >= 1");
+        return dk_err_set(err, DK_EINVAL, "%s: steps, steps_per_epoch and batch must be >= 1",
+                          name);
     return DK_OK;
+}
+
+dk_status dk_teacher_config_validate(const dk_teacher_config *c, dk_err *err)
+{
+    return dk_train_config_validate(c, "teacher config", err);
 }
 
 dk_status dk_teacher_config_from_json(const char *text, dk_teacher_config *c, dk_err *err)
 {
     *c = dk_teacher_config_default();
+    return dk_train_config_parse(text, "teacher config", c, err);
+}
+
+dk_status dk_train_config_parse(const char *text, const char *name, dk_teacher_config *c,
+                                dk_err *err)
+{
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return dk_err_set(err, DK_EFORMAT,
-                          "teacher config: not valid JSON (line %d, column %d: "
-                          "%s)",
+        return dk_err_set(err, DK_EFORMAT, "%s: not valid JSON (line %d, column %d: %s)", name,
                           jerr.line, jerr.column, jerr.text);
     dk_status st = json_is_object(root)
-                       ? read_root(root, c, err)
-                       : dk_err_set(err, DK_EFORMAT, "teacher config: expected a JSON object");
+                       ? read_root(root, name, c, err)
+                       : dk_err_set(err, DK_EFORMAT, "%s: expected a JSON object", name);
     json_decref(root);
-    return st ? st : dk_teacher_config_validate(c, err);
+    return st ? st : dk_train_config_validate(c, name, err);
 }
 
 /* ---- writing ---- */
