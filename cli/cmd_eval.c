@@ -1,7 +1,6 @@
 /* cmd_eval.c: `dualkd eval`: argv, a progress line per volume, and the report as a
  * table or as JSON. The evaluation itself is student/evaluate.c; the metrics are
  * datasets/metrics.c (the ones POST /v1/evaluate reports). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
