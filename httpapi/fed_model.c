@@ -14,6 +14,9 @@
 /* A bound on tensors per model: a U-Net has a few dozen; this stops a hostile
  * checkpoint from making us allocate a huge table before anything is read. */
 #define MAX_TENSORS 4096
+/* ... and on values per model (4 GiB of float32): a shape from a file is checked
+ * before anything that multiplies it out is allocated. */
+#define MAX_VALUES (1ull << 30)
 
 void dk_fed_model_release(dk_fed_model *m)
 {
@@ -68,6 +71,7 @@ static dk_status plan_tensors(const char *path, dk_fed_model *m, dk_err *err)
         st = dk_err_set(err, DK_EFORMAT, "'%s' has %d parameter tensors, expected 1..%d", path,
                         count, MAX_TENSORS);
     if (st == DK_OK) st = alloc_table(m, count, err);
+    unsigned long long total = 0;
     for (int i = 0; st == DK_OK && i < count; i++) {
         hsize_t dims[DK_H5_MAX_RANK];
         int rank = 0, d5[5];
@@ -75,7 +79,16 @@ static dk_status plan_tensors(const char *path, dk_fed_model *m, dk_err *err)
         if (st == DK_OK && rank != 5)
             st = dk_err_set(err, DK_EFORMAT, "'%s': parameter '%s' has rank %d, expected 5", path,
                             names[i], rank);
-        for (int k = 0; st == DK_OK && k < 5; k++) d5[k] = dims[k] > (1u << 30) ? 0 : (int)dims[k];
+        unsigned long long numel = 1;
+        for (int k = 0; st == DK_OK && k < 5; k++) {
+            numel = dims[k] > MAX_VALUES ? MAX_VALUES + 1 : numel * dims[k];
+            if (numel > MAX_VALUES) numel = MAX_VALUES + 1;
+            d5[k] = (int)(dims[k] > MAX_VALUES ? 0 : dims[k]);
+        }
+        total += numel;
+        if (st == DK_OK && total > MAX_VALUES)
+            st = dk_err_set(err, DK_ELIMIT, "'%s' holds more than %llu parameter values", path,
+                            MAX_VALUES);
         if (st == DK_OK) st = add_tensor(m, names[i], d5, err);
     }
     dk_h5_free_strings(names);

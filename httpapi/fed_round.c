@@ -122,6 +122,7 @@ void dk_fed_coord_close(dk_fed_coord *c)
 
 /* ---- create, join, fetch ------------------------------------------------------------------ */
 
+/* Always DK_OK; a bad request sets the verdict. */
 static dk_status check_create(const dk_fed_create_req *r, dk_fed_verdict *v)
 {
     if (!dk_fed_name_valid(r->name))
@@ -178,7 +179,8 @@ dk_status dk_fed_create(dk_fed_coord *c, const dk_fed_create_req *req, int64_t n
                         dk_fed_verdict *v, dk_err *err)
 {
     verdict_init(v);
-    if (check_create(req, v) || v->kind != DK_FED_ACCEPTED) return DK_OK;
+    check_create(req, v);
+    if (v->kind != DK_FED_ACCEPTED) return DK_OK;
     pthread_mutex_lock(&c->lock);
     dk_status st = create_locked(c, req, now, v, err);
     pthread_mutex_unlock(&c->lock);
@@ -249,7 +251,14 @@ dk_status dk_fed_note_download(dk_fed_coord *c, const char *fed, const char *sit
                                int64_t bytes, dk_err *err)
 {
     pthread_mutex_lock(&c->lock);
-    dk_status st = c->store->ops->add_download(c->store, fed, round, site, bytes, err);
+    bool member = false;
+    dk_status st = dk_fed_name_valid(fed) && dk_fed_name_valid(site)
+                       ? c->store->ops->is_member(c->store, fed, site, &member, err)
+                       : DK_OK;
+    if (st == DK_OK && !member)
+        st = dk_err_set(err, DK_EINVAL, "site '%.80s' is not a member of federation '%.80s'",
+                        site ? site : "", fed ? fed : "");
+    if (st == DK_OK) st = c->store->ops->add_download(c->store, fed, round, site, bytes, err);
     pthread_mutex_unlock(&c->lock);
     return st;
 }

@@ -74,7 +74,8 @@ dk_status dk_fed_join(dk_fed_coord *c, const char *fed, const char *site, int64_
 /* The checkpoint a member site should train from: the base of the open round,
  * or the final result once the federation finished. path has DK_FED_PATH_MAX
  * bytes, sha256 DK_FED_SHA_HEX; *round is that round (or the last when finished).
- * The route reports what it sent with dk_fed_note_download. */
+ * The route reports what it sent with dk_fed_note_download (DK_EINVAL if the
+ * site is not a member). */
 dk_status dk_fed_fetch_global(dk_fed_coord *c, const char *fed, const char *site, int64_t now,
                               char *path, char *sha256, int *round, dk_fed_verdict *v,
                               dk_err *err);

@@ -323,6 +323,7 @@ Test(fed_round, status_reports_rounds_sites_and_traffic)
     cr_assert_eq(dk_fed_submit(f.coord, &s, 1001, &v, NULL), DK_OK);
     cr_assert_eq(v.kind, DK_FED_ACCEPTED, "%s", v.reason);
     cr_assert_eq(dk_fed_note_download(f.coord, "knee", "b", 0, 5000, NULL), DK_OK);
+    cr_assert_eq(dk_fed_note_download(f.coord, "knee", "stranger", 0, 5000, NULL), DK_EINVAL);
     json_t *status;
     dk_err err = {0};
     cr_assert_eq(dk_fed_status_json(f.coord, "knee", 1050, &status, &v, &err), DK_OK, "%s",
