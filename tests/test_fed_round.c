@@ -234,7 +234,10 @@ Test(fed_round, a_site_that_never_reports_does_not_stall_the_round)
     cr_assert_eq(submit(&f, "b", 0, 1, &ub, 1020).kind, DK_FED_ACCEPTED);
     cr_assert_eq(dk_fed_tick(f.coord, "knee", 1099, NULL), DK_OK);
     cr_assert_eq(get_round(&f, 0).state, DK_ROUND_OPEN, "before the deadline (1000 + 100)");
-    cr_assert_eq(dk_fed_tick(f.coord, "knee", 1100, NULL), DK_OK);
+    /* c reports at the deadline: too late, and its own request closes the round */
+    dk_fed_verdict late = submit(&f, "c", 0, 9, &ua, 1100);
+    cr_assert_eq(late.kind, DK_FED_CONFLICT);
+    cr_assert(strstr(late.reason, "round 0, which is closed; round 1 is open"), "%s", late.reason);
     const update *ups[2] = {&ua, &ub};
     expect_mean(&f, 0, ups, (int64_t[]){4, 1}, 2);
     cr_assert_eq(get_round(&f, 1).opened_at, 1100);
