@@ -43,8 +43,10 @@ static dk_status add_stored_delta(dk_fedavg_acc *acc, const dk_fed_model *base,
     dk_fed_model delta;
     dk_status st = dk_fed_sha256_file(u->delta_path, actual, err);
     if (st == DK_OK && strcmp(actual, u->delta_sha256) != 0)
-        return dk_err_set(err, DK_EFORMAT, "the delta of site '%s' ('%s') has SHA-256 %s, the "
-                          "store says %s", u->site, u->delta_path, actual, u->delta_sha256);
+        return dk_err_set(err, DK_EFORMAT,
+                          "the delta of site '%s' ('%s') has SHA-256 %s, the "
+                          "store says %s",
+                          u->site, u->delta_path, actual, u->delta_sha256);
     if (st == DK_OK) st = dk_fed_model_load(u->delta_path, &delta, err);
     if (st != DK_OK) return st;
     st = dk_fedavg_acc_add(acc, base, &delta, u->labelled, err);
@@ -78,11 +80,13 @@ static dk_status average(dk_fed_coord *c, const char *fed, const dk_fed_round_ro
     int n = 0;
     dk_fedavg_acc acc = {0};
     dk_status st = dk_fed_load_base(c, row->base_path, row->base_sha256, &base, err);
-    if (st == DK_OK) st = c->store->ops->list_updates(c->store, fed, row->index, true, &updates, &n, err);
+    if (st == DK_OK)
+        st = c->store->ops->list_updates(c->store, fed, row->index, true, &updates, &n, err);
     /* a fixed order, so the average does not depend on arrival order by a bit */
     if (st == DK_OK) qsort(updates, (size_t)n, sizeof *updates, by_site);
     if (st == DK_OK) st = dk_fedavg_acc_init(&acc, base, err);
-    for (int i = 0; st == DK_OK && i < n; i++) st = add_stored_delta(&acc, base, &updates[i], err);
+    for (int i = 0; st == DK_OK && i < n; i++)
+        st = add_stored_delta(&acc, base, &updates[i], err);
     if (st == DK_OK) st = dk_fed_model_zeros_like(base, next, err);
     if (st == DK_OK) {
         for (int p = 0; p < base->count; p++)
@@ -96,8 +100,7 @@ static dk_status average(dk_fed_coord *c, const char *fed, const dk_fed_round_ro
     return st;
 }
 
-dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_t now,
-                             dk_err *err)
+dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_t now, dk_err *err)
 {
     const dk_fed_store_ops *ops = c->store->ops;
     dk_fed_conflict conflict;

@@ -21,7 +21,8 @@
 void dk_fed_model_release(dk_fed_model *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->count; i++) dk_param_release(&m->params[i]);
+    for (int i = 0; i < m->count; i++)
+        dk_param_release(&m->params[i]);
     free(m->params);
     dk_params_release(&m->list);
     free(m->architecture_json);
@@ -134,8 +135,9 @@ dk_status dk_fed_model_save(const dk_fed_model *m, const char *path, const char 
 dk_status dk_fed_sha256_file(const char *path, char sha256_hex[65], dk_err *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return dk_err_set(err, errno == ENOENT ? DK_ENOTFOUND : DK_EIO,
-                              "cannot open '%s' to hash it: %s", path, strerror(errno));
+    if (!f)
+        return dk_err_set(err, errno == ENOENT ? DK_ENOTFOUND : DK_EIO,
+                          "cannot open '%s' to hash it: %s", path, strerror(errno));
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *buf = malloc(1 << 20);
     dk_status st = ctx && buf ? DK_OK : dk_err_set(err, DK_ENOMEM, "out of memory");
@@ -149,7 +151,8 @@ dk_status dk_fed_sha256_file(const char *path, char sha256_hex[65], dk_err *err)
     unsigned int len = 0;
     if (st == DK_OK && (EVP_DigestFinal_ex(ctx, digest, &len) != 1 || len != 32))
         st = dk_err_set(err, DK_EIO, "hashing '%s' failed", path);
-    for (int i = 0; st == DK_OK && i < 32; i++) snprintf(sha256_hex + 2 * i, 3, "%02x", digest[i]);
+    for (int i = 0; st == DK_OK && i < 32; i++)
+        snprintf(sha256_hex + 2 * i, 3, "%02x", digest[i]);
     EVP_MD_CTX_free(ctx);
     free(buf);
     fclose(f);

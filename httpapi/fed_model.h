@@ -13,7 +13,7 @@
 #include "distill/param.h"
 
 typedef struct dk_fed_model {
-    dk_param *params;        /* owned array of count; values only, grads empty */
+    dk_param *params; /* owned array of count; values only, grads empty */
     int count;
     dk_params list;          /* borrowed pointers into params, in file order */
     char *architecture_json; /* owned */

@@ -48,9 +48,12 @@ dk_status dk_fed_mkdir_durable(const char *path, dk_err *err)
     char parent[DK_FED_PATH_MAX];
     snprintf(parent, sizeof parent, "%s", path);
     char *slash = strrchr(parent, '/');
-    if (slash == parent) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(parent, sizeof parent, ".");
+    if (slash == parent)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
     int fd = open(parent, O_RDONLY | O_DIRECTORY);
     /* some file systems cannot fsync a directory (EINVAL); the entry exists regardless */
     dk_status st = DK_OK;
@@ -88,8 +91,8 @@ static bool is_client_error(dk_status st)
 
 /* ---- coordinator ---------------------------------------------------------------------------- */
 
-dk_status dk_fed_coord_open(const char *dir, dk_fed_store *store, int64_t now,
-                            dk_fed_coord **out, dk_err *err)
+dk_status dk_fed_coord_open(const char *dir, dk_fed_store *store, int64_t now, dk_fed_coord **out,
+                            dk_err *err)
 {
     *out = NULL;
     if (strlen(dir) >= DK_FED_PATH_MAX - 2 * DK_FED_NAME_MAX - 32)
@@ -126,8 +129,10 @@ void dk_fed_coord_close(dk_fed_coord *c)
 static dk_status check_create(const dk_fed_create_req *r, dk_fed_verdict *v)
 {
     if (!dk_fed_name_valid(r->name))
-        return refuse(v, DK_FED_BAD_REQUEST, "federation name '%.80s' must be 1..%d characters of "
-                      "A-Z a-z 0-9 . _ -", r->name ? r->name : "", DK_FED_NAME_MAX);
+        return refuse(v, DK_FED_BAD_REQUEST,
+                      "federation name '%.80s' must be 1..%d characters of "
+                      "A-Z a-z 0-9 . _ -",
+                      r->name ? r->name : "", DK_FED_NAME_MAX);
     if (r->rounds < 1 || r->rounds > DK_FED_MAX_ROUNDS)
         return refuse(v, DK_FED_BAD_REQUEST, "rounds = %d, expected 1..%d", r->rounds,
                       DK_FED_MAX_ROUNDS);
@@ -162,7 +167,8 @@ static dk_status create_locked(dk_fed_coord *c, const dk_fed_create_req *r, int6
     if (st == DK_OK) st = dk_fed_mkdir_durable(dir, err);
     if (st == DK_OK) st = dk_fed_global_path(c, r->name, 0, path, err);
     if (st == DK_OK) st = dk_fed_model_save(&initial, path, "{\"kind\":\"initial\"}", sha, err);
-    dk_fed_info row = {.rounds = r->rounds, .quorum = r->quorum,
+    dk_fed_info row = {.rounds = r->rounds,
+                       .quorum = r->quorum,
                        .deadline_seconds = r->deadline_seconds,
                        .architecture_json = initial.architecture_json};
     snprintf(row.name, sizeof row.name, "%s", r->name);
@@ -188,17 +194,21 @@ dk_status dk_fed_create(dk_fed_coord *c, const dk_fed_create_req *req, int64_t n
 }
 
 /* The federation's row when site (NULL: anyone) may act on it; else a verdict. */
-static dk_status check_access(dk_fed_coord *c, const char *fed, const char *site,
-                              dk_fed_info *info, dk_fed_verdict *v, dk_err *err)
+static dk_status check_access(dk_fed_coord *c, const char *fed, const char *site, dk_fed_info *info,
+                              dk_fed_verdict *v, dk_err *err)
 {
     *info = (dk_fed_info){0};
     if (!dk_fed_name_valid(fed))
-        return refuse(v, DK_FED_BAD_REQUEST, "federation name '%.80s' is not valid", fed ? fed : "");
+        return refuse(v, DK_FED_BAD_REQUEST, "federation name '%.80s' is not valid",
+                      fed ? fed : "");
     if (site && !dk_fed_name_valid(site))
-        return refuse(v, DK_FED_BAD_REQUEST, "site name '%.80s' must be 1..%d characters of "
-                      "A-Z a-z 0-9 . _ -", site, DK_FED_NAME_MAX);
+        return refuse(v, DK_FED_BAD_REQUEST,
+                      "site name '%.80s' must be 1..%d characters of "
+                      "A-Z a-z 0-9 . _ -",
+                      site, DK_FED_NAME_MAX);
     dk_status st = c->store->ops->get_federation(c->store, fed, info, err);
-    if (st == DK_ENOTFOUND) return refuse(v, DK_FED_NOT_FOUND, "federation '%s' does not exist", fed);
+    if (st == DK_ENOTFOUND)
+        return refuse(v, DK_FED_NOT_FOUND, "federation '%s' does not exist", fed);
     bool member = true;
     if (st == DK_OK && site) st = c->store->ops->is_member(c->store, fed, site, &member, err);
     if (st == DK_OK && !member)
@@ -214,8 +224,10 @@ dk_status dk_fed_join(dk_fed_coord *c, const char *fed, const char *site, int64_
     dk_fed_info info;
     dk_status st = check_access(c, fed, NULL, &info, v, err);
     if (st == DK_OK && v->kind == DK_FED_ACCEPTED && !dk_fed_name_valid(site))
-        refuse(v, DK_FED_BAD_REQUEST, "site name '%.80s' must be 1..%d characters of "
-               "A-Z a-z 0-9 . _ -", site ? site : "", DK_FED_NAME_MAX);
+        refuse(v, DK_FED_BAD_REQUEST,
+               "site name '%.80s' must be 1..%d characters of "
+               "A-Z a-z 0-9 . _ -",
+               site ? site : "", DK_FED_NAME_MAX);
     if (st == DK_OK && v->kind == DK_FED_ACCEPTED)
         st = c->store->ops->join(c->store, fed, site, now, err);
     dk_fed_info_release(&info);
@@ -224,8 +236,7 @@ dk_status dk_fed_join(dk_fed_coord *c, const char *fed, const char *site, int64_
 }
 
 dk_status dk_fed_fetch_global(dk_fed_coord *c, const char *fed, const char *site, int64_t now,
-                              char *path, char *sha256, int *round, dk_fed_verdict *v,
-                              dk_err *err)
+                              char *path, char *sha256, int *round, dk_fed_verdict *v, dk_err *err)
 {
     verdict_init(v);
     pthread_mutex_lock(&c->lock);
@@ -303,8 +314,7 @@ static dk_status judge_round(dk_fed_coord *c, const dk_fed_submission *s, const 
                       s->federation, info->rounds);
     if (s->round != row->index)
         return refuse(v, DK_FED_CONFLICT, "the update is for round %d, which %s; round %d is open",
-                      s->round, s->round < row->index ? "is closed" : "has not opened",
-                      row->index);
+                      s->round, s->round < row->index ? "is closed" : "has not opened", row->index);
     if (row->state != DK_ROUND_OPEN)
         return refuse(v, DK_FED_CONFLICT, "round %d is %s", row->index,
                       dk_fed_round_state_name(row->state));
@@ -315,8 +325,8 @@ static dk_status judge_round(dk_fed_coord *c, const dk_fed_submission *s, const 
         return refuse(v, DK_FED_BAD_REQUEST, "val_dice = %g, expected 0..1", s->val_dice);
     dk_fed_update_row *rows = NULL;
     int n = 0;
-    dk_status st = c->store->ops->list_updates(c->store, s->federation, row->index, true, &rows,
-                                               &n, err);
+    dk_status st =
+        c->store->ops->list_updates(c->store, s->federation, row->index, true, &rows, &n, err);
     for (int i = 0; st == DK_OK && i < n; i++)
         if (strcmp(rows[i].site, s->site) == 0)
             refuse(v, DK_FED_CONFLICT,
@@ -343,11 +353,14 @@ static dk_status judge_content(dk_fed_coord *c, const dk_fed_submission *s,
     st = c->store->ops->list_updates(c->store, s->federation, row->index, true, &rows, &n, err);
     double *norms = st == DK_OK ? calloc((size_t)n + 1, sizeof *norms) : NULL;
     if (st == DK_OK && !norms) st = dk_err_set(err, DK_ENOMEM, "out of memory");
-    for (int i = 0; st == DK_OK && i < n; i++) norms[i] = rows[i].norm;
+    for (int i = 0; st == DK_OK && i < n; i++)
+        norms[i] = rows[i].norm;
     if (st == DK_OK) {
         dk_status rule = dk_fedavg_check_norm(*norm, dk_fedavg_norm(base), norms, n, &why);
-        if (rule == DK_ENOMEM) st = dk_err_set(err, rule, "%s", why.msg);
-        else if (rule) refuse(v, DK_FED_BAD_REQUEST, "%s", why.msg);
+        if (rule == DK_ENOMEM)
+            st = dk_err_set(err, rule, "%s", why.msg);
+        else if (rule)
+            refuse(v, DK_FED_BAD_REQUEST, "%s", why.msg);
     }
     free(norms);
     free(rows);
@@ -356,15 +369,16 @@ static dk_status judge_content(dk_fed_coord *c, const dk_fed_submission *s,
 }
 
 /* Store the delta durably, then record it: an acknowledged update is never lost. */
-static dk_status accept_update(dk_fed_coord *c, const dk_fed_submission *s, const dk_fed_model *delta,
-                        dk_fed_update_row *u, dk_fed_verdict *v, dk_err *err)
+static dk_status accept_update(dk_fed_coord *c, const dk_fed_submission *s,
+                               const dk_fed_model *delta, dk_fed_update_row *u, dk_fed_verdict *v,
+                               dk_err *err)
 {
     char dir[DK_FED_PATH_MAX], record[200];
     dk_status st = dk_fed_round_dir(c, s->federation, u->round, dir, err);
     if (st == DK_OK) st = dk_fed_mkdir_durable(dir, err);
     if (st == DK_OK) st = format_path(u->delta_path, err, "%s/%s.delta.h5", dir, s->site);
-    snprintf(record, sizeof record, "{\"kind\":\"delta\",\"round\":%d,\"labelled\":%lld}",
-             u->round, (long long)u->labelled);
+    snprintf(record, sizeof record, "{\"kind\":\"delta\",\"round\":%d,\"labelled\":%lld}", u->round,
+             (long long)u->labelled);
     if (st == DK_OK) st = dk_fed_model_save(delta, u->delta_path, record, u->delta_sha256, err);
     if (st) return st;
     DK_FED_CRASH_POINT("submit:delta-written");
@@ -384,8 +398,12 @@ static dk_status submit_locked(dk_fed_coord *c, const dk_fed_submission *s, int6
     dk_fed_info info;
     dk_fed_round_row row;
     dk_fed_model delta = {0};
-    dk_fed_update_row u = {.round = s->round, .labelled = s->labelled, .bytes = s->bytes,
-                           .norm = NAN, .val_dice = s->val_dice, .received_at = now};
+    dk_fed_update_row u = {.round = s->round,
+                           .labelled = s->labelled,
+                           .bytes = s->bytes,
+                           .norm = NAN,
+                           .val_dice = s->val_dice,
+                           .received_at = now};
     dk_status st = check_access(c, s->federation, s->site, &info, v, err);
     if (st || v->kind != DK_FED_ACCEPTED) goto done;
     snprintf(u.site, sizeof u.site, "%s", s->site);
@@ -407,7 +425,8 @@ static dk_status submit_locked(dk_fed_coord *c, const dk_fed_submission *s, int6
     } else if (st == DK_OK) {
         dk_fed_round_row after;
         st = dk_fed_tick_locked(c, s->federation, now, err); /* closes on quorum */
-        if (st == DK_OK) st = c->store->ops->get_round(c->store, s->federation, row.index, &after, err);
+        if (st == DK_OK)
+            st = c->store->ops->get_round(c->store, s->federation, row.index, &after, err);
         if (st == DK_OK) v->round_closed = after.state == DK_ROUND_CLOSED;
     }
 done:
@@ -416,8 +435,8 @@ done:
     return st;
 }
 
-dk_status dk_fed_submit(dk_fed_coord *c, const dk_fed_submission *s, int64_t now,
-                        dk_fed_verdict *v, dk_err *err)
+dk_status dk_fed_submit(dk_fed_coord *c, const dk_fed_submission *s, int64_t now, dk_fed_verdict *v,
+                        dk_err *err)
 {
     verdict_init(v);
     pthread_mutex_lock(&c->lock);

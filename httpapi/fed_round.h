@@ -6,10 +6,10 @@
  * the crash-safety argument.
  *
  * Files live under one directory per coordinator:
- *   <dir>/<federation>/global-NNNN.h5             the base of round NNNN (0000: the initial student)
- *   <dir>/<federation>/round-NNNN/<site>.delta.h5 an accepted update of round NNNN
- * each written atomically and referenced from the store by path + SHA-256. A file
- * without a committed row is garbage from a crash: it is ignored and overwritten.
+ *   <dir>/<federation>/global-NNNN.h5             the base of round NNNN (0000: the initial
+ * student) <dir>/<federation>/round-NNNN/<site>.delta.h5 an accepted update of round NNNN each
+ * written atomically and referenced from the store by path + SHA-256. A file without a committed
+ * row is garbage from a crash: it is ignored and overwritten.
  *
  * Client mistakes are not errors: a refused request returns DK_OK with a verdict
  * (its kind picks the HTTP status, its reason is the problem+json detail); a
@@ -53,8 +53,8 @@ typedef struct dk_fed_coord dk_fed_coord;
 /* A coordinator over store (borrowed; close it after the coordinator) keeping
  * its files under dir (created if missing). Re-aggregates every round a crash
  * left 'aggregating', closing it at now. Caller frees with dk_fed_coord_close. */
-dk_status dk_fed_coord_open(const char *dir, dk_fed_store *store, int64_t now,
-                            dk_fed_coord **out, dk_err *err);
+dk_status dk_fed_coord_open(const char *dir, dk_fed_store *store, int64_t now, dk_fed_coord **out,
+                            dk_err *err);
 void dk_fed_coord_close(dk_fed_coord *c);
 
 typedef struct dk_fed_create_req {
@@ -77,25 +77,24 @@ dk_status dk_fed_join(dk_fed_coord *c, const char *fed, const char *site, int64_
  * The route reports what it sent with dk_fed_note_download (DK_EINVAL if the
  * site is not a member). */
 dk_status dk_fed_fetch_global(dk_fed_coord *c, const char *fed, const char *site, int64_t now,
-                              char *path, char *sha256, int *round, dk_fed_verdict *v,
-                              dk_err *err);
+                              char *path, char *sha256, int *round, dk_fed_verdict *v, dk_err *err);
 dk_status dk_fed_note_download(dk_fed_coord *c, const char *fed, const char *site, int round,
                                int64_t bytes, dk_err *err);
 
 typedef struct dk_fed_submission {
     const char *federation, *site;
-    int round;          /* the round the site trained in */
-    int64_t labelled;   /* labelled volumes behind the update: its FedAvg weight */
-    double val_dice;    /* the site's validation Dice, NAN when not reported */
-    int64_t bytes;      /* size of the request body, for accounting */
+    int round;        /* the round the site trained in */
+    int64_t labelled; /* labelled volumes behind the update: its FedAvg weight */
+    double val_dice;  /* the site's validation Dice, NAN when not reported */
+    int64_t bytes;    /* size of the request body, for accounting */
     const dk_fed_wire_tensor *tensors;
     int count;
 } dk_fed_submission;
 
 /* Judge an update and, when accepted, store its delta durably before recording
  * it; a round reaching its quorum is aggregated and closed before returning. */
-dk_status dk_fed_submit(dk_fed_coord *c, const dk_fed_submission *s, int64_t now,
-                        dk_fed_verdict *v, dk_err *err);
+dk_status dk_fed_submit(dk_fed_coord *c, const dk_fed_submission *s, int64_t now, dk_fed_verdict *v,
+                        dk_err *err);
 
 /* Close the open round of fed if now has passed its deadline (with whatever
  * arrived; with nothing, the global carries over unchanged). Routes call it on

@@ -38,8 +38,7 @@ dk_status dk_fed_load_base(dk_fed_coord *c, const char *path, const char *sha256
 /* Aggregate round `round` of fed (which is open or aggregating) and close it
  * at now: freeze it, average its accepted deltas into the next global, write
  * that durably, then commit the close. Idempotent; the recovery path. */
-dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_t now,
-                             dk_err *err);
+dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_t now, dk_err *err);
 
 /* Re-aggregate every round a crash left 'aggregating'; lock held by the caller. */
 dk_status dk_fed_recover_locked(dk_fed_coord *c, int64_t now, dk_err *err);

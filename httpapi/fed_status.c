@@ -49,10 +49,10 @@ static dk_status round_sites(dk_fed_coord *c, const char *fed, const dk_fed_roun
     }
     for (int t = 0; t < n_traffic; t++)
         if (traffic[t].round == r->index)
-            json_array_append_new(bytes, json_pack("{s:s, s:I, s:I}", "site", traffic[t].site,
-                                                   "bytes_up", (json_int_t)traffic[t].bytes_up,
-                                                   "bytes_down",
-                                                   (json_int_t)traffic[t].bytes_down));
+            json_array_append_new(bytes,
+                                  json_pack("{s:s, s:I, s:I}", "site", traffic[t].site, "bytes_up",
+                                            (json_int_t)traffic[t].bytes_up, "bytes_down",
+                                            (json_int_t)traffic[t].bytes_down));
     json_object_set_new(o, "reported", reported);
     json_object_set_new(o, "refused", refused);
     json_object_set_new(o, "missing", missing);
@@ -66,11 +66,11 @@ static dk_status round_sites(dk_fed_coord *c, const char *fed, const dk_fed_roun
 static json_t *round_json(const dk_fed_round_row *r, const dk_fed_info *info)
 {
     json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:s}", "round", r->index, "state",
-                          dk_fed_round_state_name(r->state), "opened_at",
-                          (json_int_t)r->opened_at, "deadline_at",
-                          (json_int_t)(r->opened_at + info->deadline_seconds), "base_sha256",
-                          r->base_sha256);
-    json_object_set_new(o, "closed_at", r->closed_at < 0 ? json_null() : json_integer(r->closed_at));
+                          dk_fed_round_state_name(r->state), "opened_at", (json_int_t)r->opened_at,
+                          "deadline_at", (json_int_t)(r->opened_at + info->deadline_seconds),
+                          "base_sha256", r->base_sha256);
+    json_object_set_new(o, "closed_at",
+                        r->closed_at < 0 ? json_null() : json_integer(r->closed_at));
     json_object_set_new(o, "result_sha256",
                         r->result_sha256[0] ? json_string(r->result_sha256) : json_null());
     return o;
@@ -113,7 +113,8 @@ dk_status dk_fed_status_json(dk_fed_coord *c, const char *fed, int64_t now, json
     dk_status st = DK_OK;
     if (!dk_fed_name_valid(fed)) {
         v->kind = DK_FED_BAD_REQUEST;
-        snprintf(v->reason, sizeof v->reason, "federation name '%.80s' is not valid", fed ? fed : "");
+        snprintf(v->reason, sizeof v->reason, "federation name '%.80s' is not valid",
+                 fed ? fed : "");
     } else if ((st = c->store->ops->get_federation(c->store, fed, &info, err)) == DK_ENOTFOUND) {
         st = DK_OK;
         v->kind = DK_FED_NOT_FOUND;
@@ -135,7 +136,9 @@ dk_status dk_fed_status_json(dk_fed_coord *c, const char *fed, int64_t now, json
     }
     dk_fed_info_release(&info);
     pthread_mutex_unlock(&c->lock);
-    if (st == DK_OK) *out = root;
-    else json_decref(root);
+    if (st == DK_OK)
+        *out = root;
+    else
+        json_decref(root);
     return st;
 }

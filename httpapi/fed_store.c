@@ -28,9 +28,12 @@ bool dk_fed_name_valid(const char *name)
 const char *dk_fed_round_state_name(dk_fed_round_state state)
 {
     switch (state) {
-    case DK_ROUND_OPEN: return "open";
-    case DK_ROUND_AGGREGATING: return "aggregating";
-    case DK_ROUND_CLOSED: return "closed";
+    case DK_ROUND_OPEN:
+        return "open";
+    case DK_ROUND_AGGREGATING:
+        return "aggregating";
+    case DK_ROUND_CLOSED:
+        return "closed";
     }
     return "unknown";
 }

@@ -79,8 +79,8 @@ typedef struct dk_fed_update_row {
     double norm;      /* L2 norm of the delta; NAN when it could not be computed */
     double val_dice;  /* the site's validation Dice, NAN when not reported */
     bool accepted;
-    char reason[DK_FED_REASON_MAX]; /* why it was refused; "" when accepted */
-    char delta_path[DK_FED_PATH_MAX];   /* the stored delta; "" when refused */
+    char reason[DK_FED_REASON_MAX];   /* why it was refused; "" when accepted */
+    char delta_path[DK_FED_PATH_MAX]; /* the stored delta; "" when refused */
     char delta_sha256[DK_FED_SHA_HEX];
     int64_t received_at;
 } dk_fed_update_row;
@@ -100,9 +100,10 @@ typedef struct dk_fed_round_ref {
  * although the store works: the caller turns these into refusals. */
 typedef enum dk_fed_conflict {
     DK_FED_NO_CONFLICT,
-    DK_FED_CONFLICT_EXISTS,    /* create: the name is taken; record: site already has an accepted update */
-    DK_FED_CONFLICT_NOT_OPEN,  /* record (accepted): the round is not open (late or early) */
-    DK_FED_CONFLICT_STATE,     /* begin/close: the round is not in the state required */
+    DK_FED_CONFLICT_EXISTS,   /* create: the name is taken; record: site already has an accepted
+                                 update */
+    DK_FED_CONFLICT_NOT_OPEN, /* record (accepted): the round is not open (late or early) */
+    DK_FED_CONFLICT_STATE,    /* begin/close: the round is not in the state required */
 } dk_fed_conflict;
 
 typedef struct dk_fed_store dk_fed_store;
@@ -127,7 +128,8 @@ typedef struct dk_fed_store_ops {
     dk_status (*get_round)(dk_fed_store *s, const char *fed, int index, dk_fed_round_row *out,
                            dk_err *err);
     /* The highest-numbered round (the open one while the federation is active). */
-    dk_status (*current_round)(dk_fed_store *s, const char *fed, dk_fed_round_row *out, dk_err *err);
+    dk_status (*current_round)(dk_fed_store *s, const char *fed, dk_fed_round_row *out,
+                               dk_err *err);
     dk_status (*list_rounds)(dk_fed_store *s, const char *fed, dk_fed_round_row **rows, int *count,
                              dk_err *err);
     /* Insert the update (row->id is ignored) and add row->bytes to the site's

@@ -145,7 +145,8 @@ static dk_status grow(void **rows, int *capacity, int count, size_t elem, dk_err
     if (count < *capacity) return DK_OK;
     int cap = *capacity ? *capacity * 2 : 8;
     void *more = realloc(*rows, (size_t)cap * elem);
-    if (!more) return dk_err_set(err, DK_ENOMEM, "federation store: out of memory for %d rows", cap);
+    if (!more)
+        return dk_err_set(err, DK_ENOMEM, "federation store: out of memory for %d rows", cap);
     *rows = more;
     *capacity = cap;
     return DK_OK;
@@ -168,8 +169,7 @@ static dk_status begin(sq_store *s, dk_err *err)
 /* Commit when st is DK_OK, else roll back; unlock; return the status. */
 static dk_status finish(sq_store *s, dk_status st, dk_err *err)
 {
-    if (st == DK_OK)
-        st = exec(s, "COMMIT", err);
+    if (st == DK_OK) st = exec(s, "COMMIT", err);
     if (st != DK_OK && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", 0, 0, 0);
     pthread_mutex_unlock(&s->lock);
     return st;
@@ -210,10 +210,9 @@ static dk_status sq_create_federation(dk_fed_store *base, const dk_fed_info *f,
     if (st == DK_OK) st = federation_exists(s, f->name, &exists, err);
     if (st == DK_OK && exists) *conflict = DK_FED_CONFLICT_EXISTS;
     if (st == DK_OK && !exists &&
-        (st = prepare(s, &stmt, err,
-                      "INSERT INTO federations VALUES (?, ?, ?, ?, ?, 'active', ?)", "tiiiti",
-                      f->name, (int64_t)f->rounds, (int64_t)f->quorum, f->deadline_seconds,
-                      f->architecture_json, now)) == DK_OK)
+        (st = prepare(s, &stmt, err, "INSERT INTO federations VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                      "tiiiti", f->name, (int64_t)f->rounds, (int64_t)f->quorum,
+                      f->deadline_seconds, f->architecture_json, now)) == DK_OK)
         st = run(s, stmt, err, "inserting the federation");
     if (st == DK_OK && !exists &&
         (st = prepare(s, &stmt, err,
@@ -270,8 +269,8 @@ static dk_status sq_join(dk_fed_store *base, const char *fed, const char *site, 
     if (st == DK_OK) st = need_federation(s, fed, err);
     if (st == DK_OK &&
         (st = prepare(s, &stmt, err,
-                      "INSERT INTO memberships VALUES (?, ?, ?) ON CONFLICT DO NOTHING", "tti",
-                      fed, site, now)) == DK_OK)
+                      "INSERT INTO memberships VALUES (?, ?, ?) ON CONFLICT DO NOTHING", "tti", fed,
+                      site, now)) == DK_OK)
         st = run(s, stmt, err, "inserting the membership");
     return finish(s, st, err);
 }
@@ -282,9 +281,9 @@ static dk_status sq_is_member(dk_fed_store *base, const char *fed, const char *s
     sq_store *s = lock(base);
     *member = false;
     sqlite3_stmt *stmt;
-    dk_status st = prepare(s, &stmt, err,
-                           "SELECT 1 FROM memberships WHERE federation = ? AND site = ?", "tt",
-                           fed, site);
+    dk_status st =
+        prepare(s, &stmt, err, "SELECT 1 FROM memberships WHERE federation = ? AND site = ?", "tt",
+                fed, site);
     if (st == DK_OK) {
         int rc = sqlite3_step(stmt);
         *member = rc == SQLITE_ROW;
@@ -334,8 +333,7 @@ static dk_status read_round(sq_store *s, sqlite3_stmt *stmt, dk_fed_round_row *r
                           s->path, r->index, state);
     r->state = (dk_fed_round_state)parsed;
     r->opened_at = sqlite3_column_int64(stmt, 2);
-    r->closed_at =
-        sqlite3_column_type(stmt, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt, 3);
+    r->closed_at = sqlite3_column_type(stmt, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt, 3);
     col_text(stmt, 4, r->base_path, sizeof r->base_path);
     col_text(stmt, 5, r->base_sha256, sizeof r->base_sha256);
     col_text(stmt, 6, r->result_path, sizeof r->result_path);
@@ -364,13 +362,13 @@ static dk_status select_round(sq_store *s, const char *sql, const char *fed, int
     return st;
 }
 
-static dk_status sq_get_round(dk_fed_store *base, const char *fed, int index,
-                              dk_fed_round_row *out, dk_err *err)
+static dk_status sq_get_round(dk_fed_store *base, const char *fed, int index, dk_fed_round_row *out,
+                              dk_err *err)
 {
     sq_store *s = lock(base);
-    dk_status st = select_round(
-        s, "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? AND idx = ?", fed, index,
-        true, out, err);
+    dk_status st =
+        select_round(s, "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? AND idx = ?",
+                     fed, index, true, out, err);
     pthread_mutex_unlock(&s->lock);
     return st;
 }
@@ -395,9 +393,9 @@ static dk_status sq_list_rounds(dk_fed_store *base, const char *fed, dk_fed_roun
     *count = 0;
     int capacity = 0, rc = SQLITE_DONE;
     sqlite3_stmt *stmt;
-    dk_status st = prepare(
-        s, &stmt, err, "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? ORDER BY idx",
-        "t", fed);
+    dk_status st =
+        prepare(s, &stmt, err,
+                "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? ORDER BY idx", "t", fed);
     while (st == DK_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         st = grow((void **)rows, &capacity, *count, sizeof **rows, err);
         if (st == DK_OK) st = read_round(s, stmt, &(*rows)[(*count)++], err);
@@ -413,9 +411,9 @@ static dk_status round_state(sq_store *s, const char *fed, int round, dk_fed_rou
                              dk_err *err)
 {
     dk_fed_round_row row;
-    dk_status st = select_round(
-        s, "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? AND idx = ?", fed, round,
-        true, &row, err);
+    dk_status st =
+        select_round(s, "SELECT " ROUND_COLUMNS " FROM rounds WHERE federation = ? AND idx = ?",
+                     fed, round, true, &row, err);
     if (st == DK_OK) *state = row.state;
     return st;
 }
@@ -471,8 +469,7 @@ static dk_status sq_close_round(dk_fed_store *base, const char *fed, int round,
         (st = prepare(s, &stmt, err,
                       "UPDATE rounds SET state = 'closed', closed_at = ?, result_path = ?,"
                       " result_sha256 = ? WHERE federation = ? AND idx = ?",
-                      "ittti", now, result_path, result_sha256, fed,
-                      (int64_t)round)) == DK_OK)
+                      "ittti", now, result_path, result_sha256, fed, (int64_t)round)) == DK_OK)
         st = run(s, stmt, err, "closing the round");
     if (st == DK_OK && !*conflict)
         st = open_next_round(s, fed, round, result_path, result_sha256, now, err);
@@ -506,8 +503,8 @@ static dk_status sq_list_aggregating(dk_fed_store *base, dk_fed_round_ref **refs
 
 /* ---- updates and traffic ---------------------------------------------------------------- */
 
-static dk_status add_traffic(sq_store *s, const char *fed, int round, const char *site,
-                             int64_t up, int64_t down, dk_err *err)
+static dk_status add_traffic(sq_store *s, const char *fed, int round, const char *site, int64_t up,
+                             int64_t down, dk_err *err)
 {
     sqlite3_stmt *stmt;
     dk_status st = prepare(s, &stmt, err,
@@ -572,9 +569,8 @@ static dk_status sq_record_update(dk_fed_store *base, const char *fed, const dk_
     return finish(s, st, err);
 }
 
-static dk_status sq_list_updates(dk_fed_store *base, const char *fed, int round,
-                                 bool accepted_only, dk_fed_update_row **rows, int *count,
-                                 dk_err *err)
+static dk_status sq_list_updates(dk_fed_store *base, const char *fed, int round, bool accepted_only,
+                                 dk_fed_update_row **rows, int *count, dk_err *err)
 {
     sq_store *s = lock(base);
     *rows = NULL;
@@ -676,8 +672,8 @@ static const dk_fed_store_ops sqlite_ops = {
 
 static dk_status schema_version(sq_store *s, int64_t *version, dk_err *err)
 {
-    dk_status st = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-                        err);
+    dk_status st =
+        exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err);
     sqlite3_stmt *stmt;
     if (st == DK_OK) st = prepare(s, &stmt, err, "SELECT max(version) FROM schema_version", "");
     if (st) return st;

@@ -44,7 +44,8 @@ static dk_status check_names(const dk_fed_model *global, const dk_fed_wire_tenso
             st = dk_err_set(err, DK_EMISMATCH,
                             "update tensor '%.100s' is not a parameter of the global student "
                             "(only student parameters are averaged; a feature adapter stays "
-                            "at the site)", name);
+                            "at the site)",
+                            name);
         else if (seen[p])
             st = dk_err_set(err, DK_EMISMATCH, "update tensor '%s' appears twice", name);
         else if (t->rank != 5 || t->dims[0] != v->n || t->dims[1] != v->c || t->dims[2] != v->d ||
@@ -123,7 +124,8 @@ double dk_fedavg_norm(const dk_fed_model *m)
     for (int p = 0; p < m->count; p++) {
         const dk_tensor *t = &m->params[p].value;
         size_t n = dk_tensor_numel(t);
-        for (size_t i = 0; i < n; i++) sum += (double)t->data[i] * t->data[i];
+        for (size_t i = 0; i < n; i++)
+            sum += (double)t->data[i] * t->data[i];
     }
     return sqrt(sum);
 }
@@ -186,7 +188,8 @@ dk_status dk_fedavg_acc_add(dk_fedavg_acc *acc, const dk_fed_model *global,
     for (int p = 0; p < delta->count; p++) {
         const dk_tensor *t = &delta->params[p].value;
         size_t n = dk_tensor_numel(t);
-        for (size_t i = 0; i < n; i++) acc->sum[offset + i] += weight * t->data[i];
+        for (size_t i = 0; i < n; i++)
+            acc->sum[offset + i] += weight * t->data[i];
         offset += n;
     }
     acc->weight += weight;

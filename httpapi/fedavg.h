@@ -37,9 +37,9 @@ typedef enum dk_fed_dtype { DK_FED_FLOAT32, DK_FED_FLOAT16 } dk_fed_dtype;
 typedef struct dk_fed_wire_tensor {
     const char *name;
     dk_fed_dtype dtype;
-    int rank;          /* 1..8 */
+    int rank; /* 1..8 */
     int64_t dims[8];
-    const void *data;  /* little-endian values, nbytes of them */
+    const void *data; /* little-endian values, nbytes of them */
     size_t nbytes;
 } dk_fed_wire_tensor;
 
@@ -63,9 +63,9 @@ dk_status dk_fedavg_check_norm(double norm, double global_norm, const double *ac
 
 /* A running weighted sum of deltas. */
 typedef struct dk_fedavg_acc {
-    double *sum;    /* owned; one per scalar of the model */
+    double *sum; /* owned; one per scalar of the model */
     size_t numel;
-    double weight;  /* sum of labelled counts added */
+    double weight; /* sum of labelled counts added */
     int added;
 } dk_fedavg_acc;
 

@@ -46,8 +46,8 @@ static char *write_initial(void)
     dk_unet *net = dk_unet_create(&cfg, 42, &err);
     cr_assert_not_null(net, "%s", err.msg);
     char *arch = dk_unet_config_to_json(&cfg), *path = dk_test_path("initial.h5");
-    cr_assert_eq(dk_checkpoint_save(path, arch, dk_unet_params(net), NULL, NULL, &err), DK_OK,
-                 "%s", err.msg);
+    cr_assert_eq(dk_checkpoint_save(path, arch, dk_unet_params(net), NULL, NULL, &err), DK_OK, "%s",
+                 err.msg);
     free(arch);
     dk_unet_free(net);
     return path;
@@ -72,7 +72,8 @@ static void make_update(update *u, const dk_fed_model *like, unsigned seed, floa
         dk_test_fill_uniform(f, n, seed * 131 + (unsigned)p, -scale, scale);
         if (half) {
             uint16_t *h = malloc(n * sizeof *h);
-            for (size_t i = 0; i < n; i++) h[i] = dk_half_from_float(f[i]);
+            for (size_t i = 0; i < n; i++)
+                h[i] = dk_half_from_float(f[i]);
             free(f);
             u->data[p] = h;
         } else {
@@ -80,7 +81,8 @@ static void make_update(update *u, const dk_fed_model *like, unsigned seed, floa
         }
         u->t[p] = (dk_fed_wire_tensor){.name = like->params[p].name,
                                        .dtype = half ? DK_FED_FLOAT16 : DK_FED_FLOAT32,
-                                       .rank = 5, .data = u->data[p],
+                                       .rank = 5,
+                                       .data = u->data[p],
                                        .nbytes = n * (half ? 2 : 4),
                                        .dims = {v->n, v->c, v->d, v->h, v->w}};
     }
@@ -89,7 +91,8 @@ static void make_update(update *u, const dk_fed_model *like, unsigned seed, floa
 
 static void free_update(update *u)
 {
-    for (int p = 0; p < u->count; p++) free(u->data[p]);
+    for (int p = 0; p < u->count; p++)
+        free(u->data[p]);
 }
 
 /* The value of element i of tensor p of an update, as the coordinator sees it. */
@@ -177,12 +180,14 @@ static void expect_mean(fixture *f, int index, const update *const *ups, const i
     dk_fed_model got;
     cr_assert_eq(dk_fed_model_load(r.result_path, &got, NULL), DK_OK);
     double total = 0;
-    for (int s = 0; s < n; s++) total += (double)labelled[s];
+    for (int s = 0; s < n; s++)
+        total += (double)labelled[s];
     for (int p = 0; p < got.count; p++) {
         size_t numel = dk_tensor_numel(&got.params[p].value);
         for (size_t i = 0; i < numel; i++) {
             double want = f->initial.params[p].value.data[i], sum = 0;
-            for (int s = 0; s < n; s++) sum += (double)labelled[s] * update_value(ups[s], p, i);
+            for (int s = 0; s < n; s++)
+                sum += (double)labelled[s] * update_value(ups[s], p, i);
             if (n) want += sum / total;
             float g = got.params[p].value.data[i];
             cr_assert(fabs(g - want) <= 1e-6 * fmax(1, fabs(want)), "%s[%zu]: %.9g, want %.9g",
@@ -265,7 +270,8 @@ Test(fed_round, refused_updates_never_reach_the_global_model)
     fixture f;
     setup(&f, "fed", 2, 4, 4);
     update good[4], nan_u, big;
-    for (int s = 0; s < 4; s++) make_update(&good[s], &f.initial, 10 + s, 0.01f, false);
+    for (int s = 0; s < 4; s++)
+        make_update(&good[s], &f.initial, 10 + s, 0.01f, false);
     make_update(&nan_u, &f.initial, 20, 0.01f, false);
     ((float *)nan_u.data[1])[0] = NAN;
     make_update(&big, &f.initial, 21, 1.0f, false);
@@ -310,7 +316,8 @@ Test(fed_round, refused_updates_never_reach_the_global_model)
     cr_assert_eq(f.store->ops->list_updates(f.store, "knee", 0, false, &rows, &n, NULL), DK_OK);
     cr_assert_eq(n, 9, "every refusal by a member is recorded with its reason");
     free(rows);
-    for (int s = 0; s < 4; s++) free_update(&good[s]);
+    for (int s = 0; s < 4; s++)
+        free_update(&good[s]);
     free_update(&nan_u), free_update(&big);
     teardown(&f);
 }
@@ -344,9 +351,9 @@ Test(fed_round, status_reports_rounds_sites_and_traffic)
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(traffic, 0), "bytes_up")), 4096);
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(traffic, 1), "bytes_down")),
                  5000);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(status, "architecture"),
-                                                       "kind")),
-                     "unet3d", "%s", text);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(status, "architecture"), "kind")),
+        "unet3d", "%s", text);
     cr_assert_null(strstr(text, dk_test_dir), "no server paths in the status: %s", text);
     free(text);
     json_decref(status);
@@ -392,7 +399,8 @@ static void run_federation(fixture *f, const char *sub)
     cr_assert_eq(dk_fed_create(f->coord, &req, 1000, &v, &err), DK_OK, "%s", err.msg);
     const char *sites[3] = {"a", "b", "c"};
     const int64_t labelled[3] = {2, 5, 1};
-    for (int s = 0; s < 3; s++) dk_fed_join(f->coord, "knee", sites[s], 1000, &v, &err);
+    for (int s = 0; s < 3; s++)
+        dk_fed_join(f->coord, "knee", sites[s], 1000, &v, &err);
     for (int round = 0; round < 2; round++)
         for (int s = 0; s < 3 - round; s++) {
             update u;
@@ -416,7 +424,8 @@ static void final_global(fixture *f, const char *sub, dk_fed_model *out)
                      DK_OK);
         cr_assert_eq(n, 3 - round, "round %d counted %d updates", round, n);
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < i; j++) cr_assert_str_neq(rows[i].site, rows[j].site);
+            for (int j = 0; j < i; j++)
+                cr_assert_str_neq(rows[i].site, rows[j].site);
         free(rows);
     }
     dk_fed_round_row last = get_round(f, 1);

@@ -26,20 +26,27 @@ static dk_fed_store *open_store(const char *name)
 
 static void create_fed(dk_fed_store *s, const char *name, int rounds, int quorum)
 {
-    dk_fed_info info = {.rounds = rounds, .quorum = quorum, .deadline_seconds = 60,
+    dk_fed_info info = {.rounds = rounds,
+                        .quorum = quorum,
+                        .deadline_seconds = 60,
                         .architecture_json = "{\"kind\":\"unet3d\"}"};
     snprintf(info.name, sizeof info.name, "%s", name);
     dk_fed_conflict conflict;
     dk_err err = {0};
-    cr_assert_eq(s->ops->create_federation(s, &info, "/g0.h5", "ab", 1000, &conflict, &err),
-                 DK_OK, "%s", err.msg);
+    cr_assert_eq(s->ops->create_federation(s, &info, "/g0.h5", "ab", 1000, &conflict, &err), DK_OK,
+                 "%s", err.msg);
     cr_assert_eq(conflict, DK_FED_NO_CONFLICT);
 }
 
 static dk_fed_update_row update(int round, const char *site, bool accepted, int64_t bytes)
 {
-    dk_fed_update_row u = {.round = round, .labelled = 3, .bytes = bytes, .norm = 1.5,
-                           .val_dice = NAN, .accepted = accepted, .received_at = 1010};
+    dk_fed_update_row u = {.round = round,
+                           .labelled = 3,
+                           .bytes = bytes,
+                           .norm = 1.5,
+                           .val_dice = NAN,
+                           .accepted = accepted,
+                           .received_at = 1010};
     snprintf(u.site, sizeof u.site, "%s", site);
     snprintf(u.delta_path, sizeof u.delta_path, "/d-%s.h5", site);
     snprintf(u.delta_sha256, sizeof u.delta_sha256, "%064d", 7);

@@ -35,7 +35,10 @@ static void make_global(dk_fed_model *g, const float *w6, const float *b2)
 static dk_fed_wire_tensor wire(const char *name, const void *data, size_t n, dk_fed_dtype dtype,
                                int64_t a, int64_t b, int64_t c, int64_t d, int64_t e)
 {
-    dk_fed_wire_tensor t = {.name = name, .dtype = dtype, .rank = 5, .data = data,
+    dk_fed_wire_tensor t = {.name = name,
+                            .dtype = dtype,
+                            .rank = 5,
+                            .data = data,
                             .nbytes = n * (dtype == DK_FED_FLOAT16 ? 2 : 4)};
     int64_t dims[5] = {a, b, c, d, e};
     memcpy(t.dims, dims, sizeof dims);
@@ -125,8 +128,9 @@ Test(fedavg, refusals_name_the_tensor)
     dk_fed_wire_tensor dup[3] = {ok_w, ok_b, ok_w};
     expect_refusal(dup, 3, DK_EMISMATCH, "'enc.weight' appears twice");
     dk_fed_wire_tensor shaped[2] = {ok_w, wire("head.bias", big, 4, DK_FED_FLOAT32, 1, 1, 1, 2, 2)};
-    expect_refusal(shaped, 2, DK_EMISMATCH, "'head.bias' has shape (1, 1, 1, 2, 2), the global "
-                                            "student's is (1, 1, 1, 1, 2)");
+    expect_refusal(shaped, 2, DK_EMISMATCH,
+                   "'head.bias' has shape (1, 1, 1, 2, 2), the global "
+                   "student's is (1, 1, 1, 1, 2)");
     dk_fed_wire_tensor flat[2] = {ok_w, ok_b};
     flat[1].rank = 1, flat[1].dims[0] = 2;
     expect_refusal(flat, 2, DK_EMISMATCH, "has shape (2)");
@@ -186,11 +190,12 @@ Test(fedavg, aggregation_is_the_labelled_weighted_mean)
     /* by hand: the weighted mean of the three sites' models w + delta_s */
     for (int i = 0; i < 8; i++) {
         double w = i < 6 ? W[i] : B[i - 6], num = 0;
-        for (int s = 0; s < 3; s++) num += labelled[s] * (w + deltas[s][i]);
+        for (int s = 0; s < 3; s++)
+            num += labelled[s] * (w + deltas[s][i]);
         float want = (float)(num / 8.0);
         float got = i < 6 ? g.params[0].value.data[i] : g.params[1].value.data[i - 6];
-        cr_assert(fabsf(got - want) <= 1e-6f * fmaxf(1, fabsf(want)), "value %d: %.9g vs %.9g",
-                  i, got, want);
+        cr_assert(fabsf(got - want) <= 1e-6f * fmaxf(1, fabsf(want)), "value %d: %.9g vs %.9g", i,
+                  got, want);
     }
     cr_assert_eq(dk_fedavg_acc_add(&acc, &g, &g, 0, &err), DK_EINVAL, "zero labelled volumes");
     dk_fedavg_acc_release(&acc);
@@ -203,14 +208,16 @@ Test(fedavg, exactly_representable_case_is_bit_exact)
     make_global(&g, W, B);
     cr_assert_eq(dk_fed_model_zeros_like(&g, &d1, NULL), DK_OK);
     cr_assert_eq(dk_fed_model_zeros_like(&g, &d2, NULL), DK_OK);
-    for (int i = 0; i < 6; i++) d1.params[0].value.data[i] = 0.5f, d2.params[0].value.data[i] = -0.25f;
+    for (int i = 0; i < 6; i++)
+        d1.params[0].value.data[i] = 0.5f, d2.params[0].value.data[i] = -0.25f;
     dk_fedavg_acc acc;
     cr_assert_eq(dk_fedavg_acc_init(&acc, &g, NULL), DK_OK);
     cr_assert_eq(dk_fedavg_acc_add(&acc, &g, &d1, 1, NULL), DK_OK);
     cr_assert_eq(dk_fedavg_acc_add(&acc, &g, &d2, 3, NULL), DK_OK);
     dk_fedavg_acc_apply(&acc, &g);
     /* (1 * 0.5 + 3 * -0.25) / 4 = -0.0625 */
-    for (int i = 0; i < 6; i++) cr_assert_eq(g.params[0].value.data[i], W[i] - 0.0625f);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(g.params[0].value.data[i], W[i] - 0.0625f);
     cr_assert_eq(g.params[1].value.data[0], 0.5f, "a zero delta leaves the value");
     dk_fedavg_acc_release(&acc);
     dk_fed_model_release(&d1);
