@@ -16,6 +16,9 @@
  * refused update is recorded with its reason. A non-OK status means the server
  * failed (I/O, store, memory) and the route answers 500.
  *
+ * Coordinator calls read and write HDF5, which Debian builds without thread
+ * safety: the server calls them under its process-wide HDF5 lock.
+ *
  * One coordinator process per directory: calls are serialised by a mutex, and
  * the store's rules (fed_store.h) make a second process harmless to the state
  * but not to the delta files, which it could overwrite. */
