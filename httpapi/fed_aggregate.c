@@ -83,7 +83,7 @@ static dk_status average(dk_fed_coord *c, const char *fed, const dk_fed_round_ro
     if (st == DK_OK)
         st = c->store->ops->list_updates(c->store, fed, row->index, true, &updates, &n, err);
     /* a fixed order, so the average does not depend on arrival order by a bit */
-    if (st == DK_OK) qsort(updates, (size_t)n, sizeof *updates, by_site);
+    if (st == DK_OK && n > 1) qsort(updates, (size_t)n, sizeof *updates, by_site);
     if (st == DK_OK) st = dk_fedavg_acc_init(&acc, base, err);
     for (int i = 0; st == DK_OK && i < n; i++)
         st = add_stored_delta(&acc, base, &updates[i], err);
