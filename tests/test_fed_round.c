@@ -511,3 +511,66 @@ Test(fed_round, crash_while_closing_the_deadline_round)
 {
     crash_then_finish("close:checkpoint-written", 2, false);
 }
+
+Test(fed_round, a_stored_delta_that_changed_on_disk_stops_the_aggregation)
+{
+    fixture f;
+    setup(&f, "fed", 2, 3, 3);
+    update ua, ub;
+    make_update(&ua, &f.initial, 1, 0.01f, false);
+    make_update(&ub, &f.initial, 2, 0.01f, false);
+    cr_assert_eq(submit(&f, "a", 0, 2, &ua, 1001).kind, DK_FED_ACCEPTED);
+    cr_assert_eq(submit(&f, "b", 0, 2, &ub, 1002).kind, DK_FED_ACCEPTED);
+    char *a = dk_test_path("fed/knee/round-0000/a.delta.h5");
+    char *b = dk_test_path("fed/knee/round-0000/b.delta.h5");
+    cr_assert_eq(rename(b, a), 0, "replace a's delta by b's, a valid checkpoint");
+    dk_err err = {0};
+    cr_assert_eq(dk_fed_tick(f.coord, "knee", 1100, &err), DK_EFORMAT);
+    cr_assert(strstr(err.msg, "site 'a'") && strstr(err.msg, "SHA-256"), "%s", err.msg);
+    cr_assert_eq(get_round(&f, 0).state, DK_ROUND_AGGREGATING, "no global from a changed file");
+    free(a), free(b);
+    free_update(&ua), free_update(&ub);
+    teardown(&f);
+}
+
+typedef struct racer {
+    fixture *f;
+    const char *site;
+    update *u;
+    dk_fed_verdict v;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    dk_fed_submission s = {"knee", r->site, 0, 1, NAN, 10, r->u->t, r->u->count};
+    if (dk_fed_submit(r->f->coord, &s, 1001, &r->v, NULL) != DK_OK) r->v.kind = -1;
+    return NULL;
+}
+
+Test(fed_round, concurrent_submissions_close_the_round_once)
+{
+    fixture f;
+    setup(&f, "fed", 2, 4, 4);
+    update u[4];
+    racer r[4];
+    pthread_t threads[4];
+    const char *sites[4] = {"a", "b", "c", "d"};
+    for (int s = 0; s < 4; s++) {
+        make_update(&u[s], &f.initial, 30 + s, 0.01f, false);
+        r[s] = (racer){&f, sites[s], &u[s], {0}};
+        cr_assert_eq(pthread_create(&threads[s], NULL, race, &r[s]), 0);
+    }
+    int closed = 0;
+    for (int s = 0; s < 4; s++) {
+        pthread_join(threads[s], NULL);
+        cr_assert_eq(r[s].v.kind, DK_FED_ACCEPTED, "%s: %s", sites[s], r[s].v.reason);
+        closed += r[s].v.round_closed;
+    }
+    cr_assert_eq(closed, 1, "exactly one submission completed the quorum");
+    const update *ups[4] = {&u[0], &u[1], &u[2], &u[3]};
+    expect_mean(&f, 0, ups, (int64_t[]){1, 1, 1, 1}, 4);
+    for (int s = 0; s < 4; s++)
+        free_update(&u[s]);
+    teardown(&f);
+}
