@@ -2,9 +2,11 @@
  * into the next global checkpoint, make that durable, then commit the close;
  * and the recovery of rounds a crash left half-closed (docs/federation.md,
  * "Crash safety"). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "httpapi/fed_round_internal.h"
 
@@ -127,8 +129,39 @@ dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_
     return st;
 }
 
+/* Unlink the "<file>.h5.tmp-XXXXXX" a crash left in dir (and, when deep, in its
+ * round-NNNN subdirectories). Only this coordinator writes here, so every
+ * temporary at open time is garbage. */
+static void remove_temporaries(const char *dir, bool deep)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[DK_FED_PATH_MAX];
+    while (d && (e = readdir(d)) != NULL) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        if (strstr(e->d_name, ".h5.tmp-"))
+            unlink(path);
+        else if (deep && strncmp(e->d_name, "round-", 6) == 0)
+            remove_temporaries(path, false);
+    }
+    if (d) closedir(d);
+}
+
+static void remove_all_temporaries(const dk_fed_coord *c)
+{
+    DIR *d = opendir(c->dir);
+    struct dirent *e;
+    char path[DK_FED_PATH_MAX];
+    while (d && (e = readdir(d)) != NULL)
+        if (dk_fed_name_valid(e->d_name) &&
+            snprintf(path, sizeof path, "%s/%s", c->dir, e->d_name) < (int)sizeof path)
+            remove_temporaries(path, true);
+    if (d) closedir(d);
+}
+
 dk_status dk_fed_recover_locked(dk_fed_coord *c, int64_t now, dk_err *err)
 {
+    remove_all_temporaries(c);
     dk_fed_round_ref *refs = NULL;
     int n = 0;
     dk_status st = c->store->ops->list_aggregating(c->store, &refs, &n, err);

@@ -55,7 +55,8 @@ typedef struct dk_fed_coord dk_fed_coord;
 
 /* A coordinator over store (borrowed; close it after the coordinator) keeping
  * its files under dir (created if missing). Re-aggregates every round a crash
- * left 'aggregating', closing it at now. Caller frees with dk_fed_coord_close. */
+ * left 'aggregating', closing it at now, and removes the temporary files a
+ * crash left behind. Caller frees with dk_fed_coord_close. */
 dk_status dk_fed_coord_open(const char *dir, dk_fed_store *store, int64_t now, dk_fed_coord **out,
                             dk_err *err);
 void dk_fed_coord_close(dk_fed_coord *c);

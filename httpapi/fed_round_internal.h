@@ -40,7 +40,8 @@ dk_status dk_fed_load_base(dk_fed_coord *c, const char *path, const char *sha256
  * that durably, then commit the close. Idempotent; the recovery path. */
 dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_t now, dk_err *err);
 
-/* Re-aggregate every round a crash left 'aggregating'; lock held by the caller. */
+/* Remove the temporary files a crash left, then re-aggregate every round a
+ * crash left 'aggregating'; lock held by the caller. */
 dk_status dk_fed_recover_locked(dk_fed_coord *c, int64_t now, dk_err *err);
 
 /* Close the open round when its deadline has passed; lock held by the caller. */

@@ -464,7 +464,13 @@ static void crash_then_finish(const char *point, int hit, bool corrupt_orphan)
         fclose(fp);
         free(orphan);
     }
+    char *stray = dk_test_path("crashed/knee/round-0000/a.delta.h5.tmp-AbC123");
+    FILE *fp = fopen(stray, "wb"); /* a temporary the crash could have left */
+    cr_assert_not_null(fp);
+    fclose(fp);
     run_federation(&f, "crashed");
+    cr_assert_neq(access(stray, F_OK), 0, "the stray temporary is removed on open");
+    free(stray);
     final_global(&f, "crashed", &recovered);
     cr_assert_eq(recovered.count, reference.count);
     for (int p = 0; p < reference.count; p++)
