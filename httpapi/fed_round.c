@@ -286,9 +286,11 @@ dk_status dk_fed_tick_locked(dk_fed_coord *c, const char *fed, int64_t now, dk_e
     if (st == DK_OK) st = c->store->ops->current_round(c->store, fed, &row, err);
     if (st == DK_OK && row.state == DK_ROUND_OPEN)
         st = c->store->ops->list_updates(c->store, fed, row.index, true, &accepted, &n, err);
-    /* quorum too: a crash may have come between the last acceptance and the close */
-    if (st == DK_OK && row.state == DK_ROUND_OPEN &&
-        (now >= row.opened_at + info.deadline_seconds || n >= info.quorum))
+    /* quorum too: a crash may have come between the last acceptance and the close;
+     * and a close that failed (disk full) is retried rather than left hanging */
+    bool due = st == DK_OK && row.state == DK_ROUND_OPEN &&
+               (now >= row.opened_at + info.deadline_seconds || n >= info.quorum);
+    if (st == DK_OK && (due || row.state == DK_ROUND_AGGREGATING))
         st = dk_fed_close_round(c, fed, row.index, now, err);
     free(accepted);
     dk_fed_info_release(&info);

@@ -101,8 +101,9 @@ dk_status dk_fed_submit(dk_fed_coord *c, const dk_fed_submission *s, int64_t now
                         dk_err *err);
 
 /* Close the open round of fed if now has passed its deadline (with whatever
- * arrived; with nothing, the global carries over unchanged). Routes call it on
- * every federation request; a server may also call it on a timer. */
+ * arrived; with nothing, the global carries over unchanged) or its quorum is
+ * in, and retry a close that failed. Routes call it on every federation
+ * request; a server may also call it on a timer. */
 dk_status dk_fed_tick(dk_fed_coord *c, const char *fed, int64_t now, dk_err *err);
 
 /* Status and history of fed (after a tick at now): settings, members, and per

@@ -534,6 +534,10 @@ Test(fed_round, a_stored_delta_that_changed_on_disk_stops_the_aggregation)
     cr_assert_eq(dk_fed_tick(f.coord, "knee", 1100, &err), DK_EFORMAT);
     cr_assert(strstr(err.msg, "site 'a'") && strstr(err.msg, "SHA-256"), "%s", err.msg);
     cr_assert_eq(get_round(&f, 0).state, DK_ROUND_AGGREGATING, "no global from a changed file");
+    cr_assert_eq(dk_fed_tick(f.coord, "knee", 1101, &err), DK_EFORMAT, "retried, refused again");
+    cr_assert_eq(rename(a, b), 0);
+    cr_assert_eq(dk_fed_tick(f.coord, "knee", 1102, &err), DK_ENOTFOUND, "a's delta is gone");
+    cr_assert(strstr(err.msg, "a.delta.h5"), "%s", err.msg);
     free(a), free(b);
     free_update(&ua), free_update(&ub);
     teardown(&f);
