@@ -69,7 +69,9 @@ static const char *const round_states[] = {"open", "aggregating", "closed"};
 
 static dk_status sql_fail(sq_store *s, dk_err *err, const char *what)
 {
-    return dk_err_set(err, DK_EIO, "federation store '%s': %s: %s", s->path, what,
+    int rc = sqlite3_errcode(s->db);
+    dk_status code = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? DK_EFORMAT : DK_EIO;
+    return dk_err_set(err, code, "federation store '%s': %s: %s", s->path, what,
                       sqlite3_errmsg(s->db));
 }
 

@@ -243,3 +243,19 @@ Test(fed_store, names_are_checked)
     longname[79] = 0;
     cr_assert_not(dk_fed_name_valid(longname));
 }
+
+Test(fed_store, a_file_that_is_not_a_database_is_refused)
+{
+    char *path = dk_test_path("fed.db");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("not a database, ", f);
+    fclose(f);
+    dk_fed_store *s = NULL;
+    dk_err err = {0};
+    cr_assert_eq(dk_fed_store_open_sqlite(path, &s, &err), DK_EFORMAT, "%s", err.msg);
+    cr_assert_null(s);
+    cr_assert(strstr(err.msg, "fed.db") && strstr(err.msg, "not a database"), "%s", err.msg);
+    free(path);
+}
