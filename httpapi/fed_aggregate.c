@@ -106,26 +106,27 @@ dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_
 {
     const dk_fed_store_ops *ops = c->store->ops;
     dk_fed_conflict conflict;
-    dk_status st = ops->begin_aggregation(c->store, fed, round, now, &conflict, err);
-    if (st != DK_OK || conflict) return st; /* closed already: nothing to do */
-    DK_FED_CRASH_POINT("close:aggregating");
+    dk_err inner = {0}; /* the cause, which the message below puts in context */
+    dk_status st = ops->begin_aggregation(c->store, fed, round, now, &conflict, &inner);
+    if (st == DK_OK && conflict) return DK_OK; /* closed already: nothing to do */
+    if (st == DK_OK) DK_FED_CRASH_POINT("close:aggregating");
     dk_fed_round_row row;
     dk_fed_model next = {0};
     char *record = NULL, path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX];
-    st = ops->get_round(c->store, fed, round, &row, err);
-    if (st == DK_OK) st = average(c, fed, &row, &next, &record, err);
-    if (st == DK_OK) st = dk_fed_global_path(c, fed, round + 1, path, err);
+    if (st == DK_OK) st = ops->get_round(c->store, fed, round, &row, &inner);
+    if (st == DK_OK) st = average(c, fed, &row, &next, &record, &inner);
+    if (st == DK_OK) st = dk_fed_global_path(c, fed, round + 1, path, &inner);
     /* durable before the row that names it commits; a crash in between leaves a
      * file no row references, which the retry overwrites */
-    if (st == DK_OK) st = dk_fed_model_save(&next, path, record, sha, err);
+    if (st == DK_OK) st = dk_fed_model_save(&next, path, record, sha, &inner);
     if (st == DK_OK) DK_FED_CRASH_POINT("close:checkpoint-written");
-    if (st == DK_OK) st = ops->close_round(c->store, fed, round, path, sha, now, &conflict, err);
+    if (st == DK_OK) st = ops->close_round(c->store, fed, round, path, sha, now, &conflict, &inner);
     if (st == DK_OK && conflict)
-        st = dk_err_set(err, DK_EIO, "federation '%s': round %d left 'aggregating' while closing",
-                        fed, round);
+        st = dk_err_set(&inner, DK_EIO, "the round left 'aggregating' while it was closed");
     dk_fed_model_release(&next);
     free(record);
-    if (st != DK_OK) dk_err_prefix(err, "closing round %d of federation '%s'", round, fed);
+    if (st != DK_OK)
+        dk_err_set(err, st, "closing round %d of federation '%s': %s", round, fed, inner.msg);
     return st;
 }
 
