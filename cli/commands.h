@@ -24,6 +24,10 @@ int dk_cmd_data_show(int argc, char **argv);   /* cmd_data_synth.c */
 int dk_cmd_teacher_train(int argc, char **argv); /* cmd_teacher_train.c */
 int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.c */
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
+int dk_cmd_serve(int argc, char **argv);              /* cmd_serve.c */
+int dk_cmd_token_add(int argc, char **argv);          /* cmd_token.c */
+int dk_cmd_token_list(int argc, char **argv);         /* cmd_token.c */
+int dk_cmd_token_revoke(int argc, char **argv);       /* cmd_token.c */
 
 /* Print "dualkd: <msg>" for a failed library call and return 1. */
 int dk_cli_fail(const char *what, const char *msg);

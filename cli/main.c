@@ -17,6 +17,10 @@ static const dk_command commands[] = {
     {"teacher train", dk_cmd_teacher_train, "train the teacher on the repository; best checkpoint + run log"},
     {"teacher precompute", dk_cmd_teacher_precompute, "the frozen teacher's targets for a site profile -> target store"},
     {"teacher verify", dk_cmd_teacher_verify, "check a target store's manifest, shapes and checksums"},
+    {"serve", dk_cmd_serve, "the HTTP API: model card, profiles, targets as .npy (docs/api.md)"},
+    {"token add", dk_cmd_token_add, "a new site token (printed once; only its SHA-256 is kept)"},
+    {"token list", dk_cmd_token_list, "the tokens of a token file: id, site, scopes, profiles"},
+    {"token revoke", dk_cmd_token_revoke, "revoke a token by id, or all of a site's"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,147 @@
+/* router.c: from method and decoded path to a handler: path safety first (no
+ * control bytes, no "." or ".." segments, bounded length), then the route,
+ * then authentication for /v1 (before 404, so unknown paths reveal nothing to
+ * strangers), then the method (405 with Allow), then the token's scope. Path
+ * parameters are never used as file names: handlers look them up in the
+ * stores' catalogues. */
+#include "httpapi/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "httpapi/server_internal.h"
+
+#define MAX_PATH     2048
+#define MAX_SEGMENTS 8
+
+typedef enum MHD_Result (*handler_fn)(dk_request *req, const dk_route_params *p);
+
+static const struct {
+    const char *name;
+    handler_fn handler;
+    bool v1;        /* needs a token */
+    unsigned scope; /* and this scope (0 = any valid token) */
+} routes[DK_ROUTE_COUNT] = {
+    [DK_ROUTE_UNMATCHED] = {"unmatched", NULL, false, 0},
+    [DK_ROUTE_HEALTHZ] = {"/healthz", dk_handle_healthz, false, 0},
+    [DK_ROUTE_READYZ] = {"/readyz", dk_handle_readyz, false, 0},
+    [DK_ROUTE_METRICS] = {"/metrics", dk_handle_metrics, false, 0},
+    [DK_ROUTE_TEACHER] = {"/v1/teacher", dk_handle_teacher, true, 0},
+    [DK_ROUTE_PROFILES] = {"/v1/profiles", dk_handle_profiles, true, 0},
+    [DK_ROUTE_TARGETS] = {"/v1/targets", dk_handle_targets, true, DK_SCOPE_TARGETS},
+    [DK_ROUTE_TARGET] = {"/v1/targets/{sample}/{kind}", dk_handle_target, true, DK_SCOPE_TARGETS},
+};
+
+const char *dk_route_name(int route)
+{
+    return route >= 0 && route < DK_ROUTE_COUNT ? routes[route].name : "unmatched";
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+size_t dk_route_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        int hi, lo;
+        if (in[0] == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0) {
+            unsigned char b = (unsigned char)(hi * 16 + lo);
+            *out++ = b < 0x20 ? 0x7f : (char)b; /* "%00" must not end the string early */
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+/* Split path (copied into buf) at '/'; the number of segments, -1 when too many. */
+static int split(const char *path, char *buf, char **seg)
+{
+    snprintf(buf, MAX_PATH, "%s", path + 1);
+    int n = 0;
+    for (char *p = buf;; p++) {
+        if (n == MAX_SEGMENTS) return -1;
+        seg[n++] = p;
+        p = strchr(p, '/');
+        if (!p) return n;
+        *p = '\0';
+    }
+}
+
+static int match(char **seg, int n, dk_route_params *p)
+{
+    if (n == 1 && strcmp(seg[0], "healthz") == 0) return DK_ROUTE_HEALTHZ;
+    if (n == 1 && strcmp(seg[0], "readyz") == 0) return DK_ROUTE_READYZ;
+    if (n == 1 && strcmp(seg[0], "metrics") == 0) return DK_ROUTE_METRICS;
+    if (n < 2 || strcmp(seg[0], "v1") != 0) return DK_ROUTE_UNMATCHED;
+    if (n == 2 && strcmp(seg[1], "teacher") == 0) return DK_ROUTE_TEACHER;
+    if (n == 2 && strcmp(seg[1], "profiles") == 0) return DK_ROUTE_PROFILES;
+    if (strcmp(seg[1], "targets") != 0) return DK_ROUTE_UNMATCHED;
+    if (n == 2) return DK_ROUTE_TARGETS;
+    bool feature = n == 5 && strcmp(seg[3], "features") == 0;
+    if ((n != 4 && !feature) || !*seg[2] || !*seg[n - 1] ||
+        strlen(seg[2]) >= sizeof p->sample || strlen(seg[n - 1]) + 10 > sizeof p->kind)
+        return DK_ROUTE_UNMATCHED;
+    snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
+    snprintf(p->kind, sizeof p->kind, "%s%s", feature ? "features/" : "", seg[n - 1]);
+    return DK_ROUTE_TARGET;
+}
+
+/* 400 for paths no route could mean; returns true when it answered. */
+static bool refuse_unsafe(dk_request *req, const char *path, enum MHD_Result *result)
+{
+    size_t n = strnlen(path, MAX_PATH);
+    const char *why = NULL;
+    if (path[0] != '/') why = "the path must start with '/'";
+    else if (n == MAX_PATH) why = "the path is longer than 2047 bytes";
+    for (size_t i = 0; !why && i < n; i++)
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+            why = "the path holds a NUL or control character";
+    for (const char *p = path; !why && (p = strstr(p, "/.")); p++)
+        if (p[2] == '\0' || p[2] == '/' || (p[2] == '.' && (p[3] == '\0' || p[3] == '/')))
+            why = "path segments '.' and '..' are not allowed";
+    if (!why) return false;
+    *result = dk_problem(req, MHD_HTTP_BAD_REQUEST, "%s", why);
+    return true;
+}
+
+enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
+{
+    enum MHD_Result result;
+    req->path = path;
+    req->route = DK_ROUTE_UNMATCHED;
+    if (refuse_unsafe(req, path, &result)) return result;
+    char buf[MAX_PATH], *seg[MAX_SEGMENTS];
+    dk_route_params params;
+    memset(&params, 0, sizeof params);
+    int n = split(path, buf, seg);
+    int id = n < 0 ? DK_ROUTE_UNMATCHED : match(seg, n, &params);
+    bool v1 = id != DK_ROUTE_UNMATCHED ? routes[id].v1 : strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
+    if (v1) {
+        char detail[512];
+        unsigned code = dk_auth_check(req->server->auth, dk_request_header(req, "Authorization"), 0,
+                                      &req->who, detail, sizeof detail);
+        if (code == 401) return dk_problem_unauthorized(req, detail);
+    }
+    req->route = id;
+    if (id == DK_ROUTE_UNMATCHED)
+        return dk_problem(req, MHD_HTTP_NOT_FOUND, "no resource at '%.200s' (see docs/api.md for the routes)", path);
+    bool get = strcmp(method, "GET") == 0;
+    req->head = strcmp(method, "HEAD") == 0;
+    if (!get && !req->head) return dk_problem_method(req, method, "GET, HEAD");
+    if (routes[id].scope && !(req->who.scopes & routes[id].scope)) {
+        char have[64], need[64];
+        dk_scopes_format(req->who.scopes, have, sizeof have);
+        dk_scopes_format(routes[id].scope, need, sizeof need);
+        return dk_problem(req, MHD_HTTP_FORBIDDEN,
+                          "the token of site '%s' has scopes '%s'; this resource needs '%s'",
+                          req->who.site, have, need);
+    }
+    return routes[id].handler(req, &params);
+}

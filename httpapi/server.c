@@ -1,0 +1,153 @@
+/* server.c: the daemon's life: load the teacher card, tokens and stores,
+ * start libmicrohttpd (a pool of epoll threads), hand each request to the
+ * router, record it in the metrics when it completes, and stop gracefully. */
+#define _GNU_SOURCE
+#include "httpapi/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "httpapi/router.h"
+#include "httpapi/server_internal.h"
+
+#define CONNECTION_LIMIT   256
+#define CONNECTION_TIMEOUT 60 /* seconds a connection may sit idle */
+#define MAX_THREADS        64
+
+static dk_status parse_listen(const char *listen, struct sockaddr_in *addr, dk_err *err)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    if (!colon || (size_t)(colon - listen) >= sizeof host || !colon[1] || *end || port < 0 ||
+        port > 65535)
+        return dk_err_set(err, DK_EINVAL, "--listen '%s' is not HOST:PORT (e.g. 127.0.0.1:8080)", listen);
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    if (inet_pton(AF_INET, host, &addr->sin_addr) != 1)
+        return dk_err_set(err, DK_EINVAL, "--listen '%s': '%s' is not an IPv4 address", listen, host);
+    addr->sin_port = htons((uint16_t)port);
+    return DK_OK;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    dk_server *s = cls;
+    dk_request *req = *con_cls;
+    if (!req) { /* first call: headers only */
+        req = calloc(1, sizeof *req);
+        if (!req) return MHD_NO;
+        req->server = s, req->conn = conn;
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
+        atomic_fetch_add(&s->in_flight, 1);
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* no route takes a body yet: count it and drop it */
+        req->body_in += *upload_size;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return dk_route(req, method, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    dk_server *s = cls;
+    dk_request *req = *con_cls;
+    if (!req) return;
+    /* a body cut short by the client still counts what was queued */
+    dk_metrics_record(s->metrics, req->route, req->status, seconds_since(&req->start), req->bytes);
+    atomic_fetch_sub(&s->in_flight, 1);
+    free(req);
+    *con_cls = NULL;
+}
+
+static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
+{
+    snprintf(s->version, sizeof s->version, "%s", c->version ? c->version : "unknown");
+    dk_h5_lock();
+    s->teacher_card = dk_teacher_card_load(c->teacher_path, s->version, err);
+    dk_h5_unlock();
+    if (!s->teacher_card) return dk_err_prefix(err, "--teacher");
+    if (!(s->auth = dk_auth_open(c->tokens_path, err))) return dk_err_prefix(err, "--tokens");
+    if (!(s->metrics = dk_metrics_new())) return dk_err_set(err, DK_ENOMEM, "out of memory");
+    if (!(s->stores = dk_stores_open(c->store_dir, err))) return dk_err_prefix(err, "--store");
+    return DK_OK;
+}
+
+static void free_server(dk_server *s)
+{
+    dk_stores_close(s->stores);
+    dk_metrics_free(s->metrics);
+    dk_auth_close(s->auth);
+    free(s->teacher_card);
+    free(s);
+}
+
+dk_server *dk_server_start(const dk_server_config *c, dk_err *err)
+{
+    struct sockaddr_in addr;
+    int threads = c->threads ? c->threads : 2;
+    if (threads < 1 || threads > MAX_THREADS) {
+        dk_err_set(err, DK_EINVAL, "--threads %d is not in 1..%d", threads, MAX_THREADS);
+        return NULL;
+    }
+    if (parse_listen(c->listen, &addr, err)) return NULL;
+    dk_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        dk_err_set(err, DK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (load(s, c, err) || dk_stores_start_verify(s->stores, err)) {
+        free_server(s);
+        return NULL;
+    }
+    s->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, dk_route_unescape, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
+        dk_err_set(err, DK_EIO, "cannot listen on %s (in use, or not an address of this host?)",
+                   c->listen);
+        free_server(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : ntohs(addr.sin_port);
+    return s;
+}
+
+int dk_server_port(const dk_server *s) { return s->port; }
+
+void dk_server_stop(dk_server *s, double grace_seconds)
+{
+    if (!s) return;
+    MHD_socket listener = MHD_quiesce_daemon(s->daemon); /* no new connections */
+    if (listener != MHD_INVALID_SOCKET) close(listener);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&s->in_flight) > 0 && seconds_since(&t0) < grace_seconds)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    MHD_stop_daemon(s->daemon);
+    free_server(s);
+}
