@@ -59,7 +59,7 @@ static void write_tokens(dk_test_env *env)
     dk_tokens_free(&t);
 }
 
-void dk_test_env_setup(dk_test_env *env)
+void dk_test_env_setup(dk_test_env *env, bool start)
 {
     memset(env, 0, sizeof *env);
     env->data = dk_test_path("repo.h5");
@@ -71,6 +71,7 @@ void dk_test_env_setup(dk_test_env *env)
     precompute(env, DK_TEST_PROFILE_A);
     precompute(env, DK_TEST_PROFILE_B);
     write_tokens(env);
+    if (!start) return;
     dk_server_config c = {.teacher_path = env->teacher, .store_dir = env->store_dir,
                           .tokens_path = env->tokens, .listen = "127.0.0.1:0", .version = "test"};
     dk_err err = {0};
@@ -90,7 +91,7 @@ void dk_test_env_setup(dk_test_env *env)
 
 void dk_test_env_teardown(dk_test_env *env)
 {
-    dk_server_stop(env->server, 5);
+    if (env->server) dk_server_stop(env->server, 5);
     free(env->data), free(env->teacher), free(env->store_dir), free(env->tokens);
 }
 

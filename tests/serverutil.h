@@ -5,6 +5,7 @@
 #ifndef DK_SERVERUTIL_H
 #define DK_SERVERUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "httpapi/server.h"
@@ -24,8 +25,9 @@ typedef struct dk_test_env {
 } dk_test_env;
 
 /* Build the fixture in dk_test_dir (call from a suite's .init after
- * dk_test_dir_setup) and start the server; waits until /readyz is 200. */
-void dk_test_env_setup(dk_test_env *env);
+ * dk_test_dir_setup) and, with start, start the server in this process and
+ * wait until /readyz is 200. */
+void dk_test_env_setup(dk_test_env *env, bool start);
 /* Stop the server and free the paths. */
 void dk_test_env_teardown(dk_test_env *env);
 

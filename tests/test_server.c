@@ -24,7 +24,7 @@ static dk_test_env env;
 static void setup(void)
 {
     dk_test_dir_setup();
-    dk_test_env_setup(&env);
+    dk_test_env_setup(&env, true);
 }
 
 static void teardown(void)
