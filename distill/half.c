@@ -21,3 +21,21 @@ uint16_t dk_half_from_float(float f)
     r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits to nearest even */
     return sign | (uint16_t)(r >> 13);
 }
+
+float dk_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in float */
+        float f = (float)mant * (1.0f / 16777216.0f);
+        uint32_t x;
+        memcpy(&x, &f, sizeof x);
+        x |= sign;
+        memcpy(&f, &x, sizeof f);
+        return f;
+    }
+    uint32_t x = exp == 31 ? sign | 0x7f800000u | (mant << 13) /* inf, NaN (payload kept) */
+                           : sign | ((exp + 112) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}

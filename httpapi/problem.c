@@ -15,7 +15,7 @@ enum MHD_Result dk_problem_header(dk_request *req, unsigned status, const char *
     json_t *body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
                              title && *title ? title : "Error", "status", (int)status, "detail",
                              detail, "instance", req->path ? req->path : "");
-    char *text = body ? json_dumps(body, JSON_INDENT(2)) : NULL;
+    char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(body);
     if (!text) return MHD_NO;
     size_t n = strlen(text);

@@ -42,7 +42,7 @@ enum MHD_Result dk_respond_text(dk_request *req, unsigned status, const char *co
 
 enum MHD_Result dk_respond_json(dk_request *req, unsigned status, json_t *body, const char *etag)
 {
-    char *text = body ? json_dumps(body, JSON_INDENT(2)) : NULL;
+    char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(body);
     if (!text) return MHD_NO;
     size_t n = strlen(text);

@@ -123,13 +123,13 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
     int n = split(path, buf, seg);
     int id = n < 0 ? DK_ROUTE_UNMATCHED : match(seg, n, &params);
     bool v1 = id != DK_ROUTE_UNMATCHED ? routes[id].v1 : strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
+    req->route = id; /* a refusal below is counted under the route it was for */
     if (v1) {
         char detail[512];
         unsigned code = dk_auth_check(req->server->auth, dk_request_header(req, "Authorization"), 0,
                                       &req->who, detail, sizeof detail);
         if (code == 401) return dk_problem_unauthorized(req, detail);
     }
-    req->route = id;
     if (id == DK_ROUTE_UNMATCHED)
         return dk_problem(req, MHD_HTTP_NOT_FOUND, "no resource at '%.200s' (see docs/api.md for the routes)", path);
     bool get = strcmp(method, "GET") == 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "datasets/npy.h"
+#include "distill/half.h"
 #include "httpapi/router.h"
 #include "httpapi/server_internal.h"
 
@@ -129,6 +130,7 @@ typedef struct target {
     dk_npy_header h;
     char prefix[DK_NPY_PREFIX_CAP];
     size_t prefix_len, total;
+    size_t a_numel;
     char etag[80];
 } target;
 
@@ -171,6 +173,7 @@ static bool resolve(dk_request *req, const dk_route_params *p, target *t, enum M
         t->h.shape[d] = (size_t)t->a->dims[d];
     if (dk_npy_format_header(&t->h, t->prefix, sizeof t->prefix, &t->prefix_len, NULL)) return false;
     t->total = t->prefix_len + t->h.data_bytes;
+    t->a_numel = t->h.numel;
     snprintf(t->etag, sizeof t->etag, "\"%s%s\"", t->a->sha256, t->as_f4 ? "-f4" : "");
     return true;
 }
@@ -219,24 +222,48 @@ static void add_headers(struct MHD_Response *r, const target *t, const dk_route_
     }
 }
 
-/* The whole .npy in one new buffer; NULL after answering 500. */
-static char *read_npy(dk_request *req, const target *t)
+/* Widen n float16 values, stored in the second half of a 4n-byte region, to
+ * float32 over the whole region, in place: element i is read before any write
+ * reaches it (writes of element i cover input elements 2i-n and 2i-n+1 <= i). */
+static void widen_in_place(char *region, size_t n)
+{
+    const char *in = region + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, in + 2 * i, 2);
+        float f = dk_half_to_float(h);
+        memcpy(region + 4 * i, &f, 4);
+    }
+}
+
+/* The whole .npy in one new buffer; NULL after answering 500 (*answered). The
+ * lock covers only the raw read; float16 -> float32 happens after it (HDF5's
+ * own conversion is slow and would hold every other reader up). */
+static char *read_npy(dk_request *req, const target *t, enum MHD_Result *answered)
 {
     char *buf = malloc(t->total);
+    *answered = MHD_NO;
     if (!buf) return NULL;
     memcpy(buf, t->prefix, t->prefix_len);
+    char *data = buf + t->prefix_len;
+    size_t raw_bytes = t->a_numel * dk_store_dtype_size(t->a->dtype);
+    bool widen = t->as_f4 && t->a->dtype == DK_STORE_F16;
     dk_err err = {0};
     dk_h5_lock();
-    dk_status st = t->as_f4 ? dk_store_read(t->s->store, t->index, t->a->kind,
-                                            (float *)(buf + t->prefix_len), t->h.numel, &err)
-                            : dk_store_read_raw(t->s->store, t->index, t->a->kind,
-                                                buf + t->prefix_len, t->h.data_bytes, &err);
+    dk_status st = widen ? dk_store_read_raw(t->s->store, t->index, t->a->kind, data + raw_bytes,
+                                             raw_bytes, &err)
+                   : t->as_f4 ? dk_store_read(t->s->store, t->index, t->a->kind, (float *)data,
+                                              t->a_numel, &err)
+                              : dk_store_read_raw(t->s->store, t->index, t->a->kind, data, raw_bytes,
+                                                  &err);
     dk_h5_unlock();
     if (st) {
         free(buf);
-        dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading the array failed: %s", err.msg);
+        *answered = dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading the array failed: %s",
+                               err.msg);
         return NULL;
     }
+    if (widen) widen_in_place(data, t->a_numel);
     return buf;
 }
 
@@ -265,8 +292,8 @@ enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p)
     if (req->head) {
         r = MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
     } else {
-        char *buf = read_npy(req, &t);
-        if (!buf) return req->status ? MHD_YES : MHD_NO;
+        char *buf = read_npy(req, &t, &answered);
+        if (!buf) return answered;
         r = MHD_create_response_from_buffer_with_free_callback_cls(len, buf + from, free, buf);
         if (!r) free(buf);
         else dk_metrics_array_served(req->server->metrics);
