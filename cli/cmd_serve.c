@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 
 static const char usage[] =
     "usage: dualkd serve --teacher TEACHER.h5 --store DIR --tokens TOKENS.json\n"
-    "                    [--listen 127.0.0.1:8080] [--threads N] [--grace SECONDS]\n";
+    "                    [--listen 127.0.0.1:8080] [--threads N] [--grace SECONDS]\n"
+    "                    [--max-body BYTES] [--max-connections N] [--timeout SECONDS]\n"
+    "                    [--rate R] [--burst B]\n";
 
 static void print_help(void)
 {
@@ -28,7 +31,12 @@ static void print_help(void)
            "  --tokens FILE    token file; re-read when it changes (revocation needs no restart)\n"
            "  --listen H:P     IPv4 address and port (default 127.0.0.1:8080; port 0 = any free)\n"
            "  --threads N      polling threads (default 2: one per core; see docs/api.md)\n"
-           "  --grace S        seconds to let requests in flight finish on SIGTERM (default 30)\n\n"
+           "  --grace S        seconds to let requests in flight finish on SIGTERM (default 30)\n"
+           "  --max-body B     request body bytes; larger is 413 (default 1048576)\n"
+           "  --max-connections N  open connections (default 256)\n"
+           "  --timeout S      seconds an idle connection is kept (default 60)\n"
+           "  --rate R         requests per second per token on /v1, 0 = unlimited (default 20)\n"
+           "  --burst B        requests a token may make at once above the rate (default 40)\n\n"
            "Prints 'listening on http://H:P' to stderr once ready to accept connections.\n",
            usage);
 }
@@ -60,6 +68,19 @@ int dk_cmd_serve(int argc, char **argv)
                 return 2;
             }
             c.threads = (int)n;
+        } else if (!strcmp(f, "--max-body") || !strcmp(f, "--max-connections") ||
+                   !strcmp(f, "--timeout") || !strcmp(f, "--rate") || !strcmp(f, "--burst")) {
+            double x = strtod(v, &end);
+            bool rate = !strcmp(f, "--rate");
+            if (*end || !(x >= (rate ? 0 : 1) && x <= 1e12)) {
+                fprintf(stderr, "dualkd: %s '%s': expected a number >= %d\n%s", f, v, rate ? 0 : 1, usage);
+                return 2;
+            }
+            if (!strcmp(f, "--max-body")) c.max_body = (unsigned long)x;
+            else if (!strcmp(f, "--max-connections")) c.max_connections = x > 65536 ? 65536 : (unsigned)x;
+            else if (!strcmp(f, "--timeout")) c.timeout = x > 86400 ? 86400 : (unsigned)x;
+            else if (rate) c.rate = x > 0 ? x : -1;
+            else c.burst = x;
         } else if (!strcmp(f, "--grace")) {
             grace = strtod(v, &end);
             if (*end || !(grace >= 0 && grace <= 3600)) {

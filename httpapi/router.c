@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "httpapi/server_internal.h"
 
@@ -111,6 +112,24 @@ static bool refuse_unsafe(dk_request *req, const char *path, enum MHD_Result *re
     return true;
 }
 
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* 429 with Retry-After in whole seconds (at least 1). */
+static enum MHD_Result too_many(dk_request *req, double retry)
+{
+    char after[32], detail[200];
+    snprintf(after, sizeof after, "%.0f", retry < 1 ? 1 : retry + 0.999);
+    snprintf(detail, sizeof detail,
+             "the token of site '%s' is over its request rate; retry after %s s", req->who.site, after);
+    return dk_problem_header(req, MHD_HTTP_TOO_MANY_REQUESTS, MHD_HTTP_HEADER_RETRY_AFTER, after,
+                             detail);
+}
+
 enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
 {
     enum MHD_Result result;
@@ -129,6 +148,9 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
         unsigned code = dk_auth_check(req->server->auth, dk_request_header(req, "Authorization"), 0,
                                       &req->who, detail, sizeof detail);
         if (code == 401) return dk_problem_unauthorized(req, detail);
+        double retry;
+        if (!dk_ratelimit_take(req->server->ratelimit, req->who.id, seconds_now(), &retry))
+            return too_many(req, retry);
     }
     if (id == DK_ROUTE_UNMATCHED)
         return dk_problem(req, MHD_HTTP_NOT_FOUND, "no resource at '%.200s' (see docs/api.md for the routes)", path);

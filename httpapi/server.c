@@ -15,9 +15,7 @@
 #include "httpapi/router.h"
 #include "httpapi/server_internal.h"
 
-#define CONNECTION_LIMIT   256
-#define CONNECTION_TIMEOUT 60 /* seconds a connection may sit idle */
-#define MAX_THREADS        64
+#define MAX_THREADS 64
 
 static dk_status parse_listen(const char *listen, struct sockaddr_in *addr, dk_err *err)
 {
@@ -44,6 +42,13 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
+static enum MHD_Result too_large(dk_request *req, const char *url)
+{
+    req->path = url;
+    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %lu bytes",
+                      req->server->max_body);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -57,12 +62,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = req;
+        /* refuse an announced oversize body before reading any of it */
+        const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && strtoull(length, NULL, 10) > s->max_body) return too_large(req, url);
+        return MHD_YES;
+    }
+    if (req->status) { /* answered already (413): drop what still arrives */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) { /* no route takes a body yet: count it and drop it */
         req->body_in += *upload_size;
         *upload_size = 0;
-        return MHD_YES;
+        return req->body_in > s->max_body ? too_large(req, url) : MHD_YES;
     }
     return dk_route(req, method, url);
 }
@@ -90,6 +103,10 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
     if (!(s->auth = dk_auth_open(c->tokens_path, err))) return dk_err_prefix(err, "--tokens");
     if (!(s->metrics = dk_metrics_new())) return dk_err_set(err, DK_ENOMEM, "out of memory");
     if (!(s->stores = dk_stores_open(c->store_dir, err))) return dk_err_prefix(err, "--store");
+    double rate = c->rate ? c->rate : DK_SERVER_RATE, burst = c->burst ? c->burst : DK_SERVER_BURST;
+    if (!(s->ratelimit = dk_ratelimit_new(rate, burst)))
+        return dk_err_set(err, DK_ENOMEM, "out of memory");
+    s->max_body = c->max_body ? c->max_body : DK_SERVER_MAX_BODY;
     return DK_OK;
 }
 
@@ -97,6 +114,7 @@ static void free_server(dk_server *s)
 {
     dk_stores_close(s->stores);
     dk_metrics_free(s->metrics);
+    dk_ratelimit_free(s->ratelimit);
     dk_auth_close(s->auth);
     free(s->teacher_card);
     free(s);
@@ -123,8 +141,10 @@ dk_server *dk_server_start(const dk_server_config *c, dk_err *err)
     s->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
+        (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
+        c->max_connections ? c->max_connections : DK_SERVER_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, c->timeout ? c->timeout : DK_SERVER_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, dk_route_unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         dk_err_set(err, DK_EIO, "cannot listen on %s (in use, or not an address of this host?)",

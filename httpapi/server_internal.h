@@ -8,6 +8,7 @@
 
 #include "httpapi/auth.h"
 #include "httpapi/metrics.h"
+#include "httpapi/ratelimit.h"
 #include "httpapi/server.h"
 #include "httpapi/stores.h"
 
@@ -19,6 +20,8 @@ struct dk_server {
     dk_auth *auth;
     dk_stores *stores;
     dk_metrics *metrics;
+    dk_ratelimit *ratelimit; /* per token on /v1 */
+    unsigned long max_body;
     atomic_int in_flight; /* requests begun and not yet completed */
 };
 

@@ -71,9 +71,14 @@ void dk_test_env_setup(dk_test_env *env, bool start)
     precompute(env, DK_TEST_PROFILE_A);
     precompute(env, DK_TEST_PROFILE_B);
     write_tokens(env);
-    if (!start) return;
-    dk_server_config c = {.teacher_path = env->teacher, .store_dir = env->store_dir,
-                          .tokens_path = env->tokens, .listen = "127.0.0.1:0", .version = "test"};
+    if (start) dk_test_env_start(env, (dk_server_config){.rate = -1});
+}
+
+void dk_test_env_start(dk_test_env *env, dk_server_config c)
+{
+    if (env->server) dk_server_stop(env->server, 5);
+    c.teacher_path = env->teacher, c.store_dir = env->store_dir, c.tokens_path = env->tokens;
+    c.listen = "127.0.0.1:0", c.version = "test";
     dk_err err = {0};
     env->server = dk_server_start(&c, &err);
     cr_assert_not_null(env->server, "%s", err.msg);

@@ -28,6 +28,9 @@ typedef struct dk_test_env {
  * dk_test_dir_setup) and, with start, start the server in this process and
  * wait until /readyz is 200. */
 void dk_test_env_setup(dk_test_env *env, bool start);
+/* Start the server over env's fixture with c's limits (paths and listen are
+ * filled in here), replacing env->server; waits until /readyz is 200. */
+void dk_test_env_start(dk_test_env *env, dk_server_config c);
 /* Stop the server and free the paths. */
 void dk_test_env_teardown(dk_test_env *env);
 

@@ -7,6 +7,7 @@
  * path-traversal attempts, and the metrics counting what was served. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static void teardown(void)
 }
 
 TestSuite(server, .init = setup, .fini = teardown, .timeout = 300);
+
+static size_t discard(char *data, size_t size, size_t n, void *ctx) { return size * n; }
 
 static json_t *json_of(const dk_http_reply *r)
 {
@@ -415,4 +418,39 @@ Test(server, traversal_and_malformed_paths_are_refused)
     cr_assert(r.status >= 400 && r.status < 500, "%ld", r.status);
     dk_http_free(&r);
     expect("GET", "/healthz", NULL, 200, NULL); /* still alive */
+}
+
+Test(server, limits_body_size_and_token_rate)
+{
+    dk_test_env_start(&env, (dk_server_config){.max_body = 1000, .rate = 2, .burst = 3});
+    /* an announced oversize body is refused before it is read */
+    static char body[5000];
+    memset(body, 'x', sizeof body - 1);
+    char url[200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", env.port);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cr_assert_eq(status, 413);
+    curl_easy_cleanup(c);
+    /* a small body on a route without one is read and dropped: 405 for POST */
+    expect("POST", "/healthz", NULL, 405, NULL);
+    /* 3 at once, then 2 a second: the 4th at once is 429 with Retry-After */
+    const char *path = "/v1/profiles";
+    for (int i = 0; i < 3; i++)
+        expect("GET", path, env.only_a, 200, NULL);
+    dk_http_reply r = dk_http(&env, "GET", path, env.only_a, NULL);
+    char v[64];
+    cr_assert_eq(r.status, 429, "%s", r.body);
+    cr_assert_str_eq(dk_http_header(&r, "Retry-After", v, sizeof v), "1");
+    cr_assert(strstr(r.body, "over its request rate"), "%s", r.body);
+    dk_http_free(&r);
+    expect("GET", path, env.all, 200, NULL); /* another token has its own bucket */
+    expect("GET", "/healthz", NULL, 200, NULL); /* and health checks are not limited */
+    nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
+    expect("GET", path, env.only_a, 200, NULL);
 }
