@@ -8,12 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "httpapi/server.h"
 
 static const char usage[] =
-    "usage: dualkd serve --teacher TEACHER.h5 --store DIR --tokens TOKENS.json\n"
+    "usage: dualkd serve --teacher TEACHER.h5 --store DIR --tokens TOKENS.json [--data REPO.h5]\n"
     "                    [--listen 127.0.0.1:8080] [--threads N] [--grace SECONDS]\n"
     "                    [--max-body BYTES] [--max-connections N] [--timeout SECONDS]\n"
     "                    [--rate R] [--burst B]\n";
@@ -29,6 +30,8 @@ static void print_help(void)
            "  --teacher FILE   teacher checkpoint (`dualkd teacher train`)\n"
            "  --store DIR      directory of target stores\n"
            "  --tokens FILE    token file; re-read when it changes (revocation needs no restart)\n"
+           "  --data FILE      repository dataset: enables POST /v1/profiles, whose precompute\n"
+           "                   runs in the background (records in DIR/jobs/, resumed on restart)\n"
            "  --listen H:P     IPv4 address and port (default 127.0.0.1:8080; port 0 = any free)\n"
            "  --threads N      polling threads (default 2: one per core; see docs/api.md)\n"
            "  --grace S        seconds to let requests in flight finish on SIGTERM (default 30)\n"
@@ -60,6 +63,7 @@ int dk_cmd_serve(int argc, char **argv)
         if (!strcmp(f, "--teacher")) c.teacher_path = v;
         else if (!strcmp(f, "--store")) c.store_dir = v;
         else if (!strcmp(f, "--tokens")) c.tokens_path = v;
+        else if (!strcmp(f, "--data")) c.data_path = v;
         else if (!strcmp(f, "--listen")) c.listen = v;
         else if (!strcmp(f, "--threads")) {
             long n = strtol(v, &end, 10);
@@ -104,6 +108,10 @@ int dk_cmd_serve(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* jobs run this very binary as `dualkd teacher precompute` */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) self[n] = '\0', c.binary = self;
     dk_err err = {0};
     dk_server *s = dk_server_start(&c, &err);
     if (!s) return dk_cli_fail("serve", err.msg);

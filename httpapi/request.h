@@ -24,7 +24,8 @@ typedef struct dk_request {
     int route;          /* router.h index, for the metrics */
     unsigned status;    /* the status answered */
     uint64_t bytes;     /* body bytes answered */
-    uint64_t body_in;   /* bytes of request body received (and discarded) */
+    uint64_t body_in;   /* bytes of request body received */
+    char *body;         /* the body, NUL-terminated (owned; NULL when none) */
     dk_token_entry who; /* the caller once authenticated */
 } dk_request;
 

@@ -19,18 +19,21 @@ typedef enum MHD_Result (*handler_fn)(dk_request *req, const dk_route_params *p)
 
 static const struct {
     const char *name;
-    handler_fn handler;
-    bool v1;        /* needs a token */
-    unsigned scope; /* and this scope (0 = any valid token) */
+    handler_fn handler, post; /* GET/HEAD; POST (NULL: not allowed) */
+    bool v1;                  /* needs a token */
+    unsigned scope, post_scope; /* and this scope (0 = any valid token) */
 } routes[DK_ROUTE_COUNT] = {
-    [DK_ROUTE_UNMATCHED] = {"unmatched", NULL, false, 0},
-    [DK_ROUTE_HEALTHZ] = {"/healthz", dk_handle_healthz, false, 0},
-    [DK_ROUTE_READYZ] = {"/readyz", dk_handle_readyz, false, 0},
-    [DK_ROUTE_METRICS] = {"/metrics", dk_handle_metrics, false, 0},
-    [DK_ROUTE_TEACHER] = {"/v1/teacher", dk_handle_teacher, true, 0},
-    [DK_ROUTE_PROFILES] = {"/v1/profiles", dk_handle_profiles, true, 0},
-    [DK_ROUTE_TARGETS] = {"/v1/targets", dk_handle_targets, true, DK_SCOPE_TARGETS},
-    [DK_ROUTE_TARGET] = {"/v1/targets/{sample}/{kind}", dk_handle_target, true, DK_SCOPE_TARGETS},
+    [DK_ROUTE_UNMATCHED] = {"unmatched", NULL, NULL, false, 0, 0},
+    [DK_ROUTE_HEALTHZ] = {"/healthz", dk_handle_healthz, NULL, false, 0, 0},
+    [DK_ROUTE_READYZ] = {"/readyz", dk_handle_readyz, NULL, false, 0, 0},
+    [DK_ROUTE_METRICS] = {"/metrics", dk_handle_metrics, NULL, false, 0, 0},
+    [DK_ROUTE_TEACHER] = {"/v1/teacher", dk_handle_teacher, NULL, true, 0, 0},
+    [DK_ROUTE_PROFILES] = {"/v1/profiles", dk_handle_profiles, dk_handle_profiles_post, true, 0,
+                           DK_SCOPE_DISTILL},
+    [DK_ROUTE_TARGETS] = {"/v1/targets", dk_handle_targets, NULL, true, DK_SCOPE_TARGETS, 0},
+    [DK_ROUTE_TARGET] = {"/v1/targets/{sample}/{kind}", dk_handle_target, NULL, true,
+                         DK_SCOPE_TARGETS, 0},
+    [DK_ROUTE_JOB] = {"/v1/jobs/{id}", dk_handle_job, NULL, true, 0, 0},
 };
 
 const char *dk_route_name(int route)
@@ -83,6 +86,10 @@ static int match(char **seg, int n, dk_route_params *p)
     if (n < 2 || strcmp(seg[0], "v1") != 0) return DK_ROUTE_UNMATCHED;
     if (n == 2 && strcmp(seg[1], "teacher") == 0) return DK_ROUTE_TEACHER;
     if (n == 2 && strcmp(seg[1], "profiles") == 0) return DK_ROUTE_PROFILES;
+    if (n == 3 && strcmp(seg[1], "jobs") == 0 && *seg[2] && strlen(seg[2]) < sizeof p->sample) {
+        snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
+        return DK_ROUTE_JOB;
+    }
     if (strcmp(seg[1], "targets") != 0) return DK_ROUTE_UNMATCHED;
     if (n == 2) return DK_ROUTE_TARGETS;
     bool feature = n == 5 && strcmp(seg[3], "features") == 0;
@@ -154,16 +161,18 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
     }
     if (id == DK_ROUTE_UNMATCHED)
         return dk_problem(req, MHD_HTTP_NOT_FOUND, "no resource at '%.200s' (see docs/api.md for the routes)", path);
-    bool get = strcmp(method, "GET") == 0;
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0 && routes[id].post;
     req->head = strcmp(method, "HEAD") == 0;
-    if (!get && !req->head) return dk_problem_method(req, method, "GET, HEAD");
-    if (routes[id].scope && !(req->who.scopes & routes[id].scope)) {
+    if (!get && !req->head && !post)
+        return dk_problem_method(req, method, routes[id].post ? "GET, HEAD, POST" : "GET, HEAD");
+    unsigned scope = post ? routes[id].post_scope : routes[id].scope;
+    if (scope && !(req->who.scopes & scope)) {
         char have[64], need[64];
         dk_scopes_format(req->who.scopes, have, sizeof have);
-        dk_scopes_format(routes[id].scope, need, sizeof need);
+        dk_scopes_format(scope, need, sizeof need);
         return dk_problem(req, MHD_HTTP_FORBIDDEN,
                           "the token of site '%s' has scopes '%s'; this resource needs '%s'",
                           req->who.site, have, need);
     }
-    return routes[id].handler(req, &params);
+    return (post ? routes[id].post : routes[id].handler)(req, &params);
 }

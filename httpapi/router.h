@@ -15,6 +15,7 @@ enum {
     DK_ROUTE_PROFILES,
     DK_ROUTE_TARGETS,
     DK_ROUTE_TARGET,
+    DK_ROUTE_JOB,
     DK_ROUTE_COUNT
 };
 
@@ -23,7 +24,7 @@ const char *dk_route_name(int route);
 
 /* Path parameters of a matched route (borrowed from the request's path copy). */
 typedef struct dk_route_params {
-    char sample[128];
+    char sample[128]; /* or the job id */
     char kind[96]; /* "response", "features/bottleneck", ... */
 } dk_route_params;
 
@@ -43,5 +44,7 @@ enum MHD_Result dk_handle_teacher(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_profiles(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *p);
 
 #endif

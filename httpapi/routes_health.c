@@ -27,6 +27,7 @@ enum MHD_Result dk_handle_metrics(dk_request *req, const dk_route_params *p)
 {
     dk_metrics_gauges g = {.in_flight = atomic_load(&req->server->in_flight)};
     dk_stores_counts(req->server->stores, &g.stores_ready, &g.stores_verifying, &g.stores_failed);
+    if (req->server->jobs) dk_jobs_counts(req->server->jobs, &g.jobs_queued, &g.jobs_running);
     char *text = dk_metrics_render(req->server->metrics, &g);
     if (!text) return MHD_NO;
     enum MHD_Result r = dk_respond_text(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);

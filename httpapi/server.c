@@ -72,10 +72,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
-    if (*upload_size) { /* no route takes a body yet: count it and drop it */
+    if (*upload_size) { /* keep the body (at most max_body bytes) for the route */
+        if (req->body_in + *upload_size > s->max_body) return too_large(req, url);
+        char *grown = realloc(req->body, req->body_in + *upload_size + 1);
+        if (!grown) return MHD_NO;
+        memcpy(grown + req->body_in, upload, *upload_size);
+        req->body = grown;
         req->body_in += *upload_size;
+        req->body[req->body_in] = '\0';
         *upload_size = 0;
-        return req->body_in > s->max_body ? too_large(req, url) : MHD_YES;
+        return MHD_YES;
     }
     return dk_route(req, method, url);
 }
@@ -89,8 +95,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* a body cut short by the client still counts what was queued */
     dk_metrics_record(s->metrics, req->route, req->status, seconds_since(&req->start), req->bytes);
     atomic_fetch_sub(&s->in_flight, 1);
+    free(req->body);
     free(req);
     *con_cls = NULL;
+}
+
+/* A job's store is complete: verify it and put it in the catalogue. */
+static dk_status job_finished(const char *profile, void *ctx, dk_err *err)
+{
+    dk_server *s = ctx;
+    return dk_stores_add(s->stores, profile, err);
 }
 
 static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
@@ -107,11 +121,18 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
     if (!(s->ratelimit = dk_ratelimit_new(rate, burst)))
         return dk_err_set(err, DK_ENOMEM, "out of memory");
     s->max_body = c->max_body ? c->max_body : DK_SERVER_MAX_BODY;
+    if (c->data_path && c->binary) {
+        dk_jobs_config jc = {.store_dir = c->store_dir, .binary = c->binary,
+                             .teacher = c->teacher_path, .data = c->data_path,
+                             .queue_max = c->job_queue, .on_finished = job_finished, .ctx = s};
+        if (!(s->jobs = dk_jobs_open(&jc, err))) return dk_err_prefix(err, "jobs");
+    }
     return DK_OK;
 }
 
 static void free_server(dk_server *s)
 {
+    dk_jobs_close(s->jobs); /* before the stores its worker adds to */
     dk_stores_close(s->stores);
     dk_metrics_free(s->metrics);
     dk_ratelimit_free(s->ratelimit);

@@ -18,6 +18,10 @@ typedef struct dk_server_config {
     const char *listen;       /* "127.0.0.1:8080"; port 0 picks a free one */
     int threads;              /* polling threads; 0 = 2 */
     const char *version;      /* reported in the model card; NULL = "unknown" */
+    /* Background precompute for POST /v1/profiles: both set, or the route answers 503. */
+    const char *data_path; /* the repository dataset precompute reads */
+    const char *binary;    /* the dualkd executable (runs `teacher precompute`) */
+    int job_queue;         /* queued jobs at most [8] */
     /* Limits; 0 takes the default in brackets. */
     unsigned long max_body;   /* request body bytes [1 MiB]; more is 413 */
     unsigned max_connections; /* open connections [256]; more are refused at accept */

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "httpapi/auth.h"
+#include "httpapi/jobs.h"
 #include "httpapi/metrics.h"
 #include "httpapi/ratelimit.h"
 #include "httpapi/server.h"
@@ -19,6 +20,7 @@ struct dk_server {
     char *teacher_card; /* JSON text of the model card without per-profile parts (owned) */
     dk_auth *auth;
     dk_stores *stores;
+    dk_jobs *jobs; /* NULL when the server was started without data_path/binary */
     dk_metrics *metrics;
     dk_ratelimit *ratelimit; /* per token on /v1 */
     unsigned long max_body;

@@ -29,7 +29,7 @@ typedef struct entry {
 
 struct dk_stores {
     char dir[4096];
-    int count;
+    atomic_int count; /* entries below it are published: readers need no lock */
     entry entries[MAX_STORES];
     pthread_t verifier;
     bool verifier_started;
@@ -78,9 +78,8 @@ static void fail(entry *e, const char *fmt, ...)
     e->state = DK_STORE_FAILED;
 }
 
-static void open_one(dk_stores *s, const char *name)
+static void open_one(dk_stores *s, entry *e, const char *name)
 {
-    entry *e = &s->entries[s->count++];
     char path[sizeof e->served.path];
     if (snprintf(path, sizeof path, "%s/%s", s->dir, name) >= (int)sizeof path) {
         fail(e, "the path of '%s' is too long", name);
@@ -103,7 +102,7 @@ static void open_one(dk_stores *s, const char *name)
         return;
     }
     snprintf(e->served.profile, sizeof e->served.profile, "%s", profile);
-    for (int i = 0; i < s->count - 1; i++)
+    for (int i = 0; i < s->count && &s->entries[i] != e; i++)
         if (strcmp(s->entries[i].served.profile, profile) == 0) {
             fail(e, "'%s' holds profile '%s' like '%s'", e->served.path, profile,
                  s->entries[i].served.path);
@@ -133,7 +132,8 @@ dk_stores *dk_stores_open(const char *dir, dk_err *err)
                 dk_stores_close(s);
                 s = NULL;
             } else {
-                open_one(s, names[i]->d_name);
+                open_one(s, &s->entries[s->count], names[i]->d_name);
+                s->count++;
             }
         }
         free(names[i]);
@@ -160,6 +160,37 @@ static void *verify_all(void *arg)
             e->state = DK_STORE_READY;
     }
     return NULL;
+}
+
+dk_status dk_stores_add(dk_stores *s, const char *profile, dk_err *err)
+{
+    dk_store_state state;
+    if (dk_stores_find(s, profile, &state)) return DK_OK;
+    int n = s->count;
+    if (n == MAX_STORES) return dk_err_set(err, DK_ELIMIT, "already %d stores", MAX_STORES);
+    entry *e = &s->entries[n];
+    memset(e, 0, sizeof *e);
+    char name[80];
+    snprintf(name, sizeof name, "%s.h5", profile);
+    open_one(s, e, name);
+    if (e->state == DK_STORE_VERIFYING) {
+        int checked = 0;
+        dk_err verr = {0};
+        dk_h5_lock();
+        dk_status st = dk_store_verify(e->served.path, &checked, &verr);
+        dk_h5_unlock();
+        if (st) fail(e, "%s", verr.msg);
+        else e->state = DK_STORE_READY;
+    }
+    if (e->state != DK_STORE_READY) {
+        dk_status st = dk_err_set(err, DK_EFORMAT, "%s", e->error);
+        dk_h5_lock();
+        dk_store_close(e->served.store);
+        dk_h5_unlock();
+        return st;
+    }
+    s->count = n + 1; /* publish */
+    return DK_OK;
 }
 
 dk_status dk_stores_start_verify(dk_stores *s, dk_err *err)

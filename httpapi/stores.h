@@ -31,6 +31,10 @@ typedef struct dk_stores dk_stores;
  * makes the set not ready with its reason (it is not served). Caller frees
  * with dk_stores_close. */
 dk_stores *dk_stores_open(const char *dir, dk_err *err);
+/* Open and verify the finished store DIR/<profile>.h5 (made by a job) and
+ * serve it. DK_OK also when it is served already. Call from one thread at a
+ * time; readers may run meanwhile. */
+dk_status dk_stores_add(dk_stores *s, const char *profile, dk_err *err);
 /* Verify every store in a background thread (stops early on dk_stores_close). */
 dk_status dk_stores_start_verify(dk_stores *s, dk_err *err);
 void dk_stores_close(dk_stores *s);

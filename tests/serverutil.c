@@ -53,6 +53,7 @@ static void write_tokens(dk_test_env *env)
     add_token(&t, env->only_a, "hospital-b", DK_SCOPE_TARGETS, DK_TEST_PROFILE_A);
     add_token(&t, env->evaluate, "hospital-c", DK_SCOPE_EVALUATE, NULL);
     add_token(&t, env->revoked, "hospital-d", DK_SCOPE_TARGETS, NULL);
+    add_token(&t, env->distill, "hospital-f", DK_SCOPE_TARGETS | DK_SCOPE_DISTILL, NULL);
     int n = 0;
     cr_assert_eq(dk_tokens_revoke(&t, "hospital-d", &n, &err), DK_OK, "%s", err.msg);
     cr_assert_eq(dk_tokens_save(env->tokens, &t, &err), DK_OK, "%s", err.msg);
@@ -123,6 +124,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 dk_http_reply dk_http(const dk_test_env *env, const char *method, const char *path,
                       const char *token, const char *const *headers)
 {
+    return dk_http_body(env, method, path, token, headers, NULL);
+}
+
+dk_http_reply dk_http_body(const dk_test_env *env, const char *method, const char *path,
+                           const char *token, const char *const *headers, const char *body)
+{
     dk_http_reply r;
     memset(&r, 0, sizeof r);
     r.body = calloc(1, 1);
@@ -141,6 +148,7 @@ dk_http_reply dk_http(const dk_test_env *env, const char *method, const char *pa
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* send "../" as written */
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);

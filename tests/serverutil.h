@@ -20,6 +20,7 @@ typedef struct dk_test_env {
     char only_a[DK_TOKEN_CHARS];  /* site "hospital-b": targets, profile A only */
     char evaluate[DK_TOKEN_CHARS]; /* site "hospital-c": evaluate only */
     char revoked[DK_TOKEN_CHARS]; /* site "hospital-d": targets, revoked */
+    char distill[DK_TOKEN_CHARS]; /* site "hospital-f": targets and distill, every profile */
     dk_server *server;
     int port;
 } dk_test_env;
@@ -46,6 +47,9 @@ typedef struct dk_http_reply {
  * test when the transfer fails. Free with dk_http_free. */
 dk_http_reply dk_http(const dk_test_env *env, const char *method, const char *path,
                       const char *token, const char *const *headers);
+/* The same with a request body (NUL-terminated text). */
+dk_http_reply dk_http_body(const dk_test_env *env, const char *method, const char *path,
+                           const char *token, const char *const *headers, const char *body);
 void dk_http_free(dk_http_reply *r);
 /* A response header's value (case-insensitive name) into buf, or NULL. */
 const char *dk_http_header(const dk_http_reply *r, const char *name, char *buf, size_t cap);
