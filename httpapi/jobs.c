@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,7 +32,8 @@ struct dk_jobs {
     pthread_cond_t wake;
     dk_job_info jobs[DK_JOBS_MAX];
     int count;
-    pid_t child; /* the running precompute, 0 when none */
+    pid_t child;     /* the running precompute, 0 when none */
+    int runner_lock; /* flock'ed descriptor while this process runs the jobs, else -1 */
     atomic_bool stopping; /* read by the worker between steps without the lock */
     pthread_t worker;
 };
@@ -182,12 +184,24 @@ static dk_status run_child(dk_jobs *j, dk_job_info *job, dk_err *err)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    /* The server blocks SIGTERM/SIGINT (sigwait) and ignores SIGPIPE; a child
+     * must not inherit that, or stopping the server could not stop it. */
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGTERM), sigaddset(&defaults, SIGINT), sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
     pthread_mutex_lock(&j->lock);
-    int rc = j->stopping ? ECANCELED : posix_spawn(&pid, j->binary, &fa, NULL, argv, environ);
+    int rc = j->stopping ? ECANCELED : posix_spawn(&pid, j->binary, &fa, &attr, argv, environ);
     if (!rc) j->child = pid;
     pthread_mutex_unlock(&j->lock);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     close(fds[1]);
     if (rc) {
         close(fds[0]);
@@ -221,10 +235,40 @@ static dk_job_info *next_queued(dk_jobs *j)
     return NULL;
 }
 
+/* One job runner per store directory, also across processes (replicas, or a
+ * restart while the old server still drains): wait for the runner lock,
+ * checking for a stop once a second. With the lock held. */
+static bool take_runner_lock(dk_jobs *j)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/.runner.lock", j->jobs_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    while (!j->stopping) {
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            j->runner_lock = fd;
+            return true;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&j->wake, &j->lock, &until);
+        if (fd < 0) fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+    if (fd >= 0) close(fd);
+    return false;
+}
+
 static void *work(void *arg)
 {
     dk_jobs *j = arg;
     pthread_mutex_lock(&j->lock);
+    if (!take_runner_lock(j)) {
+        pthread_mutex_unlock(&j->lock);
+        return NULL;
+    }
+    /* the records as the previous runner left them (it may have finished some) */
+    j->count = 0;
+    load_all(j, NULL);
     while (!j->stopping) {
         dk_job_info *job = next_queued(j);
         if (!job) {
@@ -267,6 +311,7 @@ dk_jobs *dk_jobs_open(const dk_jobs_config *c, dk_err *err)
     snprintf(j->data, sizeof j->data, "%s", c->data);
     j->queue_max = c->queue_max > 0 ? c->queue_max : 8;
     j->on_finished = c->on_finished, j->ctx = c->ctx;
+    j->runner_lock = -1;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->wake, NULL);
     dk_status st = load_all(j, err);
@@ -290,6 +335,7 @@ void dk_jobs_close(dk_jobs *j)
     pthread_cond_signal(&j->wake);
     pthread_mutex_unlock(&j->lock);
     pthread_join(j->worker, NULL);
+    if (j->runner_lock >= 0) close(j->runner_lock);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->wake);
     free(j);

@@ -8,7 +8,9 @@
  * lines from the child's stderr. When the child succeeds, on_finished adds the
  * store to the catalogue (opened and verified); only then is the job done.
  * Records live in "<store dir>/jobs/<id>.json" (+ "<id>.profile.json"), each
- * written to a temporary name, fsync'ed and renamed. */
+ * written to a temporary name, fsync'ed and renamed. One process at a time
+ * runs the jobs of a store directory (a flock on "jobs/.runner.lock"): a
+ * replica or a restarted server waits for it before running anything. */
 #ifndef DK_HTTPAPI_JOBS_H
 #define DK_HTTPAPI_JOBS_H
 
