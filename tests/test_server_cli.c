@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpapi/router.h"
 #include "serverutil.h"
 #include "testutil.h"
 
@@ -183,4 +184,23 @@ Test(server_cli, serve_usage_and_start_errors)
              dk_test_bin(), env.teacher, dk_test_dir, env.tokens);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "cannot be read"), "%s", out);
+}
+
+Test(server_cli, openapi_lists_exactly_the_routes_served)
+{
+    char cmd[8192], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s -c \"import yaml; print(' '.join(yaml.safe_load(open('%s/docs/openapi.yaml'))['paths']))\"",
+             dk_test_python(), dk_test_source());
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
+    out[strcspn(out, "\n")] = '\0';
+    char routes[1024] = "";
+    for (int r = 1; r < DK_ROUTE_COUNT; r++) {
+        const char *name = dk_route_name(r);
+        if (!strcmp(name, "/v1/jobs/{id}")) continue; /* compared below in yaml order */
+        snprintf(routes + strlen(routes), sizeof routes - strlen(routes), "%s%s", *routes ? " " : "", name);
+        if (!strcmp(name, "/v1/profiles"))
+            snprintf(routes + strlen(routes), sizeof routes - strlen(routes), " /v1/jobs/{id}");
+    }
+    cr_assert_str_eq(out, routes);
 }
