@@ -204,3 +204,50 @@ Test(server_cli, openapi_lists_exactly_the_routes_served)
     }
     cr_assert_str_eq(out, routes);
 }
+
+static const char stop_job_py[] =
+    "import glob, json, signal, subprocess, sys, time, requests\n"
+    "binary, teacher, stores, tokens, data, token = sys.argv[1:7]\n"
+    "p = subprocess.Popen([binary, 'serve', '--teacher', teacher, '--store', stores, '--tokens',\n"
+    "                      tokens, '--data', data, '--listen', '127.0.0.1:0'],\n"
+    "                     stderr=subprocess.PIPE, text=True)\n"
+    "port = int(p.stderr.readline().split('127.0.0.1:')[1].split()[0])\n"
+    "base = 'http://127.0.0.1:%d' % port\n"
+    "H = {'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'}\n"
+    "r = requests.post(base + '/v1/profiles', headers=H,\n"
+    "                  data='{\"name\": \"site-s\", \"spacing\": [1.4, 0.3, 0.3], \"contrast\": \"t1\"}')\n"
+    "assert r.status_code == 202, r.text\n"
+    "job = r.json()['id']\n"
+    "while requests.get(base + '/v1/jobs/' + job, headers=H).json()['state'] == 'queued':\n"
+    "    time.sleep(0.01)\n"
+    "def children():\n"
+    "    found = []\n"
+    "    for f in glob.glob('/proc/[0-9]*/cmdline'):\n"
+    "        try: cmd = open(f, 'rb').read()\n"
+    "        except OSError: continue\n"
+    "        if (job + '.profile.json').encode() in cmd: found.append(f)\n"
+    "    return found\n"
+    "running = bool(children())\n"
+    "p.send_signal(signal.SIGTERM)\n"
+    "rc = p.wait(timeout=60)\n"
+    "assert rc == 0, (rc, p.stderr.read())\n"
+    "assert not children(), 'the precompute child outlived the server'\n"
+    "state = json.load(open(stores + '/jobs/' + job + '.json'))['state']\n"
+    "assert state in ('queued', 'done'), state\n"
+    "assert state == 'queued' or not running, 'a running child was not stopped'\n"
+    "print('stop ok', state, 'child was running' if running else 'child had finished')\n";
+
+Test(server_cli, sigterm_stops_a_running_job_and_keeps_it_queued)
+{
+    char *script = dk_test_path("stop.py"), cmd[16384], out[16384];
+    FILE *f = fopen(script, "w");
+    fputs(stop_job_py, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s %s %s %s %s %s %s %s", dk_test_python(), script, dk_test_bin(),
+             env.teacher, env.store_dir, env.tokens, env.data, env.distill);
+    int rc = dk_test_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "stop ok"), "%s", out);
+    cr_log_info("%s", out);
+    free(script);
+}
