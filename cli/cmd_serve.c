@@ -50,7 +50,8 @@ int dk_cmd_serve(int argc, char **argv)
         print_help();
         return 0;
     }
-    dk_server_config c = {.listen = "127.0.0.1:8080", .version = DUALKD_VERSION " (" DUALKD_GIT ")"};
+    dk_server_config c = {.listen = "127.0.0.1:8080",
+                          .version = DUALKD_VERSION " (" DUALKD_GIT ")"};
     double grace = 30;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -60,11 +61,16 @@ int dk_cmd_serve(int argc, char **argv)
             return 2;
         }
         i++;
-        if (!strcmp(f, "--teacher")) c.teacher_path = v;
-        else if (!strcmp(f, "--store")) c.store_dir = v;
-        else if (!strcmp(f, "--tokens")) c.tokens_path = v;
-        else if (!strcmp(f, "--data")) c.data_path = v;
-        else if (!strcmp(f, "--listen")) c.listen = v;
+        if (!strcmp(f, "--teacher"))
+            c.teacher_path = v;
+        else if (!strcmp(f, "--store"))
+            c.store_dir = v;
+        else if (!strcmp(f, "--tokens"))
+            c.tokens_path = v;
+        else if (!strcmp(f, "--data"))
+            c.data_path = v;
+        else if (!strcmp(f, "--listen"))
+            c.listen = v;
         else if (!strcmp(f, "--threads")) {
             long n = strtol(v, &end, 10);
             if (*end || n < 1 || n > 64) {
@@ -77,18 +83,25 @@ int dk_cmd_serve(int argc, char **argv)
             double x = strtod(v, &end);
             bool rate = !strcmp(f, "--rate");
             if (*end || !(x >= (rate ? 0 : 1) && x <= 1e12)) {
-                fprintf(stderr, "dualkd: %s '%s': expected a number >= %d\n%s", f, v, rate ? 0 : 1, usage);
+                fprintf(stderr, "dualkd: %s '%s': expected a number >= %d\n%s", f, v, rate ? 0 : 1,
+                        usage);
                 return 2;
             }
-            if (!strcmp(f, "--max-body")) c.max_body = (unsigned long)x;
-            else if (!strcmp(f, "--max-connections")) c.max_connections = x > 65536 ? 65536 : (unsigned)x;
-            else if (!strcmp(f, "--timeout")) c.timeout = x > 86400 ? 86400 : (unsigned)x;
-            else if (rate) c.rate = x > 0 ? x : -1;
-            else c.burst = x;
+            if (!strcmp(f, "--max-body"))
+                c.max_body = (unsigned long)x;
+            else if (!strcmp(f, "--max-connections"))
+                c.max_connections = x > 65536 ? 65536 : (unsigned)x;
+            else if (!strcmp(f, "--timeout"))
+                c.timeout = x > 86400 ? 86400 : (unsigned)x;
+            else if (rate)
+                c.rate = x > 0 ? x : -1;
+            else
+                c.burst = x;
         } else if (!strcmp(f, "--grace")) {
             grace = strtod(v, &end);
             if (*end || !(grace >= 0 && grace <= 3600)) {
-                fprintf(stderr, "dualkd: --grace '%s': expected seconds in [0, 3600]\n%s", v, usage);
+                fprintf(stderr, "dualkd: --grace '%s': expected seconds in [0, 3600]\n%s", v,
+                        usage);
                 return 2;
             }
         } else {

@@ -27,7 +27,8 @@ static int parse(int argc, char **argv, const char *usage, const char **names, c
             continue;
         }
         int k = 0;
-        while (k < n && strcmp(argv[i], names[k]) != 0) k++;
+        while (k < n && strcmp(argv[i], names[k]) != 0)
+            k++;
         if (k == n || i + 1 >= argc) {
             fprintf(stderr, "dualkd: unknown option or missing value: '%s'\n%s", argv[i], usage);
             return 2;
@@ -84,8 +85,8 @@ int dk_cmd_token_add(int argc, char **argv)
     else {
         const dk_token_entry *e = &t.entries[t.count - 1];
         printf("%s\n", token);
-        fprintf(stderr, "token %s for site '%s' added to '%s'; it is shown only this once\n",
-                e->id, e->site, v[3]);
+        fprintf(stderr, "token %s for site '%s' added to '%s'; it is shown only this once\n", e->id,
+                e->site, v[3]);
     }
     memset(token, 0, sizeof token);
     dk_tokens_free(&t);
@@ -97,7 +98,8 @@ int dk_cmd_token_list(int argc, char **argv)
 {
     if (dk_cli_wants_help(argc, argv)) {
         printf("%s\nLists the tokens (never the secrets): id, site, scopes, profiles, created,\n"
-               "and whether revoked.\n", usage_list);
+               "and whether revoked.\n",
+               usage_list);
         return 0;
     }
     const char *names[] = {"--tokens"}, *v[1] = {0};
@@ -116,7 +118,8 @@ int dk_cmd_token_list(int argc, char **argv)
         char scopes[64], profiles[1100] = "*";
         dk_scopes_format(e->scopes, scopes, sizeof scopes);
         for (int k = 0, n = 0; k < e->profile_count; k++)
-            n += snprintf(profiles + n, sizeof profiles - (size_t)n, "%s%s", k ? "," : "", e->profiles[k]);
+            n += snprintf(profiles + n, sizeof profiles - (size_t)n, "%s%s", k ? "," : "",
+                          e->profiles[k]);
         printf("%-12s  %-20s  %-30s  %-24s  %-20s  %s\n", e->id, e->site, scopes, profiles,
                e->created, e->revoked ? "revoked" : "active");
     }
@@ -147,7 +150,8 @@ int dk_cmd_token_revoke(int argc, char **argv)
         dk_tokens_save(v[0], &t, &err))
         rc = dk_cli_fail("token revoke", err.msg);
     else
-        fprintf(stderr, "revoked %d token%s matching '%s'\n", revoked, revoked == 1 ? "" : "s", which);
+        fprintf(stderr, "revoked %d token%s matching '%s'\n", revoked, revoked == 1 ? "" : "s",
+                which);
     dk_tokens_free(&t);
     close(lock);
     return rc;

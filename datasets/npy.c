@@ -24,8 +24,14 @@ static const struct {
 };
 #define DTYPE_COUNT ((int)(sizeof dtypes / sizeof dtypes[0]))
 
-size_t dk_npy_dtype_size(dk_npy_dtype t) { return dtypes[t].size; }
-const char *dk_npy_dtype_name(dk_npy_dtype t) { return dtypes[t].name; }
+size_t dk_npy_dtype_size(dk_npy_dtype t)
+{
+    return dtypes[t].size;
+}
+const char *dk_npy_dtype_name(dk_npy_dtype t)
+{
+    return dtypes[t].name;
+}
 
 dk_status dk_npy_dtype_parse(const char *name, dk_npy_dtype *out, bool *big_endian, dk_err *err)
 {
@@ -35,8 +41,8 @@ dk_status dk_npy_dtype_parse(const char *name, dk_npy_dtype *out, bool *big_endi
     for (int i = 0; i < DTYPE_COUNT; i++) {
         if (strcmp(p, dtypes[i].name) != 0) continue;
         if (name[0] == '|' && dtypes[i].size != 1)
-            return dk_err_set(err, DK_EFORMAT, "dtype '%s': '|' (no byte order) needs a 1-byte type",
-                              name);
+            return dk_err_set(err, DK_EFORMAT,
+                              "dtype '%s': '|' (no byte order) needs a 1-byte type", name);
         *out = (dk_npy_dtype)i;
         if (big_endian) *big_endian = big && dtypes[i].size > 1;
         return DK_OK;
@@ -108,8 +114,9 @@ static dk_status take_shape(cursor *c, dk_npy_header *h, dk_err *err)
             return dk_err_set(err, DK_EFORMAT, "npy header: 'shape' needs commas between dims");
         skip_space(c);
         if (c->p >= c->end || *c->p < '0' || *c->p > '9')
-            return dk_err_set(err, DK_EFORMAT,
-                              "npy header: 'shape' holds something other than non-negative integers");
+            return dk_err_set(
+                err, DK_EFORMAT,
+                "npy header: 'shape' holds something other than non-negative integers");
         if (h->rank == DK_NPY_MAX_RANK)
             return dk_err_set(err, DK_ELIMIT, "npy header: more than %d dimensions",
                               DK_NPY_MAX_RANK);
@@ -182,7 +189,8 @@ static dk_status parse_dict(const char *text, size_t n, dk_npy_header *h, dk_err
         dk_status st = parse_entry(&c, h, &seen, err);
         if (st) return st;
         if (!take(&c, ',')) {
-            if (!take(&c, '}')) return dk_err_set(err, DK_EFORMAT, "npy header: expected ',' or '}'");
+            if (!take(&c, '}'))
+                return dk_err_set(err, DK_EFORMAT, "npy header: expected ',' or '}'");
             break;
         }
     }
@@ -191,7 +199,9 @@ static dk_status parse_dict(const char *text, size_t n, dk_npy_header *h, dk_err
         return dk_err_set(err, DK_EFORMAT, "npy header: unexpected text after the dict");
     if ((seen & 7) != 7)
         return dk_err_set(err, DK_EFORMAT, "npy header: missing '%s'",
-                          !(seen & 1) ? "descr" : !(seen & 2) ? "fortran_order" : "shape");
+                          !(seen & 1)   ? "descr"
+                          : !(seen & 2) ? "fortran_order"
+                                        : "shape");
     if ((seen & 8) && h->rank > 1)
         return dk_err_set(err, DK_EFORMAT,
                           "npy: the array is in Fortran order, which is not supported; save "
@@ -199,8 +209,14 @@ static dk_status parse_dict(const char *text, size_t n, dk_npy_header *h, dk_err
     return shape_sizes(h, err);
 }
 
-static uint32_t le16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t le32(const unsigned char *p) { return le16(p) | le16(p + 2) << 16; }
+static uint32_t le16(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+static uint32_t le32(const unsigned char *p)
+{
+    return le16(p) | le16(p + 2) << 16;
+}
 
 dk_status dk_npy_parse_header(const void *buf, size_t len, dk_npy_header *h, dk_err *err)
 {
@@ -237,13 +253,16 @@ dk_status dk_npy_format_header(dk_npy_header *h, char *buf, size_t cap, size_t *
     char dict[DK_NPY_PREFIX_CAP];
     bool big = h->big_endian && dk_npy_dtype_size(h->dtype) > 1;
     int n = snprintf(dict, sizeof dict, "{'descr': '%c%s', 'fortran_order': False, 'shape': (",
-                     dk_npy_dtype_size(h->dtype) == 1 ? '|' : big ? '>' : '<',
+                     dk_npy_dtype_size(h->dtype) == 1 ? '|'
+                     : big                            ? '>'
+                                                      : '<',
                      dk_npy_dtype_name(h->dtype));
     for (int i = 0; i < h->rank; i++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%zu", i ? ", " : "", h->shape[i]);
     n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", h->rank == 1 ? "," : "");
     size_t total = (10 + (size_t)n + 1 + 63) / 64 * 64; /* + the closing newline */
-    if (total > cap) return dk_err_set(err, DK_EINVAL, "npy: header buffer of %zu bytes too small", cap);
+    if (total > cap)
+        return dk_err_set(err, DK_EINVAL, "npy: header buffer of %zu bytes too small", cap);
     memcpy(buf, magic, sizeof magic);
     buf[6] = 1, buf[7] = 0;
     size_t hlen = total - 10;
@@ -279,9 +298,10 @@ dk_status dk_npy_decode(const void *buf, size_t len, size_t max_bytes, dk_npy_ar
     if (st) return st;
     size_t have = len - h.data_offset;
     if (have != h.data_bytes)
-        return dk_err_set(err, DK_EFORMAT,
-                          "npy: the header declares %zu data bytes (%s, %zu elements) but %zu follow",
-                          h.data_bytes, dk_npy_dtype_name(h.dtype), h.numel, have);
+        return dk_err_set(
+            err, DK_EFORMAT,
+            "npy: the header declares %zu data bytes (%s, %zu elements) but %zu follow",
+            h.data_bytes, dk_npy_dtype_name(h.dtype), h.numel, have);
     if (max_bytes && h.data_bytes > max_bytes)
         return dk_err_set(err, DK_ELIMIT, "npy: %zu data bytes exceed the limit of %zu",
                           h.data_bytes, max_bytes);
@@ -332,7 +352,8 @@ dk_status dk_npy_encode(const dk_npy_array *a, bool big_endian, void **out, size
         return dk_err_set(err, DK_EINVAL, "npy: numel %zu does not match the shape's %zu", a->numel,
                           h.numel);
     char *buf = malloc(plen + h.data_bytes);
-    if (!buf) return dk_err_set(err, DK_ENOMEM, "npy: cannot allocate %zu bytes", plen + h.data_bytes);
+    if (!buf)
+        return dk_err_set(err, DK_ENOMEM, "npy: cannot allocate %zu bytes", plen + h.data_bytes);
     memcpy(buf, prefix, plen);
     if (h.data_bytes) memcpy(buf + plen, a->data, h.data_bytes);
     if (h.big_endian) swap_bytes(buf + plen, h.numel, dk_npy_dtype_size(h.dtype));

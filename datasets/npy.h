@@ -18,7 +18,8 @@
 #include "distill/err.h"
 
 #define DK_NPY_MAX_RANK   8
-#define DK_NPY_HEADER_MAX 16384 /* longest accepted header dict, bytes (numpy's own cap is 10000) */
+#define DK_NPY_HEADER_MAX 16384 /* longest accepted header dict, bytes (numpy's own cap is 10000)  \
+                                 */
 #define DK_NPY_PREFIX_CAP 512   /* enough for any header dk_npy_format_header writes */
 
 typedef enum dk_npy_dtype {
@@ -45,10 +46,10 @@ typedef struct dk_npy_header {
     bool big_endian; /* byte order of the data (meaningless for 1-byte types) */
     int rank;        /* 0 for a scalar */
     size_t shape[DK_NPY_MAX_RANK];
-    size_t numel;        /* product of shape (1 for a scalar) */
-    size_t data_offset;  /* bytes before the data: magic, version, length, dict */
-    size_t data_bytes;   /* numel * dtype size */
-    int version;         /* major version read (1, 2 or 3); written files are 1 */
+    size_t numel;       /* product of shape (1 for a scalar) */
+    size_t data_offset; /* bytes before the data: magic, version, length, dict */
+    size_t data_bytes;  /* numel * dtype size */
+    int version;        /* major version read (1, 2 or 3); written files are 1 */
 } dk_npy_header;
 
 /* Parse and validate the header at the start of buf (len bytes; only the

@@ -35,7 +35,8 @@ dk_auth *dk_auth_open(const char *tokens_path, dk_err *err)
     dk_status st = DK_OK;
     if (stat(tokens_path, &a->seen) != 0)
         st = dk_err_set(err, DK_ENOTFOUND,
-                        "token file '%s' does not exist; make one with `dualkd token add`", tokens_path);
+                        "token file '%s' does not exist; make one with `dualkd token add`",
+                        tokens_path);
     else
         st = dk_tokens_load(tokens_path, false, &a->tokens, err);
     if (st) {
@@ -75,8 +76,9 @@ unsigned dk_auth_check(dk_auth *a, const char *authorization, unsigned need_scop
                        dk_token_entry *who, char *detail, size_t cap)
 {
     if (!authorization) {
-        snprintf(detail, cap, "this resource needs an 'Authorization: Bearer <token>' header; "
-                              "get a token from the server's operator (dualkd token add)");
+        snprintf(detail, cap,
+                 "this resource needs an 'Authorization: Bearer <token>' header; "
+                 "get a token from the server's operator (dualkd token add)");
         return 401;
     }
     if (strncasecmp(authorization, "Bearer ", 7) != 0) {
@@ -84,7 +86,8 @@ unsigned dk_auth_check(dk_auth *a, const char *authorization, unsigned need_scop
         return 401;
     }
     const char *token = authorization + 7;
-    while (*token == ' ') token++;
+    while (*token == ' ')
+        token++;
     pthread_mutex_lock(&a->lock);
     refresh(a);
     const dk_token_entry *e = dk_tokens_find(&a->tokens, token);
@@ -95,7 +98,8 @@ unsigned dk_auth_check(dk_auth *a, const char *authorization, unsigned need_scop
         return 401;
     }
     if (who->revoked) {
-        snprintf(detail, cap, "the bearer token '%s' of site '%s' has been revoked", who->id, who->site);
+        snprintf(detail, cap, "the bearer token '%s' of site '%s' has been revoked", who->id,
+                 who->site);
         return 401;
     }
     if (need_scope && !(who->scopes & need_scope)) {

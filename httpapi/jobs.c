@@ -32,14 +32,17 @@ struct dk_jobs {
     pthread_cond_t wake;
     dk_job_info jobs[DK_JOBS_MAX];
     int count;
-    pid_t child;     /* the running precompute, 0 when none */
-    int runner_lock; /* flock'ed descriptor while this process runs the jobs, else -1 */
+    pid_t child;          /* the running precompute, 0 when none */
+    int runner_lock;      /* flock'ed descriptor while this process runs the jobs, else -1 */
     atomic_bool stopping; /* read by the worker between steps without the lock */
     pthread_t worker;
 };
 
 static const char *const state_names[] = {"queued", "running", "done", "failed"};
-const char *dk_job_state_name(dk_job_state s) { return state_names[s]; }
+const char *dk_job_state_name(dk_job_state s)
+{
+    return state_names[s];
+}
 
 /* ISO 8601 UTC with milliseconds: jobs are run in the order of these stamps. */
 static void now_iso(char out[32])
@@ -84,11 +87,11 @@ static void record_path(const dk_jobs *j, const char *id, const char *suffix, ch
 /* Persist one job's record; called with the lock held. */
 static dk_status persist(const dk_jobs *j, const dk_job_info *job, dk_err *err)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "id", job->id,
-                          "profile", job->profile, "site", job->site, "state",
-                          dk_job_state_name(job->state), "done", job->done, "total", job->total,
-                          "error", job->error, "created", job->created, "started", job->started,
-                          "finished", job->finished);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "id", job->id, "profile",
+                  job->profile, "site", job->site, "state", dk_job_state_name(job->state), "done",
+                  job->done, "total", job->total, "error", job->error, "created", job->created,
+                  "started", job->started, "finished", job->finished);
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);
     if (!text) return dk_err_set(err, DK_ENOMEM, "out of memory");
@@ -105,9 +108,9 @@ static bool load_record(const char *path, dk_job_info *job)
     const char *id, *profile, *site, *state, *error, *created, *started, *finished;
     int done, total;
     bool ok = o && !json_unpack(o, "{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "id", &id,
-                                "profile", &profile, "site", &site, "state", &state, "done",
-                                &done, "total", &total, "error", &error, "created", &created,
-                                "started", &started, "finished", &finished);
+                                "profile", &profile, "site", &site, "state", &state, "done", &done,
+                                "total", &total, "error", &error, "created", &created, "started",
+                                &started, "finished", &finished);
     if (ok) {
         memset(job, 0, sizeof *job);
         snprintf(job->id, sizeof job->id, "%s", id);
@@ -175,9 +178,14 @@ static dk_status run_child(dk_jobs *j, dk_job_info *job, dk_err *err)
     snprintf(partial, sizeof partial, "%s/%s.h5.partial", j->store_dir, job->profile);
     struct stat sb;
     bool resume = stat(partial, &sb) == 0 && S_ISDIR(sb.st_mode);
-    char *argv[] = {j->binary, "teacher", "precompute", "--teacher", j->teacher, "--data", j->data,
-                    "--profile", profile_file, "--out", j->store_dir, "--threads", "1",
-                    resume ? "--resume" : NULL, NULL};
+    char *argv[] = {j->binary,    "teacher",
+                    "precompute", "--teacher",
+                    j->teacher,   "--data",
+                    j->data,      "--profile",
+                    profile_file, "--out",
+                    j->store_dir, "--threads",
+                    "1",          resume ? "--resume" : NULL,
+                    NULL};
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return dk_err_set(err, DK_EIO, "pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
@@ -213,8 +221,10 @@ static dk_status run_child(dk_jobs *j, dk_job_info *job, dk_err *err)
     int computed = 0;
     while (f && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "sample ", 7) == 0) progress_line(j, job, line, t0, &computed);
-        else if (line[0]) snprintf(last, sizeof last, "%.500s", line);
+        if (strncmp(line, "sample ", 7) == 0)
+            progress_line(j, job, line, t0, &computed);
+        else if (line[0])
+            snprintf(last, sizeof last, "%.500s", line);
     }
     if (f) fclose(f);
     int status = 0;
@@ -364,8 +374,9 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
         if ((job->state == DK_JOB_QUEUED || job->state == DK_JOB_RUNNING) &&
             strcmp(job->profile, profile) == 0) {
             *out = *job;
-            st = dk_err_set(err, DK_EMISMATCH, "profile '%s' is already being precomputed by job %s",
-                            profile, job->id);
+            st =
+                dk_err_set(err, DK_EMISMATCH, "profile '%s' is already being precomputed by job %s",
+                           profile, job->id);
         }
     }
     if (!st && (queued >= j->queue_max || j->count >= DK_JOBS_MAX))

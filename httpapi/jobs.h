@@ -20,7 +20,12 @@
 
 #define DK_JOBS_MAX 256 /* jobs remembered, finished ones included */
 
-typedef enum dk_job_state { DK_JOB_QUEUED, DK_JOB_RUNNING, DK_JOB_DONE, DK_JOB_FAILED } dk_job_state;
+typedef enum dk_job_state {
+    DK_JOB_QUEUED,
+    DK_JOB_RUNNING,
+    DK_JOB_DONE,
+    DK_JOB_FAILED
+} dk_job_state;
 
 /* "queued", "running", "done", "failed" (static storage). */
 const char *dk_job_state_name(dk_job_state s);
@@ -30,17 +35,17 @@ typedef struct dk_job_info {
     char profile[64];
     char site[64]; /* who registered it */
     dk_job_state state;
-    int done, total;     /* samples; total 0 until the child reports */
-    double eta_seconds;  /* < 0 until known */
-    char error[512];     /* why it failed */
+    int done, total;                             /* samples; total 0 until the child reports */
+    double eta_seconds;                          /* < 0 until known */
+    char error[512];                             /* why it failed */
     char created[32], started[32], finished[32]; /* ISO 8601 UTC, "" when not yet */
 } dk_job_info;
 
 typedef struct dk_jobs_config {
-    const char *store_dir; /* stores go here; records in store_dir/jobs/ */
-    const char *binary;    /* the dualkd executable that runs `teacher precompute` */
+    const char *store_dir;      /* stores go here; records in store_dir/jobs/ */
+    const char *binary;         /* the dualkd executable that runs `teacher precompute` */
     const char *teacher, *data; /* checkpoint and repository dataset */
-    int queue_max;         /* queued jobs accepted at once */
+    int queue_max;              /* queued jobs accepted at once */
     /* Called on the worker thread when a child finished the store of profile:
      * DK_OK makes the job done; otherwise it fails with err's message. */
     dk_status (*on_finished)(const char *profile, void *ctx, dk_err *err);

@@ -52,11 +52,13 @@ void dk_metrics_record(dk_metrics *m, int route, unsigned status, double seconds
     pthread_mutex_lock(&m->lock);
     route_stats *r = &m->routes[route];
     int k = 0;
-    while (k < r->statuses && r->status[k] != status) k++;
+    while (k < r->statuses && r->status[k] != status)
+        k++;
     if (k == r->statuses && k < MAX_STATUSES) r->status[r->statuses++] = status;
     if (k < MAX_STATUSES) r->count[k]++;
     int b = 0;
-    while (b < BUCKETS && seconds > buckets[b]) b++;
+    while (b < BUCKETS && seconds > buckets[b])
+        b++;
     if (b < BUCKETS) r->le[b]++;
     r->observations++;
     r->seconds += seconds;
@@ -92,8 +94,10 @@ static void put(text *t, const char *fmt, ...)
         }
         size_t cap = t->cap * 2 + (size_t)k + 1;
         char *s = realloc(t->s, cap);
-        if (!s) t->failed = true;
-        else t->s = s, t->cap = cap;
+        if (!s)
+            t->failed = true;
+        else
+            t->s = s, t->cap = cap;
     }
 }
 
@@ -103,8 +107,9 @@ static void render_requests(text *t, const dk_metrics *m)
            "# TYPE dualkd_http_requests_total counter\n");
     for (int r = 0; r < DK_ROUTE_COUNT; r++)
         for (int k = 0; k < m->routes[r].statuses; k++)
-            put(t, "dualkd_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n", dk_route_name(r),
-                m->routes[r].status[k], (unsigned long long)m->routes[r].count[k]);
+            put(t, "dualkd_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+                dk_route_name(r), m->routes[r].status[k],
+                (unsigned long long)m->routes[r].count[k]);
     put(t, "# HELP dualkd_http_request_duration_seconds Time from request to response completed.\n"
            "# TYPE dualkd_http_request_duration_seconds histogram\n");
     for (int r = 0; r < DK_ROUTE_COUNT; r++) {

@@ -43,7 +43,8 @@ enum MHD_Result dk_problem_method(dk_request *req, const char *method, const cha
 {
     char detail[256];
     snprintf(detail, sizeof detail, "%.20s is not allowed on this resource; use %s", method, allow);
-    return dk_problem_header(req, MHD_HTTP_METHOD_NOT_ALLOWED, MHD_HTTP_HEADER_ALLOW, allow, detail);
+    return dk_problem_header(req, MHD_HTTP_METHOD_NOT_ALLOWED, MHD_HTTP_HEADER_ALLOW, allow,
+                             detail);
 }
 
 enum MHD_Result dk_problem_unauthorized(dk_request *req, const char *detail)

@@ -60,8 +60,10 @@ bool dk_ratelimit_take(dk_ratelimit *r, const char *id, double now, double *retr
     if (b->tokens > r->burst) b->tokens = r->burst;
     b->updated = now;
     bool ok = b->tokens >= 1;
-    if (ok) b->tokens -= 1;
-    else *retry_after = (1 - b->tokens) / r->rate;
+    if (ok)
+        b->tokens -= 1;
+    else
+        *retry_after = (1 - b->tokens) / r->rate;
     pthread_mutex_unlock(&r->lock);
     return ok;
 }

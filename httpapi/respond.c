@@ -67,9 +67,11 @@ bool dk_etag_matches(const char *if_none_match, const char *etag)
     if (!if_none_match) return false;
     const char *p = if_none_match;
     while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
         size_t n = strcspn(p, ",");
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
         if ((n == 1 && *p == '*') || (n && element_is(p, n, etag))) return true;
         p += strcspn(p, ",");
     }

@@ -19,8 +19,8 @@ typedef enum MHD_Result (*handler_fn)(dk_request *req, const dk_route_params *p)
 
 static const struct {
     const char *name;
-    handler_fn handler, post; /* GET/HEAD; POST (NULL: not allowed) */
-    bool v1;                  /* needs a token */
+    handler_fn handler, post;   /* GET/HEAD; POST (NULL: not allowed) */
+    bool v1;                    /* needs a token */
     unsigned scope, post_scope; /* and this scope (0 = any valid token) */
 } routes[DK_ROUTE_COUNT] = {
     [DK_ROUTE_UNMATCHED] = {"unmatched", NULL, NULL, false, 0, 0},
@@ -43,8 +43,10 @@ const char *dk_route_name(int route)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 size_t dk_route_unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -93,8 +95,8 @@ static int match(char **seg, int n, dk_route_params *p)
     if (strcmp(seg[1], "targets") != 0) return DK_ROUTE_UNMATCHED;
     if (n == 2) return DK_ROUTE_TARGETS;
     bool feature = n == 5 && strcmp(seg[3], "features") == 0;
-    if ((n != 4 && !feature) || !*seg[2] || !*seg[n - 1] ||
-        strlen(seg[2]) >= sizeof p->sample || strlen(seg[n - 1]) + 10 > sizeof p->kind)
+    if ((n != 4 && !feature) || !*seg[2] || !*seg[n - 1] || strlen(seg[2]) >= sizeof p->sample ||
+        strlen(seg[n - 1]) + 10 > sizeof p->kind)
         return DK_ROUTE_UNMATCHED;
     snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
     snprintf(p->kind, sizeof p->kind, "%s%s", feature ? "features/" : "", seg[n - 1]);
@@ -106,8 +108,10 @@ static bool refuse_unsafe(dk_request *req, const char *path, enum MHD_Result *re
 {
     size_t n = strnlen(path, MAX_PATH);
     const char *why = NULL;
-    if (path[0] != '/') why = "the path must start with '/'";
-    else if (n == MAX_PATH) why = "the path is longer than 2047 bytes";
+    if (path[0] != '/')
+        why = "the path must start with '/'";
+    else if (n == MAX_PATH)
+        why = "the path is longer than 2047 bytes";
     for (size_t i = 0; !why && i < n; i++)
         if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
             why = "the path holds a NUL or control character";
@@ -132,7 +136,8 @@ static enum MHD_Result too_many(dk_request *req, double retry)
     char after[32], detail[200];
     snprintf(after, sizeof after, "%.0f", retry < 1 ? 1 : retry + 0.999);
     snprintf(detail, sizeof detail,
-             "the token of site '%s' is over its request rate; retry after %s s", req->who.site, after);
+             "the token of site '%s' is over its request rate; retry after %s s", req->who.site,
+             after);
     return dk_problem_header(req, MHD_HTTP_TOO_MANY_REQUESTS, MHD_HTTP_HEADER_RETRY_AFTER, after,
                              detail);
 }
@@ -148,7 +153,8 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
     memset(&params, 0, sizeof params);
     int n = split(path, buf, seg);
     int id = n < 0 ? DK_ROUTE_UNMATCHED : match(seg, n, &params);
-    bool v1 = id != DK_ROUTE_UNMATCHED ? routes[id].v1 : strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
+    bool v1 = id != DK_ROUTE_UNMATCHED ? routes[id].v1
+                                       : strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
     req->route = id; /* a refusal below is counted under the route it was for */
     if (v1) {
         char detail[512];
@@ -160,7 +166,8 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
             return too_many(req, retry);
     }
     if (id == DK_ROUTE_UNMATCHED)
-        return dk_problem(req, MHD_HTTP_NOT_FOUND, "no resource at '%.200s' (see docs/api.md for the routes)", path);
+        return dk_problem(req, MHD_HTTP_NOT_FOUND,
+                          "no resource at '%.200s' (see docs/api.md for the routes)", path);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0 && routes[id].post;
     req->head = strcmp(method, "HEAD") == 0;
     if (!get && !req->head && !post)

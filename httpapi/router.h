@@ -25,7 +25,7 @@ const char *dk_route_name(int route);
 /* Path parameters of a matched route (borrowed from the request's path copy). */
 typedef struct dk_route_params {
     char sample[128]; /* or the job id */
-    char kind[96]; /* "response", "features/bottleneck", ... */
+    char kind[96];    /* "response", "features/bottleneck", ... */
 } dk_route_params;
 
 /* Answer req (method, decoded path). */

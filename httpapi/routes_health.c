@@ -19,8 +19,8 @@ enum MHD_Result dk_handle_readyz(dk_request *req, const dk_route_params *p)
         return dk_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s", reason);
     int ready, verifying, failed;
     dk_stores_counts(st, &ready, &verifying, &failed);
-    return dk_respond_json(req, MHD_HTTP_OK, json_pack("{s:s, s:i}", "status", "ready", "stores", ready),
-                           NULL);
+    return dk_respond_json(req, MHD_HTTP_OK,
+                           json_pack("{s:s, s:i}", "status", "ready", "stores", ready), NULL);
 }
 
 enum MHD_Result dk_handle_metrics(dk_request *req, const dk_route_params *p)
@@ -30,7 +30,8 @@ enum MHD_Result dk_handle_metrics(dk_request *req, const dk_route_params *p)
     if (req->server->jobs) dk_jobs_counts(req->server->jobs, &g.jobs_queued, &g.jobs_running);
     char *text = dk_metrics_render(req->server->metrics, &g);
     if (!text) return MHD_NO;
-    enum MHD_Result r = dk_respond_text(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
+    enum MHD_Result r =
+        dk_respond_text(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text);
     free(text);
     return r;
 }

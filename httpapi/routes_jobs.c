@@ -14,14 +14,15 @@ static json_t *job_json(const dk_job_info *job)
     char location[64], result[128];
     snprintf(location, sizeof location, "/v1/jobs/%s", job->id);
     snprintf(result, sizeof result, "/v1/targets?profile=%s", job->profile);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s?, s:s?}", "id", job->id,
-                          "kind", "precompute", "profile", job->profile, "site", job->site, "state",
-                          dk_job_state_name(job->state), "samples", "done", job->done, "total",
-                          job->total, "created", job->created, "started",
-                          job->started[0] ? job->started : NULL, "finished",
-                          job->finished[0] ? job->finished : NULL);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s?, s:s?}", "id", job->id, "kind",
+                  "precompute", "profile", job->profile, "site", job->site, "state",
+                  dk_job_state_name(job->state), "samples", "done", job->done, "total", job->total,
+                  "created", job->created, "started", job->started[0] ? job->started : NULL,
+                  "finished", job->finished[0] ? job->finished : NULL);
     if (!o) return NULL;
-    json_object_set_new(o, "eta_seconds", job->eta_seconds >= 0 ? json_real(job->eta_seconds) : json_null());
+    json_object_set_new(o, "eta_seconds",
+                        job->eta_seconds >= 0 ? json_real(job->eta_seconds) : json_null());
     json_object_set_new(o, "location", json_string(location));
     if (job->state == DK_JOB_FAILED) json_object_set_new(o, "error", json_string(job->error));
     if (job->state == DK_JOB_DONE) json_object_set_new(o, "result", json_string(result));
@@ -59,8 +60,9 @@ static bool parse_profile(dk_request *req, dk_profile *p, enum MHD_Result *answe
     }
     dk_err err = {0};
     if (!req->body || strlen(req->body) != req->body_in) {
-        *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                               "the body must be a profile as JSON (docs/profiles.md) without NUL bytes");
+        *answered =
+            dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                       "the body must be a profile as JSON (docs/profiles.md) without NUL bytes");
         return false;
     }
     if (dk_profile_from_json_text(req->body, "request body", p, &err)) {
@@ -68,8 +70,9 @@ static bool parse_profile(dk_request *req, dk_profile *p, enum MHD_Result *answe
         return false;
     }
     if (!dk_name_is_safe(p->name)) {
-        *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                               "request body: field 'name': '%s' is not [A-Za-z0-9._-]{1,63}", p->name);
+        *answered =
+            dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                       "request body: field 'name': '%s' is not [A-Za-z0-9._-]{1,63}", p->name);
         return false;
     }
     return true;
@@ -82,11 +85,13 @@ enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *
     enum MHD_Result answered;
     if (!parse_profile(req, &p, &answered)) return answered;
     if (!dk_token_grants(&req->who, p.name))
-        return dk_problem(req, MHD_HTTP_FORBIDDEN, "the token of site '%s' is not granted profile '%s'",
-                          req->who.site, p.name);
+        return dk_problem(req, MHD_HTTP_FORBIDDEN,
+                          "the token of site '%s' is not granted profile '%s'", req->who.site,
+                          p.name);
     if (!s->jobs)
-        return dk_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "this server was started without --data, so it cannot precompute profiles");
+        return dk_problem(
+            req, MHD_HTTP_SERVICE_UNAVAILABLE,
+            "this server was started without --data, so it cannot precompute profiles");
     dk_store_state state = DK_STORE_READY;
     if (dk_stores_find(s->stores, p.name, &state) || state != DK_STORE_READY)
         return dk_problem(req, MHD_HTTP_CONFLICT, "profile '%s' exists already (GET /v1/profiles)",
@@ -100,11 +105,12 @@ enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *
     if (st == DK_EMISMATCH) {
         char location[64];
         snprintf(location, sizeof location, "/v1/jobs/%s", job.id);
-        return dk_problem_header(req, MHD_HTTP_CONFLICT, MHD_HTTP_HEADER_LOCATION, location, err.msg);
+        return dk_problem_header(req, MHD_HTTP_CONFLICT, MHD_HTTP_HEADER_LOCATION, location,
+                                 err.msg);
     }
     if (st == DK_ELIMIT)
-        return dk_problem_header(req, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, "60",
-                                 err.msg);
+        return dk_problem_header(req, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER,
+                                 "60", err.msg);
     if (st) return dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
     return answer_job(req, MHD_HTTP_ACCEPTED, &job);
 }

@@ -26,14 +26,15 @@ static const dk_served_store *profile_store(dk_request *req, enum MHD_Result *an
 {
     const char *profile = dk_request_arg(req, "profile");
     if (!profile || !*profile) {
-        *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                               "the query parameter 'profile' is required (GET /v1/profiles lists them)");
+        *answered =
+            dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                       "the query parameter 'profile' is required (GET /v1/profiles lists them)");
         return NULL;
     }
     if (!dk_token_grants(&req->who, profile)) {
         *answered = dk_problem(req, MHD_HTTP_FORBIDDEN,
-                               "the token of site '%s' is not granted profile '%.64s'", req->who.site,
-                               profile);
+                               "the token of site '%s' is not granted profile '%.64s'",
+                               req->who.site, profile);
         return NULL;
     }
     dk_store_state state = DK_STORE_READY;
@@ -44,9 +45,9 @@ static const dk_served_store *profile_store(dk_request *req, enum MHD_Result *an
                                "profile '%s' is not served yet: its store is %s (see /readyz)",
                                profile, state == DK_STORE_VERIFYING ? "being verified" : "damaged");
     else
-        *answered = dk_problem(req, MHD_HTTP_NOT_FOUND,
-                               "no profile '%.64s' here (GET /v1/profiles lists the ones you may read)",
-                               profile);
+        *answered = dk_problem(
+            req, MHD_HTTP_NOT_FOUND,
+            "no profile '%.64s' here (GET /v1/profiles lists the ones you may read)", profile);
     return NULL;
 }
 
@@ -96,7 +97,8 @@ enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p)
     long per_page = positive_arg(req, "per_page", PER_PAGE_DEFAULT, PER_PAGE_MAX);
     if (!page || !per_page)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                          "'page' must be an integer >= 1 and 'per_page' one in 1..%d", PER_PAGE_MAX);
+                          "'page' must be an integer >= 1 and 'per_page' one in 1..%d",
+                          PER_PAGE_MAX);
     long total = dk_store_count(s->store), pages = (total + per_page - 1) / per_page;
     if (page > 1 && page > pages)
         return dk_problem(req, MHD_HTTP_NOT_FOUND, "page %ld of a catalogue with %ld pages of %ld",
@@ -112,8 +114,8 @@ enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p)
     for (long i = (page - 1) * per_page; i < total && i < page * per_page; i++)
         json_array_append_new(samples, sample_json(s, (int)i));
     char next[160];
-    snprintf(next, sizeof next, "/v1/targets?profile=%s&page=%ld&per_page=%ld", s->profile, page + 1,
-             per_page);
+    snprintf(next, sizeof next, "/v1/targets?profile=%s&page=%ld&per_page=%ld", s->profile,
+             page + 1, per_page);
     json_t *body = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:s?}", "profile", s->profile, "page",
                              (int)page, "per_page", (int)per_page, "total", (int)total, "pages",
                              (int)pages, "samples", samples, "next", page < pages ? next : NULL);
@@ -145,33 +147,39 @@ static bool resolve(dk_request *req, const dk_route_params *p, target *t, enum M
     if (!(t->s = profile_store(req, answered))) return false;
     t->index = dk_store_find(t->s->store, p->sample);
     if (t->index < 0) {
-        *answered = dk_problem(req, MHD_HTTP_NOT_FOUND,
-                               "no sample '%.100s' in profile '%s' (GET /v1/targets?profile=%s lists them)",
-                               p->sample, t->s->profile, t->s->profile);
+        *answered =
+            dk_problem(req, MHD_HTTP_NOT_FOUND,
+                       "no sample '%.100s' in profile '%s' (GET /v1/targets?profile=%s lists them)",
+                       p->sample, t->s->profile, t->s->profile);
         return false;
     }
     if (!(t->a = dk_store_array_of(t->s->store, t->index, p->kind))) {
         const dk_store_sample_info *si = dk_store_sample_at(t->s->store, t->index);
         char kinds[400] = "";
         for (int k = 0, n = 0; k < si->array_count; k++)
-            n += snprintf(kinds + n, sizeof kinds - (size_t)n, "%s%s", k ? ", " : "", si->arrays[k].kind);
-        *answered = dk_problem(req, MHD_HTTP_NOT_FOUND, "sample '%s' has no array '%.90s' (it has: %s)",
-                               p->sample, p->kind, kinds);
+            n += snprintf(kinds + n, sizeof kinds - (size_t)n, "%s%s", k ? ", " : "",
+                          si->arrays[k].kind);
+        *answered =
+            dk_problem(req, MHD_HTTP_NOT_FOUND, "sample '%s' has no array '%.90s' (it has: %s)",
+                       p->sample, p->kind, kinds);
         return false;
     }
     const char *dtype = dk_request_arg(req, "dtype");
     const char *stored = dk_npy_dtype_name(npy_dtype(t->a->dtype));
     if (dtype && strcmp(dtype, "f4") != 0 && strcmp(dtype, stored) != 0) {
-        *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                               "dtype '%.20s' is not offered: omit it for the stored %s, or ask for f4",
-                               dtype, stored);
+        *answered =
+            dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                       "dtype '%.20s' is not offered: omit it for the stored %s, or ask for f4",
+                       dtype, stored);
         return false;
     }
     t->as_f4 = dtype && strcmp(dtype, "f4") == 0 && t->a->dtype != DK_STORE_F32;
-    t->h = (dk_npy_header){.dtype = t->as_f4 ? DK_NPY_F4 : npy_dtype(t->a->dtype), .rank = t->a->rank};
+    t->h =
+        (dk_npy_header){.dtype = t->as_f4 ? DK_NPY_F4 : npy_dtype(t->a->dtype), .rank = t->a->rank};
     for (int d = 0; d < t->a->rank; d++)
         t->h.shape[d] = (size_t)t->a->dims[d];
-    if (dk_npy_format_header(&t->h, t->prefix, sizeof t->prefix, &t->prefix_len, NULL)) return false;
+    if (dk_npy_format_header(&t->h, t->prefix, sizeof t->prefix, &t->prefix_len, NULL))
+        return false;
     t->total = t->prefix_len + t->h.data_bytes;
     t->a_numel = t->h.numel;
     snprintf(t->etag, sizeof t->etag, "\"%s%s\"", t->a->sha256, t->as_f4 ? "-f4" : "");
@@ -181,7 +189,8 @@ static bool resolve(dk_request *req, const dk_route_params *p, target *t, enum M
 /* 0: no usable Range (send everything); 1: [*from, *to]; -1: unsatisfiable. */
 static int parse_range(const char *h, size_t total, size_t *from, size_t *to)
 {
-    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',')) return 0; /* several ranges: send all */
+    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+        return 0; /* several ranges: send all */
     const char *spec = h + 6, *dash = strchr(spec, '-');
     if (!dash || strspn(spec, "0123456789-") != strlen(spec) || strchr(dash + 1, '-')) return 0;
     bool has_first = dash > spec, has_last = dash[1] != '\0';
@@ -217,7 +226,8 @@ static void add_headers(struct MHD_Response *r, const target *t, const dk_route_
         snprintf(kind, sizeof kind, "%s", p->kind);
         for (char *c = kind; *c; c++)
             if (*c == '/') *c = '-';
-        snprintf(disposition, sizeof disposition, "attachment; filename=\"%s_%s.npy\"", p->sample, kind);
+        snprintf(disposition, sizeof disposition, "attachment; filename=\"%s_%s.npy\"", p->sample,
+                 kind);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
     }
 }
@@ -250,12 +260,12 @@ static char *read_npy(dk_request *req, const target *t, enum MHD_Result *answere
     bool widen = t->as_f4 && t->a->dtype == DK_STORE_F16;
     dk_err err = {0};
     dk_h5_lock();
-    dk_status st = widen ? dk_store_read_raw(t->s->store, t->index, t->a->kind, data + raw_bytes,
-                                             raw_bytes, &err)
-                   : t->as_f4 ? dk_store_read(t->s->store, t->index, t->a->kind, (float *)data,
-                                              t->a_numel, &err)
-                              : dk_store_read_raw(t->s->store, t->index, t->a->kind, data, raw_bytes,
-                                                  &err);
+    dk_status st =
+        widen ? dk_store_read_raw(t->s->store, t->index, t->a->kind, data + raw_bytes, raw_bytes,
+                                  &err)
+        : t->as_f4
+            ? dk_store_read(t->s->store, t->index, t->a->kind, (float *)data, t->a_numel, &err)
+            : dk_store_read_raw(t->s->store, t->index, t->a->kind, data, raw_bytes, &err);
     dk_h5_unlock();
     if (st) {
         free(buf);
@@ -280,8 +290,10 @@ enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p)
     }
     size_t from = 0, to = t.total - 1;
     const char *if_range = dk_request_header(req, MHD_HTTP_HEADER_IF_RANGE);
-    int range = if_range && strcmp(if_range, t.etag) != 0
-                    ? 0 : parse_range(dk_request_header(req, MHD_HTTP_HEADER_RANGE), t.total, &from, &to);
+    int range =
+        if_range && strcmp(if_range, t.etag) != 0
+            ? 0
+            : parse_range(dk_request_header(req, MHD_HTTP_HEADER_RANGE), t.total, &from, &to);
     char content_range[96];
     if (range < 0) {
         snprintf(content_range, sizeof content_range, "bytes */%zu", t.total);
@@ -295,8 +307,10 @@ enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p)
         char *buf = read_npy(req, &t, &answered);
         if (!buf) return answered;
         r = MHD_create_response_from_buffer_with_free_callback_cls(len, buf + from, free, buf);
-        if (!r) free(buf);
-        else dk_metrics_array_served(req->server->metrics);
+        if (!r)
+            free(buf);
+        else
+            dk_metrics_array_served(req->server->metrics);
     }
     if (!r) return MHD_NO;
     add_headers(r, &t, p);

@@ -19,9 +19,10 @@ char *dk_teacher_card_load(const char *path, const char *version, dk_err *err)
     json_t *card = json_object_get(root, "teacher");
     if (!json_is_object(card)) {
         json_decref(root);
-        dk_err_set(err, DK_EFORMAT,
-                   "'%s' has no run record (teacher card); make the teacher with dualkd teacher train",
-                   path);
+        dk_err_set(
+            err, DK_EFORMAT,
+            "'%s' has no run record (teacher card); make the teacher with dualkd teacher train",
+            path);
         goto fail;
     }
     card = json_deep_copy(card);
@@ -45,10 +46,10 @@ static json_t *feature_layers(const dk_store_manifest *m)
     json_t *list = json_array();
     for (int k = 0; k < m->feature_count; k++) {
         const dk_store_feature *f = &m->features[k];
-        json_array_append_new(list, json_pack("{s:s, s:i, s:i, s:[fff]}", "layer", f->layer,
-                                              "channels", f->channels, "student_channels",
-                                              f->student_channels, "spacing", f->spacing[0],
-                                              f->spacing[1], f->spacing[2]));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:i, s:i, s:[fff]}", "layer", f->layer, "channels",
+                                        f->channels, "student_channels", f->student_channels,
+                                        "spacing", f->spacing[0], f->spacing[1], f->spacing[2]));
     }
     return list;
 }
@@ -99,6 +100,6 @@ enum MHD_Result dk_handle_teacher(dk_request *req, const dk_route_params *p)
 
 enum MHD_Result dk_handle_profiles(dk_request *req, const dk_route_params *p)
 {
-    return dk_respond_json(req, MHD_HTTP_OK, json_pack("{s:o}", "profiles", granted(req, profile_entry)),
-                           NULL);
+    return dk_respond_json(req, MHD_HTTP_OK,
+                           json_pack("{s:o}", "profiles", granted(req, profile_entry)), NULL);
 }

@@ -27,10 +27,12 @@ static dk_status parse_listen(const char *listen, struct sockaddr_in *addr, dk_e
     addr->sin_family = AF_INET;
     if (!colon || (size_t)(colon - listen) >= sizeof host || !colon[1] || *end || port < 0 ||
         port > 65535)
-        return dk_err_set(err, DK_EINVAL, "--listen '%s' is not HOST:PORT (e.g. 127.0.0.1:8080)", listen);
+        return dk_err_set(err, DK_EINVAL, "--listen '%s' is not HOST:PORT (e.g. 127.0.0.1:8080)",
+                          listen);
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     if (inet_pton(AF_INET, host, &addr->sin_addr) != 1)
-        return dk_err_set(err, DK_EINVAL, "--listen '%s': '%s' is not an IPv4 address", listen, host);
+        return dk_err_set(err, DK_EINVAL, "--listen '%s': '%s' is not an IPv4 address", listen,
+                          host);
     addr->sin_port = htons((uint16_t)port);
     return DK_OK;
 }
@@ -63,8 +65,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = req;
         /* refuse an announced oversize body before reading any of it */
-        const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > s->max_body) return too_large(req, url);
         return MHD_YES;
     }
@@ -122,9 +124,13 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
         return dk_err_set(err, DK_ENOMEM, "out of memory");
     s->max_body = c->max_body ? c->max_body : DK_SERVER_MAX_BODY;
     if (c->data_path && c->binary) {
-        dk_jobs_config jc = {.store_dir = c->store_dir, .binary = c->binary,
-                             .teacher = c->teacher_path, .data = c->data_path,
-                             .queue_max = c->job_queue, .on_finished = job_finished, .ctx = s};
+        dk_jobs_config jc = {.store_dir = c->store_dir,
+                             .binary = c->binary,
+                             .teacher = c->teacher_path,
+                             .data = c->data_path,
+                             .queue_max = c->job_queue,
+                             .on_finished = job_finished,
+                             .ctx = s};
         if (!(s->jobs = dk_jobs_open(&jc, err))) return dk_err_prefix(err, "jobs");
     }
     return DK_OK;
@@ -165,8 +171,8 @@ dk_server *dk_server_start(const dk_server_config *c, dk_err *err)
         (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
         c->max_connections ? c->max_connections : DK_SERVER_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, c->timeout ? c->timeout : DK_SERVER_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, dk_route_unescape, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        dk_route_unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         dk_err_set(err, DK_EIO, "cannot listen on %s (in use, or not an address of this host?)",
                    c->listen);
@@ -178,7 +184,10 @@ dk_server *dk_server_start(const dk_server_config *c, dk_err *err)
     return s;
 }
 
-int dk_server_port(const dk_server *s) { return s->port; }
+int dk_server_port(const dk_server *s)
+{
+    return s->port;
+}
 
 void dk_server_stop(dk_server *s, double grace_seconds)
 {

@@ -26,7 +26,7 @@ typedef struct dk_server_config {
     unsigned long max_body;   /* request body bytes [1 MiB]; more is 413 */
     unsigned max_connections; /* open connections [256]; more are refused at accept */
     unsigned timeout;         /* seconds a connection may sit idle [60] */
-    double rate, burst;       /* requests/s per token on /v1 and its burst [20, 40]; < 0: no limit */
+    double rate, burst; /* requests/s per token on /v1 and its burst [20, 40]; < 0: no limit */
 } dk_server_config;
 
 #define DK_SERVER_MAX_BODY        (1ul << 20)

@@ -18,8 +18,14 @@
 #define MAX_STORES 256
 
 static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
-void dk_h5_lock(void) { pthread_mutex_lock(&h5_lock); }
-void dk_h5_unlock(void) { pthread_mutex_unlock(&h5_lock); }
+void dk_h5_lock(void)
+{
+    pthread_mutex_lock(&h5_lock);
+}
+void dk_h5_unlock(void)
+{
+    pthread_mutex_unlock(&h5_lock);
+}
 
 typedef struct entry {
     dk_served_store served;
@@ -179,8 +185,10 @@ dk_status dk_stores_add(dk_stores *s, const char *profile, dk_err *err)
         dk_h5_lock();
         dk_status st = dk_store_verify(e->served.path, &checked, &verr);
         dk_h5_unlock();
-        if (st) fail(e, "%s", verr.msg);
-        else e->state = DK_STORE_READY;
+        if (st)
+            fail(e, "%s", verr.msg);
+        else
+            e->state = DK_STORE_READY;
     }
     if (e->state != DK_STORE_READY) {
         dk_status st = dk_err_set(err, DK_EFORMAT, "%s", e->error);

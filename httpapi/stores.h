@@ -20,7 +20,7 @@ typedef enum dk_store_state { DK_STORE_VERIFYING, DK_STORE_READY, DK_STORE_FAILE
 typedef struct dk_served_store {
     char profile[64];
     char path[4096];
-    dk_store *store; /* open for reads (under dk_h5_lock) */
+    dk_store *store;         /* open for reads (under dk_h5_lock) */
     char catalogue_etag[80]; /* over the manifest and every array checksum */
 } dk_served_store;
 

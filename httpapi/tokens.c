@@ -42,14 +42,17 @@ dk_status dk_scopes_parse(const char *csv, unsigned *out, dk_err *err)
         for (int i = 0; i < SCOPE_COUNT; i++)
             if (strlen(scope_names[i]) == n && strncmp(p, scope_names[i], n) == 0) found = i;
         if (found < 0)
-            return dk_err_set(err, DK_EFORMAT,
-                              "unknown scope '%.*s' (scopes: targets, evaluate, distill, federation)",
-                              (int)(n > 40 ? 40 : n), p);
+            return dk_err_set(
+                err, DK_EFORMAT,
+                "unknown scope '%.*s' (scopes: targets, evaluate, distill, federation)",
+                (int)(n > 40 ? 40 : n), p);
         *out |= 1u << found;
         p += n;
         if (*p == ',') p++;
     }
-    if (!*out) return dk_err_set(err, DK_EFORMAT, "no scope given (scopes: targets, evaluate, distill, federation)");
+    if (!*out)
+        return dk_err_set(err, DK_EFORMAT,
+                          "no scope given (scopes: targets, evaluate, distill, federation)");
     return DK_OK;
 }
 
@@ -59,7 +62,8 @@ void dk_scopes_format(unsigned scopes, char *buf, size_t cap)
     buf[0] = '\0';
     for (int i = 0; i < SCOPE_COUNT; i++)
         if (scopes & (1u << i))
-            n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", scope_names[i]);
+            n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "",
+                                  scope_names[i]);
 }
 
 bool dk_token_grants(const dk_token_entry *e, const char *profile)
@@ -129,11 +133,13 @@ static dk_status add_profiles(dk_token_entry *e, const char *csv, dk_err *err)
     for (const char *p = csv ? csv : ""; *p;) {
         size_t n = strcspn(p, ",");
         if (e->profile_count == DK_TOKEN_MAX_PROFILES)
-            return dk_err_set(err, DK_ELIMIT, "more than %d profiles for one token", DK_TOKEN_MAX_PROFILES);
+            return dk_err_set(err, DK_ELIMIT, "more than %d profiles for one token",
+                              DK_TOKEN_MAX_PROFILES);
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), p);
         if (n > 63 || !dk_name_is_safe(name))
-            return dk_err_set(err, DK_EFORMAT, "profile name '%s' is not [A-Za-z0-9._-]{1,63}", name);
+            return dk_err_set(err, DK_EFORMAT, "profile name '%s' is not [A-Za-z0-9._-]{1,63}",
+                              name);
         strcpy(e->profiles[e->profile_count++], name);
         p += n;
         if (*p == ',') p++;
@@ -171,12 +177,14 @@ dk_status dk_tokens_revoke(dk_tokens *t, const char *id_or_site, int *revoked, d
 {
     *revoked = 0;
     for (int i = 0; i < t->count; i++)
-        if (strcmp(t->entries[i].id, id_or_site) == 0 || strcmp(t->entries[i].site, id_or_site) == 0) {
+        if (strcmp(t->entries[i].id, id_or_site) == 0 ||
+            strcmp(t->entries[i].site, id_or_site) == 0) {
             if (!t->entries[i].revoked) (*revoked)++;
             t->entries[i].revoked = true;
         }
     if (*revoked == 0)
-        return dk_err_set(err, DK_ENOTFOUND, "no unrevoked token has id or site '%.64s'", id_or_site);
+        return dk_err_set(err, DK_ENOTFOUND, "no unrevoked token has id or site '%.64s'",
+                          id_or_site);
     return DK_OK;
 }
 
@@ -211,7 +219,8 @@ static dk_status entry_from_json(json_t *o, const char *path, int i, dk_token_en
     json_t *v;
     if (!json_is_array(scopes))
         return dk_err_set(err, DK_EFORMAT, "'%s': token %d: scopes is not a list", path, i);
-    json_array_foreach(scopes, k, v) {
+    json_array_foreach(scopes, k, v)
+    {
         unsigned bits;
         if (!json_is_string(v) || dk_scopes_parse(json_string_value(v), &bits, err))
             return dk_err_set(err, DK_EFORMAT, "'%s': token %d: bad scope", path, i);
@@ -220,7 +229,8 @@ static dk_status entry_from_json(json_t *o, const char *path, int i, dk_token_en
     if (profiles) {
         if (!json_is_array(profiles) || json_array_size(profiles) > DK_TOKEN_MAX_PROFILES)
             return dk_err_set(err, DK_EFORMAT, "'%s': token %d: bad profiles", path, i);
-        json_array_foreach(profiles, k, v) {
+        json_array_foreach(profiles, k, v)
+        {
             if (!json_is_string(v) || !dk_name_is_safe(json_string_value(v)))
                 return dk_err_set(err, DK_EFORMAT, "'%s': token %d: bad profile name", path, i);
             snprintf(e->profiles[e->profile_count++], 64, "%s", json_string_value(v));
@@ -253,8 +263,9 @@ dk_status dk_tokens_load(const char *path, bool missing_ok, dk_tokens *out, dk_e
                        &version, "tokens", &list) ||
         strcmp(format, DK_TOKENS_FORMAT) != 0 || version != 1 || !json_is_array(list) ||
         json_array_size(list) > DK_TOKENS_MAX) {
-        st = dk_err_set(err, DK_EFORMAT,
-                        "token file '%s' is not a version 1 dualkd-tokens file (%s)", path, je.text);
+        st =
+            dk_err_set(err, DK_EFORMAT,
+                       "token file '%s' is not a version 1 dualkd-tokens file (%s)", path, je.text);
     } else if (json_array_size(list)) {
         out->entries = calloc(json_array_size(list), sizeof *out->entries);
         if (!out->entries) st = dk_err_set(err, DK_ENOMEM, "out of memory reading '%s'", path);
@@ -289,7 +300,8 @@ dk_status dk_tokens_save(const char *path, const dk_tokens *t, dk_err *err)
     json_t *list = json_array();
     for (int i = 0; i < t->count; i++)
         json_array_append_new(list, entry_to_json(&t->entries[i]));
-    json_t *root = json_pack("{s:s, s:i, s:o}", "format", DK_TOKENS_FORMAT, "version", 1, "tokens", list);
+    json_t *root =
+        json_pack("{s:s, s:i, s:o}", "format", DK_TOKENS_FORMAT, "version", 1, "tokens", list);
     char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
     if (!text) return dk_err_set(err, DK_ENOMEM, "out of memory writing '%s'", path);

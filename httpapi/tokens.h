@@ -15,11 +15,11 @@
 
 #include "distill/err.h"
 
-#define DK_TOKENS_FORMAT       "dualkd-tokens"
-#define DK_TOKEN_CHARS         68 /* "dk_" + 64 hex digits + NUL */
-#define DK_TOKEN_MAX_PROFILES  16
-#define DK_TOKENS_MAX          4096
-#define DK_TOKENS_FILE_MAX     (4u << 20)
+#define DK_TOKENS_FORMAT      "dualkd-tokens"
+#define DK_TOKEN_CHARS        68 /* "dk_" + 64 hex digits + NUL */
+#define DK_TOKEN_MAX_PROFILES 16
+#define DK_TOKENS_MAX         4096
+#define DK_TOKENS_FILE_MAX    (4u << 20)
 
 /* Scopes, as bits; names "targets", "evaluate", "distill", "federation". */
 enum {

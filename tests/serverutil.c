@@ -177,7 +177,8 @@ const char *dk_http_header(const dk_http_reply *r, const char *name, char *buf, 
         if (!end) end = line + strlen(line);
         if ((size_t)(end - line) > n && strncasecmp(line, name, n) == 0 && line[n] == ':') {
             const char *v = line + n + 1;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             snprintf(buf, cap, "%.*s", (int)(end - v), v);
             return buf;
         }

@@ -16,10 +16,10 @@
 
 typedef struct dk_test_env {
     char *data, *teacher, *store_dir, *tokens; /* paths under dk_test_dir (owned) */
-    char all[DK_TOKEN_CHARS];     /* site "hospital-a": targets, every profile */
-    char only_a[DK_TOKEN_CHARS];  /* site "hospital-b": targets, profile A only */
-    char evaluate[DK_TOKEN_CHARS]; /* site "hospital-c": evaluate only */
-    char revoked[DK_TOKEN_CHARS]; /* site "hospital-d": targets, revoked */
+    char all[DK_TOKEN_CHARS];                  /* site "hospital-a": targets, every profile */
+    char only_a[DK_TOKEN_CHARS];               /* site "hospital-b": targets, profile A only */
+    char evaluate[DK_TOKEN_CHARS];             /* site "hospital-c": evaluate only */
+    char revoked[DK_TOKEN_CHARS];              /* site "hospital-d": targets, revoked */
     char distill[DK_TOKEN_CHARS]; /* site "hospital-f": targets and distill, every profile */
     dk_server *server;
     int port;

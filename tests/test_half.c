@@ -15,7 +15,8 @@ Test(half, every_half_round_trips_through_float)
             cr_assert(isnan(f), "0x%04x", h);
             continue;
         }
-        cr_assert_eq(dk_half_from_float(f), h, "0x%04x -> %g -> 0x%04x", h, f, dk_half_from_float(f));
+        cr_assert_eq(dk_half_from_float(f), h, "0x%04x -> %g -> 0x%04x", h, f,
+                     dk_half_from_float(f));
     }
     cr_assert_eq(dk_half_to_float(0x3c00), 1.0f);
     cr_assert_eq(dk_half_to_float(0xc000), -2.0f);

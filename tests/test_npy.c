@@ -27,10 +27,17 @@ static void fill(dk_npy_dtype t, void *data, size_t n)
         float v = (float)i * 0.25f - 3.0f;
         uint64_t bits = (uint64_t)i * 0x9E3779B97F4A7C15u;
         switch (t) {
-        case DK_NPY_F2: ((uint16_t *)data)[i] = dk_half_from_float(v); break;
-        case DK_NPY_F4: ((float *)data)[i] = v; break;
-        case DK_NPY_F8: ((double *)data)[i] = v; break;
-        default: memcpy((char *)data + i * dk_npy_dtype_size(t), &bits, dk_npy_dtype_size(t));
+        case DK_NPY_F2:
+            ((uint16_t *)data)[i] = dk_half_from_float(v);
+            break;
+        case DK_NPY_F4:
+            ((float *)data)[i] = v;
+            break;
+        case DK_NPY_F8:
+            ((double *)data)[i] = v;
+            break;
+        default:
+            memcpy((char *)data + i * dk_npy_dtype_size(t), &bits, dk_npy_dtype_size(t));
         }
     }
 }
@@ -83,7 +90,8 @@ Test(npy, numpy_reads_what_we_write_in_both_byte_orders)
                 size_t len;
                 dk_err err = {0};
                 cr_assert_eq(dk_npy_encode(&a, big, &buf, &len, &err), DK_OK, "%s", err.msg);
-                cr_assert_eq(((const unsigned char *)buf)[8] + 10u, len - a.numel * dk_npy_dtype_size(a.dtype));
+                cr_assert_eq(((const unsigned char *)buf)[8] + 10u,
+                             len - a.numel * dk_npy_dtype_size(a.dtype));
                 cr_assert_eq((len - a.numel * dk_npy_dtype_size(a.dtype)) % 64, 0);
                 char name[64];
                 snprintf(name, sizeof name, "%s/c-%s-%d-%d.npy", dk_test_dir,
@@ -175,7 +183,8 @@ Test(npy, we_read_what_numpy_writes_v1_v2_both_orders)
     snprintf(path, sizeof path, "%s/py-fortran.npy", dk_test_dir);
     buf = read_file(path, &len);
     cr_assert_eq(dk_npy_decode(buf, len, 0, &a, &err), DK_EFORMAT);
-    cr_assert(strstr(err.msg, "Fortran order") && strstr(err.msg, "ascontiguousarray"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "Fortran order") && strstr(err.msg, "ascontiguousarray"), "%s",
+              err.msg);
     cr_assert_null(a.data);
     free(buf);
     snprintf(path, sizeof path, "%s/py-c8.npy", dk_test_dir);
@@ -224,11 +233,14 @@ Test(npy, refuses_bad_input_with_messages)
     expect_refused(buf, n, DK_EFORMAT, "bad magic");
     buf[1] = 'N', buf[6] = 4;
     expect_refused(buf, n, DK_EFORMAT, "version 4.0");
-    n = make(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }", 0);
+    n = make(buf,
+             "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }",
+             0);
     expect_refused(buf, n, DK_ELIMIT, "overflows");
     n = make(buf, "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }", 0);
     expect_refused(buf, n, DK_ELIMIT, "byte count overflows");
-    n = make(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 0);
+    n = make(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }",
+             0);
     expect_refused(buf, n, DK_ELIMIT, "dimension overflows");
     n = make(buf, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
     expect_refused(buf, n, DK_EFORMAT, "Fortran order");
@@ -273,7 +285,8 @@ Test(npy, header_for_streaming_then_data)
     char prefix[DK_NPY_PREFIX_CAP];
     size_t plen;
     dk_err err = {0};
-    cr_assert_eq(dk_npy_format_header(&h, prefix, sizeof prefix, &plen, &err), DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_npy_format_header(&h, prefix, sizeof prefix, &plen, &err), DK_OK, "%s",
+                 err.msg);
     cr_assert_eq(plen, 128);
     cr_assert_eq(h.data_offset, plen);
     cr_assert_eq(h.data_bytes, 3 * 4 * 5 * 6 * 2);

@@ -37,7 +37,10 @@ static void teardown(void)
 
 TestSuite(server, .init = setup, .fini = teardown, .timeout = 300);
 
-static size_t discard(char *data, size_t size, size_t n, void *ctx) { return size * n; }
+static size_t discard(char *data, size_t size, size_t n, void *ctx)
+{
+    return size * n;
+}
 
 static json_t *json_of(const dk_http_reply *r)
 {
@@ -52,10 +55,12 @@ static void expect(const char *method, const char *path, const char *token, long
                    const char *words)
 {
     dk_http_reply r = dk_http(&env, method, path, token, NULL);
-    cr_assert_eq(r.status, status, "%s %s: %ld, want %ld: %s", method, path, r.status, status, r.body);
+    cr_assert_eq(r.status, status, "%s %s: %ld, want %ld: %s", method, path, r.status, status,
+                 r.body);
     if (status >= 400) {
         char ct[128];
-        cr_assert_str_eq(dk_http_header(&r, "Content-Type", ct, sizeof ct), "application/problem+json");
+        cr_assert_str_eq(dk_http_header(&r, "Content-Type", ct, sizeof ct),
+                         "application/problem+json");
         json_t *j = json_of(&r);
         cr_assert_eq(json_integer_value(json_object_get(j, "status")), status);
         const char *detail = json_string_value(json_object_get(j, "detail"));
@@ -103,7 +108,8 @@ Test(server, health_ready_and_metrics_need_no_token)
     cr_assert(i == sizeof want / sizeof want[0], "no '%s' in:\n%s", want[i], r.body);
     cr_assert_eq(r.status, 200);
     char ct[128];
-    cr_assert(strstr(dk_http_header(&r, "Content-Type", ct, sizeof ct), "text/plain; version=0.0.4"));
+    cr_assert(
+        strstr(dk_http_header(&r, "Content-Type", ct, sizeof ct), "text/plain; version=0.0.4"));
     cr_assert(strstr(r.body, "dualkd_http_response_bytes_total "), "%s", r.body);
     dk_http_free(&r);
 }
@@ -180,7 +186,8 @@ Test(server, catalogue_pages_with_etags)
     cr_assert_eq(r.status, 304);
     cr_assert_eq(r.len, 0);
     dk_http_free(&r);
-    r = dk_http(&env, "GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=3&page=2", env.all, NULL);
+    r = dk_http(&env, "GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=3&page=2", env.all,
+                NULL);
     cr_assert_eq(r.status, 200);
     char etag2[128];
     dk_http_header(&r, "ETag", etag2, sizeof etag2);
@@ -188,8 +195,9 @@ Test(server, catalogue_pages_with_etags)
     j = json_of(&r);
     cr_assert_eq(json_array_size(json_object_get(j, "samples")), 1);
     cr_assert_eq(json_integer_value(json_object_get(j, "pages")), 2);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "samples"), 0), "id")),
-                     "vol-03");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "samples"), 0), "id")),
+        "vol-03");
     json_decref(j);
     dk_http_free(&r);
     r = dk_http(&env, "GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=3", env.all, NULL);
@@ -198,7 +206,8 @@ Test(server, catalogue_pages_with_etags)
                      "/v1/targets?profile=" DK_TEST_PROFILE_A "&page=2&per_page=3");
     json_decref(j);
     dk_http_free(&r);
-    expect("GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=3&page=3", env.all, 404, "page 3");
+    expect("GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=3&page=3", env.all, 404,
+           "page 3");
     expect("GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&per_page=0", env.all, 400, "per_page");
     expect("GET", "/v1/targets?profile=" DK_TEST_PROFILE_A "&page=1x", env.all, 400, "page");
     expect("GET", "/v1/targets", env.all, 400, "'profile' is required");
@@ -231,7 +240,8 @@ static void *stored(const char *profile, const char *sample, const char *kind, b
     return buf;
 }
 
-static void expect_array(const char *sample, const char *kind, bool f4, dk_npy_dtype dtype, int rank)
+static void expect_array(const char *sample, const char *kind, bool f4, dk_npy_dtype dtype,
+                         int rank)
 {
     char path[300], sha[65], etag[128], want_etag[128], ct[64];
     snprintf(path, sizeof path, "/v1/targets/%s/%s?profile=%s%s", sample, kind, DK_TEST_PROFILE_A,
@@ -247,7 +257,8 @@ static void expect_array(const char *sample, const char *kind, bool f4, dk_npy_d
     void *want = stored(DK_TEST_PROFILE_A, sample, kind, f4, &bytes, sha);
     cr_assert_eq(a.numel * dk_npy_dtype_size(a.dtype), bytes);
     cr_assert_eq(memcmp(a.data, want, bytes), 0, "%s: bytes differ from the store", path);
-    snprintf(want_etag, sizeof want_etag, "\"%s%s\"", sha, f4 && dtype == DK_NPY_F4 && strcmp(kind, "input") ? "-f4" : "");
+    snprintf(want_etag, sizeof want_etag, "\"%s%s\"", sha,
+             f4 && dtype == DK_NPY_F4 && strcmp(kind, "input") ? "-f4" : "");
     cr_assert_str_eq(dk_http_header(&r, "ETag", etag, sizeof etag), want_etag);
     free(want);
     dk_npy_array_free(&a);
@@ -267,8 +278,8 @@ Test(server, arrays_are_the_stored_bytes_as_npy)
            "no sample 'vol-09'");
     expect("GET", "/v1/targets/vol-00/features/dec7?profile=" DK_TEST_PROFILE_A, env.all, 404,
            "it has: input, label, response, uncertainty, features/bottleneck");
-    expect("GET", "/v1/targets/vol-00/response?profile=" DK_TEST_PROFILE_A "&dtype=f8", env.all, 400,
-           "dtype 'f8'");
+    expect("GET", "/v1/targets/vol-00/response?profile=" DK_TEST_PROFILE_A "&dtype=f8", env.all,
+           400, "dtype 'f8'");
     expect("GET", "/v1/targets/vol-00/response", env.all, 400, "'profile' is required");
 }
 
@@ -344,7 +355,8 @@ Test(server, tokens_scopes_and_grants)
     dk_http_reply r = dk_http(&env, "GET", path, NULL, NULL);
     char v[200];
     cr_assert_eq(r.status, 401);
-    cr_assert_str_eq(dk_http_header(&r, "WWW-Authenticate", v, sizeof v), "Bearer realm=\"dualkd\"");
+    cr_assert_str_eq(dk_http_header(&r, "WWW-Authenticate", v, sizeof v),
+                     "Bearer realm=\"dualkd\"");
     cr_assert(strstr(r.body, "Authorization: Bearer"), "%s", r.body);
     dk_http_free(&r);
     expect("GET", path, "dk_0000000000000000000000000000000000000000000000000000000000000000", 401,
@@ -374,7 +386,8 @@ Test(server, tokens_scopes_and_grants)
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
     expect("GET", path, env.all, 401, "has been revoked");
     /* a token added by the CLI works at once */
-    snprintf(cmd, sizeof cmd, "%s token add --site hospital-e --scope targets --profiles %s --tokens %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "%s token add --site hospital-e --scope targets --profiles %s --tokens %s 2>/dev/null",
              dk_test_bin(), DK_TEST_PROFILE_B, env.tokens);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
     out[strcspn(out, "\n")] = '\0';
@@ -406,10 +419,12 @@ Test(server, traversal_and_malformed_paths_are_refused)
         snprintf(path, sizeof path, "%s%s", cases[i].path, q);
         expect("GET", path, env.all, cases[i].status, NULL);
     }
-    expect("GET", "/v1/targets/vol-00/input?profile=../" DK_TEST_PROFILE_A, env.all, 404, "no profile");
-    expect("GET", "/v1/targets/vol-00/input?profile=%2e%2e%2fstores%2f" DK_TEST_PROFILE_A, env.all, 404,
+    expect("GET", "/v1/targets/vol-00/input?profile=../" DK_TEST_PROFILE_A, env.all, 404,
            "no profile");
-    expect("GET", "/v1/targets/vol-00/input?profile=" DK_TEST_PROFILE_A "%00", env.all, 404, "no profile");
+    expect("GET", "/v1/targets/vol-00/input?profile=%2e%2e%2fstores%2f" DK_TEST_PROFILE_A, env.all,
+           404, "no profile");
+    expect("GET", "/v1/targets/vol-00/input?profile=" DK_TEST_PROFILE_A "%00", env.all, 404,
+           "no profile");
     expect("GET", "/v1/targets/vol-00/input?profile=../x", env.only_a, 403, "not granted");
     char longpath[5000] = "/v1/targets/";
     memset(longpath + 12, 'a', 3000);
@@ -449,7 +464,7 @@ Test(server, limits_body_size_and_token_rate)
     cr_assert_str_eq(dk_http_header(&r, "Retry-After", v, sizeof v), "1");
     cr_assert(strstr(r.body, "over its request rate"), "%s", r.body);
     dk_http_free(&r);
-    expect("GET", path, env.all, 200, NULL); /* another token has its own bucket */
+    expect("GET", path, env.all, 200, NULL);    /* another token has its own bucket */
     expect("GET", "/healthz", NULL, 200, NULL); /* and health checks are not limited */
     nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
     expect("GET", path, env.only_a, 200, NULL);

@@ -51,7 +51,8 @@ static const char client_py[] =
     "cat = requests.get(base + '/v1/targets', params=P, headers=H).json()\n"
     "assert cat['total'] == 4, cat\n"
     "def get(sample, kind, **extra):\n"
-    "    r = requests.get(base + '/v1/targets/%s/%s' % (sample, kind), params=dict(P, **extra), headers=H)\n"
+    "    r = requests.get(base + '/v1/targets/%s/%s' % (sample, kind), params=dict(P, **extra), "
+    "headers=H)\n"
     "    assert r.status_code == 200, r.text\n"
     "    assert r.headers['Content-Type'] == 'application/x-npy'\n"
     "    return r, np.load(io.BytesIO(r.content))\n"
@@ -114,15 +115,18 @@ Test(server_cli, python_client_then_sigterm_with_a_request_in_flight)
 Test(server_cli, token_commands_keep_only_the_digest)
 {
     char *file = dk_test_path("t.json"), cmd[8192], out[8192], token[128];
-    snprintf(cmd, sizeof cmd, "%s token add --site lab-1 --scope targets,evaluate --profiles a,b --tokens %s 2>/dev/null",
-             dk_test_bin(), file);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s token add --site lab-1 --scope targets,evaluate --profiles a,b --tokens %s 2>/dev/null",
+        dk_test_bin(), file);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
     snprintf(token, sizeof token, "%.*s", (int)strcspn(out, "\n"), out);
     cr_assert_eq(strlen(token), 67, "%s", out);
     cr_assert_eq(strncmp(token, "dk_", 3), 0);
     snprintf(cmd, sizeof cmd, "grep -c %s %s; stat -c %%a %s", token + 3, file, file);
     dk_test_run(cmd, out, sizeof out);
-    cr_assert(strstr(out, "0\n600"), "the token itself is in the file, or its mode is not 600: %s", out);
+    cr_assert(strstr(out, "0\n600"), "the token itself is in the file, or its mode is not 600: %s",
+              out);
     dk_tokens t;
     dk_err err = {0};
     cr_assert_eq(dk_tokens_load(file, false, &t, &err), DK_OK, "%s", err.msg);
@@ -147,10 +151,12 @@ Test(server_cli, token_commands_keep_only_the_digest)
     snprintf(cmd, sizeof cmd, "%s token revoke --tokens %s nobody", dk_test_bin(), file);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "no unrevoked token has id or site 'nobody'"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s token add --site lab-1 --scope admin --tokens %s", dk_test_bin(), file);
+    snprintf(cmd, sizeof cmd, "%s token add --site lab-1 --scope admin --tokens %s", dk_test_bin(),
+             file);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "unknown scope 'admin'"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s token add --site ../x --scope targets --tokens %s", dk_test_bin(), file);
+    snprintf(cmd, sizeof cmd, "%s token add --site ../x --scope targets --tokens %s", dk_test_bin(),
+             file);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "site name '../x'"), "%s", out);
     free(file);
@@ -176,11 +182,13 @@ Test(server_cli, serve_usage_and_start_errors)
              dk_test_bin(), env.data, env.store_dir, env.tokens);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "--teacher"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s serve --teacher %s --store %s --tokens %s/none.json --listen 127.0.0.1:0",
+    snprintf(cmd, sizeof cmd,
+             "%s serve --teacher %s --store %s --tokens %s/none.json --listen 127.0.0.1:0",
              dk_test_bin(), env.teacher, env.store_dir, dk_test_dir);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "dualkd token add"), "%s", out);
-    snprintf(cmd, sizeof cmd, "%s serve --teacher %s --store %s/none --tokens %s --listen 127.0.0.1:0",
+    snprintf(cmd, sizeof cmd,
+             "%s serve --teacher %s --store %s/none --tokens %s --listen 127.0.0.1:0",
              dk_test_bin(), env.teacher, dk_test_dir, env.tokens);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "cannot be read"), "%s", out);
@@ -190,7 +198,8 @@ Test(server_cli, openapi_lists_exactly_the_routes_served)
 {
     char cmd[8192], out[8192];
     snprintf(cmd, sizeof cmd,
-             "%s -c \"import yaml; print(' '.join(yaml.safe_load(open('%s/docs/openapi.yaml'))['paths']))\"",
+             "%s -c \"import yaml; print(' "
+             "'.join(yaml.safe_load(open('%s/docs/openapi.yaml'))['paths']))\"",
              dk_test_python(), dk_test_source());
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
     out[strcspn(out, "\n")] = '\0';
@@ -198,7 +207,8 @@ Test(server_cli, openapi_lists_exactly_the_routes_served)
     for (int r = 1; r < DK_ROUTE_COUNT; r++) {
         const char *name = dk_route_name(r);
         if (!strcmp(name, "/v1/jobs/{id}")) continue; /* compared below in yaml order */
-        snprintf(routes + strlen(routes), sizeof routes - strlen(routes), "%s%s", *routes ? " " : "", name);
+        snprintf(routes + strlen(routes), sizeof routes - strlen(routes), "%s%s",
+                 *routes ? " " : "", name);
         if (!strcmp(name, "/v1/profiles"))
             snprintf(routes + strlen(routes), sizeof routes - strlen(routes), " /v1/jobs/{id}");
     }
@@ -215,7 +225,8 @@ static const char stop_job_py[] =
     "base = 'http://127.0.0.1:%d' % port\n"
     "H = {'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'}\n"
     "r = requests.post(base + '/v1/profiles', headers=H,\n"
-    "                  data='{\"name\": \"site-s\", \"spacing\": [1.4, 0.3, 0.3], \"contrast\": \"t1\"}')\n"
+    "                  data='{\"name\": \"site-s\", \"spacing\": [1.4, 0.3, 0.3], \"contrast\": "
+    "\"t1\"}')\n"
     "assert r.status_code == 202, r.text\n"
     "job = r.json()['id']\n"
     "while requests.get(base + '/v1/jobs/' + job, headers=H).json()['state'] == 'queued':\n"

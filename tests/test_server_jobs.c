@@ -72,7 +72,8 @@ static json_t *wait_job(const char *id)
     return NULL;
 }
 
-static const char site_x[] = "{\"name\": \"site-x\", \"spacing\": [2.8, 0.5, 0.5], \"contrast\": \"t1\"}";
+static const char site_x[] =
+    "{\"name\": \"site-x\", \"spacing\": [2.8, 0.5, 0.5], \"contrast\": \"t1\"}";
 
 Test(server_jobs, a_registered_profile_is_precomputed_verified_and_served)
 {
@@ -91,7 +92,8 @@ Test(server_jobs, a_registered_profile_is_precomputed_verified_and_served)
     json_t *samples = json_object_get(job, "samples");
     cr_assert_eq(json_integer_value(json_object_get(samples, "done")), 4);
     cr_assert_eq(json_integer_value(json_object_get(samples, "total")), 4);
-    cr_assert_str_eq(json_string_value(json_object_get(job, "result")), "/v1/targets?profile=site-x");
+    cr_assert_str_eq(json_string_value(json_object_get(job, "result")),
+                     "/v1/targets?profile=site-x");
     json_decref(job);
     r = dk_http(&env, "GET", "/v1/profiles", env.distill, NULL);
     cr_assert(strstr(r.body, "\"name\": \"site-x\""), "%s", r.body);
@@ -116,19 +118,22 @@ Test(server_jobs, bad_registrations_are_refused_with_reasons)
     dk_http_reply r = dk_http_body(&env, "POST", "/v1/profiles", env.distill, NULL, site_x);
     cr_assert_eq(r.status, 415, "%s", r.body); /* curl's default form type */
     dk_http_free(&r);
-    json_t *j = post_profile("{\"name\": \"s\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"nosie\": 1}",
-                             env.distill, 400);
+    json_t *j = post_profile(
+        "{\"name\": \"s\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"nosie\": 1}",
+        env.distill, 400);
     cr_assert(strstr(json_string_value(json_object_get(j, "detail")), "unknown field 'nosie'"));
     json_decref(j);
-    j = post_profile("{\"name\": \"../x\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\"}", env.distill, 400);
+    j = post_profile("{\"name\": \"../x\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\"}",
+                     env.distill, 400);
     json_decref(j);
     j = post_profile("not json", env.distill, 400);
     json_decref(j);
     j = post_profile(site_x, env.all, 403); /* no distill scope */
     cr_assert(strstr(json_string_value(json_object_get(j, "detail")), "needs 'distill'"));
     json_decref(j);
-    j = post_profile("{\"name\": \"clinical-3.3mm\", \"spacing\": [3.3, 0.31, 0.31], \"contrast\": \"pd-fs\"}",
-                     env.distill, 409);
+    j = post_profile(
+        "{\"name\": \"clinical-3.3mm\", \"spacing\": [3.3, 0.31, 0.31], \"contrast\": \"pd-fs\"}",
+        env.distill, 409);
     json_decref(j);
     r = dk_http(&env, "GET", "/v1/jobs/0000000000000000", env.distill, NULL);
     cr_assert_eq(r.status, 404, "%s", r.body);
@@ -149,8 +154,9 @@ Test(server_jobs, bad_registrations_are_refused_with_reasons)
 Test(server_jobs, queued_jobs_survive_a_restart)
 {
     json_t *a = post_profile(site_x, env.distill, 202);
-    json_t *b = post_profile("{\"name\": \"site-y\", \"spacing\": [2.1, 0.5, 0.5], \"contrast\": \"t1\"}",
-                             env.distill, 202);
+    json_t *b =
+        post_profile("{\"name\": \"site-y\", \"spacing\": [2.1, 0.5, 0.5], \"contrast\": \"t1\"}",
+                     env.distill, 202);
     char id_a[32], id_b[32];
     snprintf(id_a, sizeof id_a, "%s", json_string_value(json_object_get(a, "id")));
     snprintf(id_b, sizeof id_b, "%s", json_string_value(json_object_get(b, "id")));
@@ -166,7 +172,8 @@ Test(server_jobs, queued_jobs_survive_a_restart)
     dk_test_env_start(&env, jobs_config()); /* stops the server (and the running child) first */
     for (int k = 0; k < 2; k++) {
         json_t *j = wait_job(k ? id_b : id_a);
-        cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "done", "%s", json_dumps(j, 0));
+        cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "done", "%s",
+                         json_dumps(j, 0));
         json_decref(j);
     }
     dk_http_reply r = dk_http(&env, "GET", "/v1/targets?profile=site-y", env.distill, NULL);
