@@ -178,8 +178,11 @@ static bool resolve(dk_request *req, const dk_route_params *p, target *t, enum M
         (dk_npy_header){.dtype = t->as_f4 ? DK_NPY_F4 : npy_dtype(t->a->dtype), .rank = t->a->rank};
     for (int d = 0; d < t->a->rank; d++)
         t->h.shape[d] = (size_t)t->a->dims[d];
-    if (dk_npy_format_header(&t->h, t->prefix, sizeof t->prefix, &t->prefix_len, NULL))
+    dk_err err = {0};
+    if (dk_npy_format_header(&t->h, t->prefix, sizeof t->prefix, &t->prefix_len, &err)) {
+        *answered = dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
         return false;
+    }
     t->total = t->prefix_len + t->h.data_bytes;
     t->a_numel = t->h.numel;
     snprintf(t->etag, sizeof t->etag, "\"%s%s\"", t->a->sha256, t->as_f4 ? "-f4" : "");
