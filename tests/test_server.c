@@ -469,3 +469,84 @@ Test(server, limits_body_size_and_token_rate)
     nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL);
     expect("GET", path, env.only_a, 200, NULL);
 }
+
+/* Raw bytes no HTTP client would send, then 8 threads downloading at once;
+ * the server (in this process, so ASan/UBSan watch it) must answer sanely. */
+static const char hostile_py[] =
+    "import hashlib, io, socket, sys, threading, requests\n"
+    "import numpy as np\n"
+    "port, token = int(sys.argv[1]), sys.argv[2]\n"
+    "def raw(data, expect_close=True):\n"
+    "    s = socket.create_connection(('127.0.0.1', port), timeout=10)\n"
+    "    s.sendall(data)\n"
+    "    try:\n"
+    "        s.shutdown(socket.SHUT_WR)\n"
+    "        out = b''\n"
+    "        while True:\n"
+    "            chunk = s.recv(65536)\n"
+    "            if not chunk: break\n"
+    "            out += chunk\n"
+    "    except OSError: out = b''\n"
+    "    s.close()\n"
+    "    return out\n"
+    "A = ('Authorization: Bearer %s\\r\\n' % token).encode()\n"
+    "cases = [b'\\x00\\xff' * 1000, b'GET\\r\\n\\r\\n', b'GET / HTTP/9.9\\r\\n\\r\\n',\n"
+    "         b'GET /v1/targets/%zz/%%%/input?profile=%ff HTTP/1.1\\r\\nHost: x\\r\\n' + A + "
+    "b'\\r\\n',\n"
+    "         b'GET /v1/targets?profile=clinical-3.3mm&page=99999999999999999999 "
+    "HTTP/1.1\\r\\nHost: x\\r\\n' + A + b'\\r\\n',\n"
+    "         b'GET /v1/targets/vol-00/response?profile=clinical-3.3mm HTTP/1.1\\r\\nHost: "
+    "x\\r\\n' + A +\n"
+    "         b'Range: bytes=99999999999999999999999-\\r\\nIf-None-Match: ,,,W/,\"\\r\\n\\r\\n',\n"
+    "         b'GET /v1/targets/vol-00/response?profile=clinical-3.3mm HTTP/1.1\\r\\nHost: "
+    "x\\r\\n' + A +\n"
+    "         b'Range: bytes=-\\r\\n\\r\\n',\n"
+    "         b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nX: ' + b'a' * 100000 + b'\\r\\n\\r\\n',\n"
+    "         b'POST /v1/profiles HTTP/1.1\\r\\nHost: x\\r\\n' + A + b'Content-Type: "
+    "application/json\\r\\n'\n"
+    "         b'Transfer-Encoding: chunked\\r\\n\\r\\nzz\\r\\n',\n"
+    "         b'GET /v1/teacher HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer ' + b'x' * 5000 + "
+    "b'\\r\\n\\r\\n',\n"
+    "         b'GET /v1/teacher HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer\\r\\n\\r\\n',\n"
+    "         b'GET /v1/targets/vol-00/input HTTP/1.1\\r\\nHost: x\\r\\n' + A + b'Content-Length: "
+    "-5\\r\\n\\r\\n']\n"
+    "for c in cases:\n"
+    "    out = raw(c)\n"
+    "    assert out == b'' or out.startswith(b'HTTP/1.'), out[:100]\n"
+    "    if out: assert int(out.split()[1]) >= 200, out[:100]\n"
+    "base = 'http://127.0.0.1:%d' % port\n"
+    "H = {'Authorization': 'Bearer ' + token}\n"
+    "P = {'profile': 'clinical-3.3mm'}\n"
+    "cat = requests.get(base + '/v1/targets', params=P, headers=H).json()\n"
+    "want = {(s['id'], a['kind']): a['sha256'] for s in cat['samples'] for a in s['arrays']}\n"
+    "errors = []\n"
+    "def worker(k):\n"
+    "    with requests.Session() as session:\n"
+    "        for i, ((sid, kind), digest) in enumerate(sorted(want.items())):\n"
+    "            if (i + k) % 2: continue\n"
+    "            r = session.get(base + '/v1/targets/%s/%s' % (sid, kind), params=P, headers=H)\n"
+    "            if r.status_code != 200:\n"
+    "                errors.append((sid, kind, r.status_code))\n"
+    "                continue\n"
+    "            a = np.load(io.BytesIO(r.content))\n"
+    "            if hashlib.sha256(a.tobytes()).hexdigest() != digest: errors.append((sid, kind, "
+    "'sha'))\n"
+    "threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]\n"
+    "[t.start() for t in threads]\n"
+    "[t.join() for t in threads]\n"
+    "assert not errors, errors[:5]\n"
+    "assert requests.get(base + '/healthz').status_code == 200\n"
+    "print('hostile ok', len(want))\n";
+
+Test(server, hostile_bytes_and_concurrent_downloads)
+{
+    char *script = dk_test_path("hostile.py"), cmd[8192], out[16384];
+    FILE *f = fopen(script, "w");
+    fputs(hostile_py, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s %s %d %s", dk_test_python(), script, env.port, env.all);
+    int rc = dk_test_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "hostile ok 20"), "%s", out);
+    free(script);
+}
