@@ -379,8 +379,13 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
                            profile, job->id);
         }
     }
-    if (!st && (queued >= j->queue_max || j->count >= DK_JOBS_MAX))
+    if (!st && queued >= j->queue_max)
         st = dk_err_set(err, DK_ELIMIT, "the precompute queue is full (%d queued)", queued);
+    if (!st && j->count >= DK_JOBS_MAX)
+        st = dk_err_set(err, DK_ELIMIT,
+                        "the server keeps at most %d job records; an operator can remove finished "
+                        "ones from '%s'",
+                        DK_JOBS_MAX, j->jobs_dir);
     dk_job_info *job = &j->jobs[j->count];
     if (!st) {
         memset(job, 0, sizeof *job);
