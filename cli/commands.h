@@ -26,5 +26,9 @@ int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
 int dk_cmd_eval(int argc, char **argv);               /* cmd_eval.c */
 int dk_cmd_student_train(int argc, char **argv);      /* cmd_student_train.c */
+int dk_cmd_serve(int argc, char **argv);              /* cmd_serve.c */
+int dk_cmd_token_add(int argc, char **argv);          /* cmd_token.c */
+int dk_cmd_token_list(int argc, char **argv);         /* cmd_token.c */
+int dk_cmd_token_revoke(int argc, char **argv);       /* cmd_token.c */
 
 #endif

@@ -19,6 +19,10 @@ static const dk_command commands[] = {
     {"teacher verify", dk_cmd_teacher_verify, "check a target store's manifest, shapes and checksums"},
     {"student train", dk_cmd_student_train, "train a site's student: its labels + the teacher's targets"},
     {"eval", dk_cmd_eval, "per-class Dice, HD95 and ASSD (mm) of a model or label maps"},
+    {"serve", dk_cmd_serve, "the HTTP API: model card, profiles, targets as .npy (docs/api.md)"},
+    {"token add", dk_cmd_token_add, "a new site token (printed once; only its SHA-256 is kept)"},
+    {"token list", dk_cmd_token_list, "the tokens of a token file: id, site, scopes, profiles"},
+    {"token revoke", dk_cmd_token_revoke, "revoke a token by id, or all of a site's"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

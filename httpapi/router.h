@@ -1,0 +1,50 @@
+/* router.h: the route table (method, path shape, scope) and dispatch: path
+ * safety checks, authentication, 404/405, then the handler. Route indexes
+ * label the metrics. */
+#ifndef DK_HTTPAPI_ROUTER_H
+#define DK_HTTPAPI_ROUTER_H
+
+#include "httpapi/request.h"
+
+enum {
+    DK_ROUTE_UNMATCHED,
+    DK_ROUTE_HEALTHZ,
+    DK_ROUTE_READYZ,
+    DK_ROUTE_METRICS,
+    DK_ROUTE_TEACHER,
+    DK_ROUTE_PROFILES,
+    DK_ROUTE_TARGETS,
+    DK_ROUTE_TARGET,
+    DK_ROUTE_JOB,
+    DK_ROUTE_COUNT
+};
+
+/* "/v1/targets/{sample}/{kind}", ... (static storage). */
+const char *dk_route_name(int route);
+
+/* Path parameters of a matched route (borrowed from the request's path copy). */
+typedef struct dk_route_params {
+    char sample[128]; /* or the job id */
+    char kind[96];    /* "response", "features/bottleneck", ... */
+} dk_route_params;
+
+/* Answer req (method, decoded path). */
+enum MHD_Result dk_route(dk_request *req, const char *method, const char *path);
+
+/* A decoder for MHD_OPTION_UNESCAPE_CALLBACK: %XX decoding in which an encoded
+ * NUL or control byte becomes DEL (0x7f), so the router refuses it instead of
+ * the string ending early. */
+size_t dk_route_unescape(void *cls, struct MHD_Connection *c, char *s);
+
+/* Handlers (routes_*.c). */
+enum MHD_Result dk_handle_healthz(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_readyz(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_metrics(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_teacher(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_profiles(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *p);
+
+#endif
