@@ -4,11 +4,14 @@
  * repository-sized volume, and precompute volumes/s at N noisy passes.
  *
  *   bench_inference [--size D H W] [--threads T] [--reps K] [--plan train|inference|both]
- *                   [--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N]]
+ *                   [--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N]
+ *                    [--pass-batch B]]
  *
  * Each measurement runs in a child process of its own, so its peak RSS (VmHWM)
  * is that measurement's alone. Defaults: 64 x 160 x 160, 2 threads, 3 timed
- * forwards after one warm-up, 2 volumes, 8 passes, profile clinical-3.3mm.
+ * forwards after one warm-up, 2 volumes, 8 passes, profile clinical-3.3mm, pass
+ * batch 0 (as many passes per forward as fit; 1 is one pass at a time). CPU times
+ * count all threads (the precompute's include the reading, resampling and store).
  * bench/compare_inference.sh runs two builds of this program alternately. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -26,7 +29,7 @@
 #include "teacher/train.h"
 
 typedef struct options {
-    int dims[3], threads, reps, volumes, passes;
+    int dims[3], threads, reps, volumes, passes, pass_batch;
     bool inference; /* the plan of the forward child */
     bool both;      /* run a child with each plan */
     const char *teacher, *repo;
@@ -131,14 +134,15 @@ static int precompute_child(const options *o)
     int n = subset(o->repo, data, o->volumes, &err), rc = 1;
     dk_precompute_options po = dk_precompute_options_default();
     po.teacher_path = o->teacher, po.data_path = data, po.out_dir = dir, po.passes = o->passes;
+    po.pass_batch = o->pass_batch;
     dk_precompute_result res;
-    double t0 = now();
+    double c0 = cpu_now();
     if (n >= 1 && !dk_profile_builtin("clinical-3.3mm", &po.profile, &err) &&
         !dk_precompute_run(&po, &res, &err)) {
-        printf("precompute  %d volume(s), %d passes, clinical-3.3mm   %.3f volumes/s  (%.2f s per "
-               "volume, %.1f s wall in all)  peak RSS %.0f MB\n",
-               res.computed, o->passes, res.computed / res.seconds, res.seconds / res.computed,
-               now() - t0, peak_rss_mb());
+        printf("precompute  %d volume(s), %d passes (pass batch %d), clinical-3.3mm   %.3f "
+               "volumes/s  (%.2f s per volume, CPU %.2f s per volume)  peak RSS %.0f MB\n",
+               res.computed, o->passes, o->pass_batch, res.computed / res.seconds,
+               res.seconds / res.computed, (cpu_now() - c0) / res.computed, peak_rss_mb());
         rc = 0;
     } else {
         fprintf(stderr, "bench_inference: %s\n", err.msg);
@@ -181,6 +185,8 @@ static int parse(int argc, char **argv, options *o)
             o->reps = atoi(argv[++i]);
         } else if (!strcmp(a, "--volumes") && more) {
             o->volumes = atoi(argv[++i]);
+        } else if (!strcmp(a, "--pass-batch") && more) {
+            o->pass_batch = atoi(argv[++i]);
         } else if (!strcmp(a, "--passes") && more) {
             o->passes = atoi(argv[++i]);
         } else if (!strcmp(a, "--precompute") && i + 2 < argc) {
@@ -204,7 +210,8 @@ int main(int argc, char **argv)
     if (parse(argc, argv, &o)) {
         fprintf(stderr, "usage: bench_inference [--size D H W] [--threads T] [--reps K] "
                         "[--plan train|inference|both] "
-                        "[--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N]]\n");
+                        "[--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N] "
+                        "[--pass-batch B]]\n");
         return 2;
     }
     dk_blas_set_threads(o.threads);

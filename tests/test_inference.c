@@ -3,13 +3,18 @@
  * training plan, bit for bit: the same ops run in the same order on the same
  * values (norms in place read each value before writing it), so no tolerance is
  * needed whatever the BLAS kernel. Reused buffers leave nothing behind between
- * forwards, and the plan holds much less memory. */
+ * forwards, and the plan holds much less memory. Precompute's passes batched
+ * into one forward give the same targets, bit for bit, as one pass at a time. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "datasets/dataset.h"
 #include "distill/liveness.h"
 #include "distill/unet.h"
+#include "teacher/precompute.h"
+#include "teacher/train.h"
 #include "testutil.h"
 
 typedef struct shape {
@@ -154,4 +159,71 @@ Test(inference, liveness_packs_disjoint_lifetimes_together)
     cr_assert_geq(r[1].offset, 112, "b overlaps a and c in time");
     cr_assert_eq(total, 112 + 64);
     for (int i = 0; i < 3; i++) cr_assert_eq(r[i].offset % 16, 0);
+}
+
+/* ---- precompute: the passes batched give the targets of one pass at a time ---- */
+
+static dk_targets targets_with_batch(const char *teacher, dk_volume *v, int passes, int batch)
+{
+    dk_err err = {0};
+    dk_precompute_options o = dk_precompute_options_default();
+    o.teacher_path = teacher, o.passes = passes, o.pass_batch = batch;
+    o.feature_count = 2;
+    strcpy(o.feature_layers[1], "dec1");
+    cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &o.profile, &err), DK_OK, "%s", err.msg);
+    dk_precomputer *pc = dk_precomputer_create(&o, &err);
+    cr_assert_not_null(pc, "%s", err.msg);
+    dk_targets t;
+    cr_assert_eq(dk_precompute_volume(pc, v, 0, &t, &err), DK_OK, "%s", err.msg);
+    dk_precomputer_free(pc);
+    return t;
+}
+
+static void assert_same_targets(const dk_targets *a, const dk_targets *b, int classes)
+{
+    size_t pv = dk_grid_voxels(&a->info.grid);
+    cr_assert_eq(memcmp(a->response, b->response, sizeof(float) * classes * pv), 0, "response");
+    cr_assert_eq(memcmp(a->uncertainty, b->uncertainty, sizeof(float) * pv), 0, "uncertainty");
+    size_t f0 = dk_grid_voxels(&a->info.feature_grid[0]) * 16; /* bottleneck: 16 channels */
+    size_t f1 = dk_grid_voxels(&a->info.feature_grid[1]) * 8;  /* dec1: 8 channels */
+    cr_assert_eq(memcmp(a->features[0], b->features[0], sizeof(float) * f0), 0, "bottleneck");
+    cr_assert_eq(memcmp(a->features[1], b->features[1], sizeof(float) * f1), 0, "dec1");
+}
+
+Test(inference, precompute_batched_passes_give_the_same_targets, .timeout = 240)
+{
+    char *dir = dk_test_tmpdir(), data[512], teacher[512];
+    snprintf(data, sizeof data, "%s/repo.h5", dir);
+    snprintf(teacher, sizeof teacher, "%s/teacher.h5", dir);
+    dk_test_write_phantoms(data, 2, 1, true);
+    dk_err err = {0};
+    dk_teacher_run run = {.data_path = data, .out_path = teacher, .seed = 3};
+    cr_assert_eq(dk_teacher_config_from_json(
+                     "{\"network\": {\"levels\": 3, \"base_width\": 4, \"pool\": [[1, 2, 2], "
+                     "[2, 2, 2]], \"kernel\": [[1, 3, 3], [3, 3, 3], [3, 3, 3]]}, "
+                     "\"patch\": [16, 16, 16], \"batch\": 1, \"steps\": 2, \"steps_per_epoch\": 2, "
+                     "\"checkpoint_every\": 0}",
+                     &run.config, &err),
+                 DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
+    dk_dataset *ds = dk_dataset_open(data, &err);
+    cr_assert_not_null(ds, "%s", err.msg);
+    dk_volume v;
+    cr_assert_eq(dk_dataset_read(ds, 0, &v, &err), DK_OK, "%s", err.msg);
+    int classes = dk_dataset_classes(ds)->count;
+    dk_targets one = targets_with_batch(teacher, &v, 4, 1);
+    dk_targets all = targets_with_batch(teacher, &v, 4, 4);
+    dk_targets two = targets_with_batch(teacher, &v, 4, 3); /* 3 does not divide 4: 2 */
+    dk_targets fit = targets_with_batch(teacher, &v, 4, 0);
+    assert_same_targets(&all, &one, classes);
+    assert_same_targets(&two, &one, classes);
+    assert_same_targets(&fit, &one, classes);
+    dk_targets_release(&one);
+    dk_targets_release(&all);
+    dk_targets_release(&two);
+    dk_targets_release(&fit);
+    dk_volume_release(&v);
+    dk_dataset_close(ds);
+    dk_test_rmtree(dir);
+    free(dir);
 }
