@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/blas.h"
 #include "distill/layers.h"
 #include "distill/liveness.h"
 #include "distill/loss.h"
@@ -54,6 +55,7 @@ struct dk_unet {
     dk_tensor logits, logits_grad;
     dk_params params;
     dk_workspace ws;
+    dk_pool *pool; /* the threads of every op; ws.pool borrows it */
     int n;
     bool inference;      /* planned by dk_unet_plan_inference */
     unsigned keep_taps;  /* taps readable after a forward (all, in a training plan) */
@@ -207,6 +209,7 @@ void dk_unet_free(dk_unet *net)
     for (int i = 0; i < net->params.count; i++) dk_param_release(net->params.items[i]);
     dk_params_release(&net->params);
     dk_workspace_release(&net->ws);
+    dk_pool_free(net->pool);
     free(net);
 }
 
@@ -285,6 +288,18 @@ static dk_status check_divisible(const dk_unet_config *c, const int in[3], dk_er
     return DK_OK;
 }
 
+/* The network's threads: as many as OpenBLAS may use, and at least two, as the
+ * workspace is planned for (a plan made with one thread still runs on two). */
+static dk_status plan_pool(dk_unet *net, dk_err *err)
+{
+    int want = dk_blas_threads() > 2 ? dk_blas_threads() : 2;
+    if (want > DK_PARALLEL_MAX_THREADS) want = DK_PARALLEL_MAX_THREADS;
+    if (net->pool && dk_pool_threads(net->pool) >= want) return DK_OK;
+    dk_pool_free(net->pool);
+    net->ws.pool = net->pool = dk_pool_create(want, err);
+    return net->pool ? DK_OK : DK_ENOMEM;
+}
+
 static dk_status check_shape(const dk_unet_config *c, int n, const int in[3], dk_err *err)
 {
     if (n < 1 || in[0] < 1 || in[1] < 1 || in[2] < 1)
@@ -307,6 +322,7 @@ dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err)
     const dk_unet_config *c = &net->cfg;
     int in[3] = {d, h, w};
     dk_status st = check_shape(c, n, in, err);
+    if (!st) st = plan_pool(net, err);
     if (st) return st;
     release_activations(net);
     set_dims(net, n, in);
@@ -450,6 +466,7 @@ dk_status dk_unet_plan_inference(dk_unet *net, int n, int d, int h, int w, unsig
     const dk_unet_config *c = &net->cfg;
     int in[3] = {d, h, w};
     dk_status st = check_shape(c, n, in, err);
+    if (!st) st = plan_pool(net, err);
     if (st) return st;
     release_activations(net);
     set_dims(net, n, in);
@@ -506,9 +523,9 @@ static void unit_forward(dk_unet *net, conv_unit *u, const dk_tensor *x)
     if (u->has_norm)
         dk_instnorm_relu_forward(&u->pre, u->gamma.value.data, u->beta.value.data,
                                  net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean,
-                                 u->rstd);
+                                 u->rstd, net->pool);
     else
-        dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out);
+        dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out, net->pool);
 }
 
 void dk_unet_forward(dk_unet *net, const dk_tensor *x)
@@ -523,7 +540,7 @@ void dk_unet_forward(dk_unet *net, const dk_tensor *x)
     for (int l = 0; l <= top; l++) {
         unit_forward(net, &lv[l].enc[0], l == 0 ? x : &lv[l - 1].pooled);
         unit_forward(net, &lv[l].enc[1], &lv[l].enc[0].out);
-        if (l < top) dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax);
+        if (l < top) dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax, net->pool);
     }
     for (int l = top - 1; l >= 0; l--) {
         const dk_tensor *below = l == top - 1 ? &lv[top].enc[1].out : &lv[l + 1].dec[1].out;
@@ -555,9 +572,9 @@ static void unit_backward(dk_unet *net, conv_unit *u, level *L, const dk_tensor 
         dpre = grad_view(net, L, pre_buf, u->cout);
         dk_instnorm_relu_backward(&u->pre, &u->out, net->cfg.leaky_slope, u->gamma.value.data,
                                   u->mean, u->rstd, &g, &dpre, u->gamma.grad.data,
-                                  u->beta.grad.data);
+                                  u->beta.grad.data, net->pool);
     } else {
-        dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g);
+        dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g, net->pool);
     }
     dk_tensor dx = grad_view(net, L, 1 - pre_buf, u->cin);
     dk_conv3d_backward(&u->geom, x, &u->weight.value, &dpre, need_dx ? &dx : NULL, &u->weight.grad,
@@ -644,7 +661,7 @@ void dk_unet_backward(dk_unet *net, const dk_tensor *dlogits, const dk_tap_grad 
         level *A = &lv[l - 1];
         dk_tensor dpooled = grad_view(net, &lv[l], cur, A->width);
         dk_tensor dout = grad_view(net, A, 0, A->width);
-        dk_maxpool3d_backward_add(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout);
+        dk_maxpool3d_backward_add(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout, net->pool);
     }
 }
 

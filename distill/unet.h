@@ -17,7 +17,9 @@
  *
  * Memory is planned for one input shape (dk_unet_plan): activations, gradient
  * scratch and the workspace are allocated there; forward and backward do not
- * allocate. The network owns everything it allocates. */
+ * allocate. The network owns everything it allocates, including a thread pool
+ * (parallel.h) of max(2, dk_blas_threads() at planning) threads that every op of
+ * its forward and backward runs on; one thread at a time may use a network. */
 #ifndef DK_UNET_H
 #define DK_UNET_H
 

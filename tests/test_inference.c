@@ -4,14 +4,18 @@
  * values (norms in place read each value before writing it), so no tolerance is
  * needed whatever the BLAS kernel. Reused buffers leave nothing behind between
  * forwards, and the plan holds much less memory. Precompute's passes batched
- * into one forward give the same targets, bit for bit, as one pass at a time. */
+ * into one forward give the same targets, bit for bit, as one pass at a time.
+ * The thread pool runs every share once, and one or two threads give the same
+ * forward and gradients. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "datasets/dataset.h"
+#include "distill/blas.h"
 #include "distill/liveness.h"
+#include "distill/parallel.h"
 #include "distill/unet.h"
 #include "teacher/precompute.h"
 #include "teacher/train.h"
@@ -226,4 +230,83 @@ Test(inference, precompute_batched_passes_give_the_same_targets, .timeout = 240)
     dk_dataset_close(ds);
     dk_test_rmtree(dir);
     free(dir);
+}
+
+/* ---- the thread pool ---- */
+
+typedef struct pool_probe {
+    int seen[8][8]; /* [run][t]: nthreads as thread t saw it */
+    int run;
+} pool_probe;
+
+static void probe(void *ctx, int t, int nthreads)
+{
+    pool_probe *p = ctx;
+    p->seen[p->run][t] = nthreads;
+}
+
+Test(inference, pool_runs_every_share_once_per_run)
+{
+    dk_err err = {0};
+    dk_pool *pool = dk_pool_create(3, &err);
+    cr_assert_not_null(pool, "%s", err.msg);
+    cr_assert_eq(dk_pool_threads(pool), 3);
+    pool_probe p = {0};
+    int counts[6] = {3, 2, 3, 1, 5, 3}; /* 5 > the pool: threads started for that run */
+    for (p.run = 0; p.run < 6; p.run++) {
+        dk_parallel_run(pool, counts[p.run], probe, &p);
+        for (int t = 0; t < 8; t++)
+            cr_assert_eq(p.seen[p.run][t], t < counts[p.run] ? counts[p.run] : 0,
+                         "run %d, thread %d", p.run, t);
+    }
+    dk_pool_free(pool);
+    dk_pool_free(NULL);
+}
+
+/* Logits and parameter gradients of one forward and backward at a thread count. */
+static void step_outputs(const dk_unet_config *c, int threads, float **logits, float **grads,
+                         size_t *nl, size_t *ng)
+{
+    dk_blas_set_threads(threads);
+    cr_assert_eq(dk_blas_threads(), threads);
+    dk_err err = {0};
+    dk_unet *net = dk_unet_create(c, 11, &err);
+    cr_assert_not_null(net, "%s", err.msg);
+    shape s = {1, 1, 16, 32, 32}; /* the layers thread from 2^17 values on */
+    cr_assert_eq(dk_unet_plan(net, s.n, s.d, s.h, s.w, &err), DK_OK, "%s", err.msg);
+    dk_tensor x = input_of(&s, 4);
+    dk_unet_forward(net, &x);
+    *logits = copy_of(dk_unet_logits(net), nl);
+    dk_tensor *g = dk_unet_logits_grad(net);
+    dk_test_fill_uniform(g->data, dk_tensor_numel(g), 6, -1, 1);
+    dk_unet_backward(net, g, NULL, 0);
+    const dk_params *ps = dk_unet_params(net);
+    *ng = dk_params_numel(ps);
+    *grads = malloc(*ng * sizeof(float));
+    size_t at = 0;
+    for (int i = 0; i < ps->count; i++) {
+        size_t n = dk_tensor_numel(&ps->items[i]->grad);
+        memcpy(*grads + at, ps->items[i]->grad.data, n * sizeof(float));
+        at += n;
+    }
+    dk_tensor_release(&x);
+    dk_unet_free(net);
+    dk_blas_set_threads(1);
+}
+
+Test(inference, one_and_two_threads_give_the_same_step)
+{
+    /* Every op splits its work by fixed pieces (parallel.h), so the thread count
+     * changes no bit of the forward nor of the gradients. */
+    dk_unet_config c = dk_unet_config_default(1, 3);
+    c.levels = 3, c.base_width = 8;
+    int pool[2][3] = {{1, 2, 2}, {2, 2, 2}};
+    memcpy(c.pool, pool, sizeof pool);
+    float *l1, *g1, *l2, *g2;
+    size_t nl1, ng1, nl2, ng2;
+    step_outputs(&c, 1, &l1, &g1, &nl1, &ng1);
+    step_outputs(&c, 2, &l2, &g2, &nl2, &ng2);
+    assert_same(l2, nl2, l1, nl1, "logits on 2 threads");
+    assert_same(g2, ng2, g1, ng1, "gradients on 2 threads");
+    free(l1), free(g1), free(l2), free(g2);
 }
