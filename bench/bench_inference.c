@@ -28,6 +28,15 @@
 #include "teacher/precompute.h"
 #include "teacher/train.h"
 
+/* The inference plan and pass batching arrived together with this program; built
+ * against a tree without them (for a before/after run), it measures the training
+ * plan and one pass per forward. */
+#ifdef DK_PRECOMPUTE_BATCH_BYTES
+#define HAVE_INFERENCE_PLAN 1
+#else
+#define HAVE_INFERENCE_PLAN 0
+#endif
+
 typedef struct options {
     int dims[3], threads, reps, volumes, passes, pass_batch;
     bool inference; /* the plan of the forward child */
@@ -69,9 +78,16 @@ static int forward_child(const options *o)
     c.in_channels = 1, c.classes = 5;
     const int *d = o->dims;
     dk_unet *net = dk_unet_create(&c, 1, &err);
-    dk_status st = !net                                         ? DK_ENOMEM
-                   : o->inference ? dk_unet_plan_inference(net, 1, d[0], d[1], d[2], 0, &err)
-                                  : dk_unet_plan(net, 1, d[0], d[1], d[2], &err);
+    dk_status st = !net ? DK_ENOMEM : DK_OK;
+    size_t activations = 0;
+#if HAVE_INFERENCE_PLAN
+    if (!st)
+        st = o->inference ? dk_unet_plan_inference(net, 1, d[0], d[1], d[2], 0, &err)
+                          : dk_unet_plan(net, 1, d[0], d[1], d[2], &err);
+    if (!st) activations = dk_unet_activation_bytes(net);
+#else
+    if (!st) st = dk_unet_plan(net, 1, d[0], d[1], d[2], &err);
+#endif
     if (st) {
         fprintf(stderr, "bench_inference: %s\n", err.msg);
         return 1;
@@ -93,7 +109,7 @@ static int forward_child(const options *o)
     printf("forward  %dx%dx%d  plan %-9s  %.3f s mean, %.3f s best (%.1f GFLOP/s), CPU %.3f s  "
            "activations %.0f MB  peak RSS %.0f MB\n",
            d[0], d[1], d[2], o->inference ? "inference" : "train", total / o->reps, best,
-           flops * 1e-9 / best, cpu / o->reps, dk_unet_activation_bytes(net) / 1048576.0,
+           flops * 1e-9 / best, cpu / o->reps, activations / 1048576.0,
            peak_rss_mb());
     dk_tensor_release(&x);
     dk_unet_free(net);
@@ -134,7 +150,9 @@ static int precompute_child(const options *o)
     int n = subset(o->repo, data, o->volumes, &err), rc = 1;
     dk_precompute_options po = dk_precompute_options_default();
     po.teacher_path = o->teacher, po.data_path = data, po.out_dir = dir, po.passes = o->passes;
+#if HAVE_INFERENCE_PLAN
     po.pass_batch = o->pass_batch;
+#endif
     dk_precompute_result res;
     double c0 = cpu_now();
     if (n >= 1 && !dk_profile_builtin("clinical-3.3mm", &po.profile, &err) &&
@@ -198,8 +216,8 @@ static int parse(int argc, char **argv, options *o)
         }
     }
     if (strcmp(plan, "both") && strcmp(plan, "train") && strcmp(plan, "inference")) return 2;
-    o->both = !strcmp(plan, "both");
-    o->inference = !strcmp(plan, "inference");
+    o->both = !strcmp(plan, "both") && HAVE_INFERENCE_PLAN;
+    o->inference = !strcmp(plan, "inference") && HAVE_INFERENCE_PLAN;
     return o->threads < 1 || o->reps < 1 || o->volumes < 1 || o->passes < 1 ? 2 : 0;
 }
 
