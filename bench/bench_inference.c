@@ -109,8 +109,7 @@ static int forward_child(const options *o)
     printf("forward  %dx%dx%d  plan %-9s  %.3f s mean, %.3f s best (%.1f GFLOP/s), CPU %.3f s  "
            "activations %.0f MB  peak RSS %.0f MB\n",
            d[0], d[1], d[2], o->inference ? "inference" : "train", total / o->reps, best,
-           flops * 1e-9 / best, cpu / o->reps, activations / 1048576.0,
-           peak_rss_mb());
+           flops * 1e-9 / best, cpu / o->reps, activations / 1048576.0, peak_rss_mb());
     dk_tensor_release(&x);
     dk_unet_free(net);
     return 0;
@@ -157,10 +156,12 @@ static int precompute_child(const options *o)
     double c0 = cpu_now();
     if (n >= 1 && !dk_profile_builtin("clinical-3.3mm", &po.profile, &err) &&
         !dk_precompute_run(&po, &res, &err)) {
-        printf("precompute  %d volume(s), %d passes (pass batch %d), clinical-3.3mm   %.3f "
-               "volumes/s  (%.2f s per volume, CPU %.2f s per volume)  peak RSS %.0f MB\n",
-               res.computed, o->passes, o->pass_batch, res.computed / res.seconds,
-               res.seconds / res.computed, (cpu_now() - c0) / res.computed, peak_rss_mb());
+        printf(
+            "precompute  %d volume(s), %d passes (pass batch %d, 0: auto), clinical-3.3mm   %.3f "
+            "volumes/s  (%.2f s per volume, CPU %.2f s per volume)  peak RSS %.0f MB\n",
+            res.computed, o->passes, HAVE_INFERENCE_PLAN ? o->pass_batch : 1,
+            res.computed / res.seconds, res.seconds / res.computed, (cpu_now() - c0) / res.computed,
+            peak_rss_mb());
         rc = 0;
     } else {
         fprintf(stderr, "bench_inference: %s\n", err.msg);
@@ -194,7 +195,8 @@ static int parse(int argc, char **argv, options *o)
         const char *a = argv[i];
         bool more = i + 1 < argc;
         if (!strcmp(a, "--size") && i + 3 < argc) {
-            for (int k = 0; k < 3; k++) o->dims[k] = atoi(argv[++i]);
+            for (int k = 0; k < 3; k++)
+                o->dims[k] = atoi(argv[++i]);
         } else if (!strcmp(a, "--plan") && more) {
             plan = argv[++i];
         } else if (!strcmp(a, "--threads") && more) {

@@ -75,7 +75,8 @@ static void run_scale(bench_ctx *b)
 static void run_instnorm(bench_ctx *b)
 {
     dk_instnorm_forward(&b->x, b->gamma, b->beta, 1e-5f, &b->y, b->mean, b->rstd, NULL);
-    dk_instnorm_backward(&b->x, b->gamma, b->mean, b->rstd, &b->dy, &b->dx, b->dgamma, b->dbeta, NULL);
+    dk_instnorm_backward(&b->x, b->gamma, b->mean, b->rstd, &b->dy, &b->dx, b->dgamma, b->dbeta,
+                         NULL);
 }
 
 static void run_relu(bench_ctx *b)

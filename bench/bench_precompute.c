@@ -56,8 +56,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_precompute: %s\n", err.msg);
         return 1;
     }
-    printf("teacher %s, %d volume(s) of %s, %d passes, OpenBLAS %s kernels, %d threads\n",
-           argv[1], n, argv[2], passes, dk_blas_corename(), dk_blas_threads());
+    printf("teacher %s, %d volume(s) of %s, %d passes, OpenBLAS %s kernels, %d threads\n", argv[1],
+           n, argv[2], passes, dk_blas_corename(), dk_blas_threads());
     const char *profiles[2] = {"clinical-3.3mm", "clinical-4.5mm"};
     for (int p = 0; p < 2; p++) {
         dk_precompute_options o = dk_precompute_options_default();

@@ -71,7 +71,8 @@ void dk_leaky_relu_forward(const dk_tensor *x, float slope, dk_tensor *y, dk_poo
     run(x->data, x->data, dk_tensor_numel(x), slope, y->data, pool);
 }
 
-void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx, dk_pool *pool)
+void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx,
+                            dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(y, dy), y, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(y, dx), y, dx);

@@ -19,7 +19,8 @@
  * Output dims are floor(in / k). argmax holds, per output element, the flat
  * index of the chosen input element within its (n, c) plane; caller allocates
  * numel(y) int32. Backward scatters dy into dx (overwritten). */
-void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax, dk_pool *pool);
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax,
+                          dk_pool *pool);
 void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
                            dk_tensor *dx, dk_pool *pool);
 /* The same scatter added into dx (dx += unpool(dy)): for a gradient that already
@@ -44,13 +45,15 @@ void dk_instnorm_relu_forward(const dk_tensor *x, const float *gamma, const floa
  * as dk_leaky_relu_backward then dk_instnorm_backward. dx may alias dy. */
 void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slope,
                                const float *gamma, const float *mean, const float *rstd,
-                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta, dk_pool *pool);
+                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta,
+                               dk_pool *pool);
 
 /* --- ReLU (slope 0) and LeakyReLU (slope > 0) ---
  * y may alias x (in place). Backward uses the output y, so it works in place too;
  * dx may alias dy. */
 void dk_leaky_relu_forward(const dk_tensor *x, float slope, dk_tensor *y, dk_pool *pool);
-void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx, dk_pool *pool);
+void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx,
+                            dk_pool *pool);
 
 /* --- channel concatenation: y = [a, b] along C (same N, D, H, W) --- */
 void dk_concat_channels_forward(const dk_tensor *a, const dk_tensor *b, dk_tensor *y);

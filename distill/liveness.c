@@ -4,7 +4,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-static size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+static size_t align16(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
 
 static bool overlap_in_time(const dk_live_range *a, const dk_live_range *b)
 {
@@ -35,7 +38,8 @@ size_t dk_liveness_assign(dk_live_range *ranges, int count)
 {
     int *order = malloc(sizeof(int) * (count > 0 ? count : 1));
     if (!order) return 0;
-    for (int i = 0; i < count; i++) order[i] = i;
+    for (int i = 0; i < count; i++)
+        order[i] = i;
     /* Insertion sort, largest first, ties in the given order: a handful of ranges. */
     for (int i = 1; i < count; i++)
         for (int j = i; j > 0 && ranges[order[j]].floats > ranges[order[j - 1]].floats; j--) {

@@ -10,11 +10,11 @@
 #include <stddef.h>
 
 typedef struct dk_live_range {
-    size_t floats;  /* size */
-    int first;      /* the step that writes it */
-    int last;       /* the last step that reads it (>= first; a step's inputs and
-                       outputs overlap in time, so they never share memory) */
-    size_t offset;  /* out: floats from the arena's start, a multiple of 16 (64 bytes) */
+    size_t floats; /* size */
+    int first;     /* the step that writes it */
+    int last;      /* the last step that reads it (>= first; a step's inputs and
+                      outputs overlap in time, so they never share memory) */
+    size_t offset; /* out: floats from the arena's start, a multiple of 16 (64 bytes) */
 } dk_live_range;
 
 /* Assign offsets so that ranges live at the same step do not overlap in memory;

@@ -272,7 +272,8 @@ void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *m
 
 void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slope,
                                const float *gamma, const float *mean, const float *rstd,
-                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta, dk_pool *pool)
+                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta,
+                               dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dy), x, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dx), x, dx);

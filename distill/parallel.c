@@ -32,7 +32,8 @@ static void *pool_main(void *arg)
     worker *w = arg;
     dk_pool *p = w->pool;
     pthread_mutex_lock(&p->mu);
-    unsigned long seen = 0; /* the generation at creation: a run may start before this thread does */
+    unsigned long seen =
+        0; /* the generation at creation: a run may start before this thread does */
     for (;;) {
         while (!p->quit && p->generation == seen)
             pthread_cond_wait(&p->go, &p->mu);

@@ -161,7 +161,8 @@ static int pool_threads(const dk_tensor *big)
     return dk_parallel_threads(dk_tensor_numel(big), MIN_PARALLEL, (size_t)big->n * big->c);
 }
 
-void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax, dk_pool *pool)
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax,
+                          dk_pool *pool)
 {
     check_pool_shapes(k, x, y);
     /* argmax is int32: a plane must be addressable by it. */

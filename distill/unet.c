@@ -57,9 +57,9 @@ struct dk_unet {
     dk_workspace ws;
     dk_pool *pool; /* the threads of every op; ws.pool borrows it */
     int n;
-    bool inference;      /* planned by dk_unet_plan_inference */
-    unsigned keep_taps;  /* taps readable after a forward (all, in a training plan) */
-    float *arena;        /* an inference plan's activations, packed by liveness */
+    bool inference;     /* planned by dk_unet_plan_inference */
+    unsigned keep_taps; /* taps readable after a forward (all, in a training plan) */
+    float *arena;       /* an inference plan's activations, packed by liveness */
     size_t arena_floats;
     const dk_tensor *input; /* borrowed from the last forward */
     char tap_names[DK_UNET_MAX_LEVELS][16];
@@ -362,18 +362,25 @@ static void live_add(live_set *s, dk_tensor *t, int32_t **ints, int channels, co
                      int first, int last)
 {
     int i = s->count++;
-    s->r[i] = (dk_live_range){(size_t)s->n * channels * dims[0] * dims[1] * dims[2], first, last, 0};
+    s->r[i] =
+        (dk_live_range){(size_t)s->n * channels * dims[0] * dims[1] * dims[2], first, last, 0};
     s->tensor[i] = t, s->ints[i] = ints, s->channels[i] = channels, s->dims[i] = dims;
 }
 
 /* Forward steps in order: per encoder level conv, conv, pool; per decoder level
  * up, concat, conv, conv; the head; END is after the forward (a kept output). */
-static int enc_step(int l, int i) { return 3 * l + i; }
+static int enc_step(int l, int i)
+{
+    return 3 * l + i;
+}
 static int dec_step(const dk_unet_config *c, int l, int i)
 {
     return 3 * c->levels + 4 * (c->levels - 2 - l) + i;
 }
-static int head_step(const dk_unet_config *c) { return 3 * c->levels + 4 * (c->levels - 1); }
+static int head_step(const dk_unet_config *c)
+{
+    return 3 * c->levels + 4 * (c->levels - 1);
+}
 
 /* Level l's activations. With batch 1 the skip and the up-conv's output are the
  * halves of `cat` (no concat copy), so cat lives from the skip to the decoder. */
@@ -424,7 +431,8 @@ static void live_views(dk_unet *net, const live_set *s)
             L->up = dk_tensor_view(L->cat.data + half, 1, L->width, d[0], d[1], d[2]);
         }
         conv_unit *units[4] = {&L->enc[0], &L->enc[1], &L->dec[0], &L->dec[1]};
-        for (int i = 0; i < 4; i++) units[i]->pre = units[i]->out;
+        for (int i = 0; i < 4; i++)
+            units[i]->pre = units[i]->out;
     }
 }
 
@@ -450,8 +458,8 @@ static size_t forward_workspace(const dk_unet *net)
         if (l < c->levels - 1) {
             k[2] = dk_conv3d_workspace_floats(&L->up_geom, true, 2 * L->width, L->width,
                                               net->lv[l + 1].dims);
-            k[3] = dk_conv3d_workspace_floats(&L->dec[0].geom, false, 2 * L->width, L->width,
-                                              L->dims);
+            k[3] =
+                dk_conv3d_workspace_floats(&L->dec[0].geom, false, 2 * L->width, L->width, L->dims);
             k[4] = dk_conv3d_workspace_floats(&L->dec[1].geom, false, L->width, L->width, L->dims);
         }
         for (int i = 0; i < 5; i++)
@@ -522,8 +530,8 @@ static void unit_forward(dk_unet *net, conv_unit *u, const dk_tensor *x)
                       &net->ws);
     if (u->has_norm)
         dk_instnorm_relu_forward(&u->pre, u->gamma.value.data, u->beta.value.data,
-                                 net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean,
-                                 u->rstd, net->pool);
+                                 net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean, u->rstd,
+                                 net->pool);
     else
         dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out, net->pool);
 }
@@ -540,7 +548,9 @@ void dk_unet_forward(dk_unet *net, const dk_tensor *x)
     for (int l = 0; l <= top; l++) {
         unit_forward(net, &lv[l].enc[0], l == 0 ? x : &lv[l - 1].pooled);
         unit_forward(net, &lv[l].enc[1], &lv[l].enc[0].out);
-        if (l < top) dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax, net->pool);
+        if (l < top)
+            dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax,
+                                 net->pool);
     }
     for (int l = top - 1; l >= 0; l--) {
         const dk_tensor *below = l == top - 1 ? &lv[top].enc[1].out : &lv[l + 1].dec[1].out;

@@ -370,8 +370,9 @@ static dk_status plan_teacher(dk_precomputer *pc, const int padded[3], dk_err *e
     dk_status st = DK_OK;
     if (most < 1) {
         st = dk_unet_plan_inference(pc->teacher, 1, padded[0], padded[1], padded[2], keep, err);
-        size_t per_pass = dk_unet_activation_bytes(pc->teacher) +
-                          sizeof(float) * (pc->tcfg.classes + 1) * padded[0] * padded[1] * padded[2];
+        size_t per_pass =
+            dk_unet_activation_bytes(pc->teacher) +
+            sizeof(float) * (pc->tcfg.classes + 1) * padded[0] * padded[1] * padded[2];
         most = (int)(DK_PRECOMPUTE_BATCH_BYTES / per_pass);
     }
     pc->batch = batch_dividing(pc->opt.passes, most);

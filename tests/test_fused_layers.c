@@ -86,7 +86,8 @@ Test(instnorm_relu, backward_matches_finite_differences)
         fc.x.data[i] = -fc.x.data[i];
     dk_test_fill_uniform(fc.r.data, dk_tensor_numel(&fc.r), 12, -1, 1);
     fused_loss(&fc);
-    dk_instnorm_relu_backward(&fc.x, &fc.y, fc.slope, gamma, mean, rstd, &fc.r, &dx, dgamma, dbeta, NULL);
+    dk_instnorm_relu_backward(&fc.x, &fc.y, fc.slope, gamma, mean, rstd, &fc.r, &dx, dgamma, dbeta,
+                              NULL);
     size_t n = dk_tensor_numel(&fc.x);
     double worst = dk_test_gradcheck(fused_loss, &fc, fc.x.data, dx.data, n, 1e-2, 1e-3, 0);
     cr_assert_lt(worst, 1e-2, "dx: worst relative error %g", worst);

@@ -53,7 +53,8 @@ static outputs run(dk_unet *net, const dk_tensor *x)
 static void outputs_free(outputs *o)
 {
     free(o->logits);
-    for (int t = 0; t < DK_UNET_MAX_LEVELS; t++) free(o->taps[t]);
+    for (int t = 0; t < DK_UNET_MAX_LEVELS; t++)
+        free(o->taps[t]);
 }
 
 static void assert_same(const float *a, size_t an, const float *b, size_t bn, const char *what)
@@ -162,7 +163,8 @@ Test(inference, liveness_packs_disjoint_lifetimes_together)
     cr_assert_eq(r[2].offset, 0, "c should reuse a's memory");
     cr_assert_geq(r[1].offset, 112, "b overlaps a and c in time");
     cr_assert_eq(total, 112 + 64);
-    for (int i = 0; i < 3; i++) cr_assert_eq(r[i].offset % 16, 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(r[i].offset % 16, 0);
 }
 
 /* ---- precompute: the passes batched give the targets of one pass at a time ---- */
