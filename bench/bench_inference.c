@@ -10,7 +10,7 @@
  * Each measurement runs in a child process of its own, so its peak RSS (VmHWM)
  * is that measurement's alone. Defaults: 64 x 160 x 160, 2 threads, 3 timed
  * forwards after one warm-up, 2 volumes, 8 passes, profile clinical-3.3mm, pass
- * batch 0 (as many passes per forward as fit; 1 is one pass at a time). CPU times
+ * batch 1 (precompute's default; 0: as many passes per forward as fit). CPU times
  * count all threads (the precompute's include the reading, resampling and store).
  * bench/compare_inference.sh runs two builds of this program alternately. */
 #define _GNU_SOURCE
@@ -189,7 +189,8 @@ static int in_child(int (*fn)(const options *), const options *o)
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.dims = {64, 160, 160}, .threads = 2, .reps = 3, .volumes = 2, .passes = 8};
+    *o = (options){
+        .dims = {64, 160, 160}, .threads = 2, .reps = 3, .volumes = 2, .passes = 8, .pass_batch = 1};
     const char *plan = "both";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -40,7 +40,8 @@ struct dk_precomputer {
 dk_precompute_options dk_precompute_options_default(void)
 {
     dk_precompute_options o = {
-        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1};
+        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1,
+        .pass_batch = 1};
     strcpy(o.feature_layers[0], "bottleneck");
     return o;
 }

@@ -49,8 +49,10 @@ typedef struct dk_precompute_options {
     char feature_layers[DK_STORE_MAX_FEATURES][16];
     uint64_t seed;  /* default 1 */
     int pass_batch; /* passes per teacher forward, rounded down to a divisor of passes;
-                       0 (default): as many as fit DK_PRECOMPUTE_BATCH_BYTES. The
-                       targets do not depend on it (each pass computes the same). */
+                       0: as many as fit DK_PRECOMPUTE_BATCH_BYTES. Default 1: batching
+                       measured 4-6% more CPU (a batch's skips are concatenated by copy)
+                       and 3x the memory at 64x160x160 (docs/numerics.md). The targets
+                       do not depend on it (each pass computes the same). */
     bool resume;    /* continue from <store>.partial */
     int stop_after; /* tests: stop as if killed after this many new samples (0: never) */
     void (*progress)(const dk_precompute_progress *p, void *ctx);
