@@ -146,6 +146,11 @@ Test(inference, reused_buffers_leave_nothing_behind)
     assert_same(again.logits, again.logits_n, first.logits, first.logits_n, "logits after reuse");
     assert_same(again.taps[2], again.taps_n[2], first.taps[2], first.taps_n[2], "bottleneck");
     cr_assert_neq(memcmp(other.logits, first.logits, first.logits_n * sizeof(float)), 0);
+    /* Back to a training plan: the arena is gone, the logits are the same. */
+    cr_assert_eq(dk_unet_plan(net, s.n, s.d, s.h, s.w, &err), DK_OK, "%s", err.msg);
+    outputs trained = run(net, &a);
+    assert_same(trained.logits, trained.logits_n, first.logits, first.logits_n, "training plan");
+    outputs_free(&trained);
     outputs_free(&first);
     outputs_free(&other);
     outputs_free(&again);
