@@ -150,6 +150,7 @@ dk_unet *dk_unet_create(const dk_unet_config *c, uint64_t seed, dk_err *err)
         return NULL;
     }
     net->cfg = *c;
+    net->keep_taps = ~0u; /* dk_unet_tap before any plan: the (empty) tensors, as before */
     dk_rng rng = dk_rng_seed(seed);
     for (int l = 0; l < c->levels; l++) {
         if (level_create(net, l, &rng, err)) goto fail;
@@ -200,6 +201,7 @@ static void release_activations(dk_unet *net)
     net->arena = NULL;
     net->arena_floats = 0;
     net->inference = false;
+    net->keep_taps = ~0u;
 }
 
 void dk_unet_free(dk_unet *net)
