@@ -1,7 +1,9 @@
 /* bench_inference.c: what the teacher's forward-only users (precompute, the
- * server's /v1/distill, evaluation) get: forward time and peak RSS of the default
- * teacher (teacher/default_teacher.json, 5 classes, seeded random weights) on a
- * repository-sized volume, and precompute volumes/s at N noisy passes.
+ * server's /v1/distill, evaluation) get: forward time and peak RSS of the teacher
+ * on a repository volume, and precompute volumes/s at N noisy passes. With
+ * --precompute, the forward runs TEACHER.h5 on REPO.h5's first volume (z-scored);
+ * without, the default teacher (teacher/default_teacher.json, 5 classes, seeded
+ * weights) on a fixed pattern of --size.
  *
  *   bench_inference [--size D H W] [--threads T] [--reps K] [--plan train|inference|both]
  *                   [--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N]
@@ -24,6 +26,7 @@
 
 #include "datasets/dataset.h"
 #include "distill/blas.h"
+#include "distill/checkpoint.h"
 #include "distill/unet.h"
 #include "teacher/precompute.h"
 #include "teacher/train.h"
@@ -71,14 +74,61 @@ static double peak_rss_mb(void)
     return kb < 0 ? -1 : kb / 1024.0;
 }
 
+/* The teacher checkpoint's network when one is given, else the default teacher
+ * with seeded weights (the forward's cost does not depend on the values). */
+static dk_unet *make_net(const options *o, dk_err *err)
+{
+    dk_unet_config c = dk_teacher_config_default().network;
+    c.in_channels = 1, c.classes = 5;
+    char *arch = NULL;
+    if (o->teacher && (dk_checkpoint_read_architecture(o->teacher, &arch, err) ||
+                       dk_unet_config_from_json(arch, &c, err))) {
+        free(arch);
+        return NULL;
+    }
+    dk_unet *net = dk_unet_create(&c, 1, err);
+    if (net && arch && dk_checkpoint_load(o->teacher, arch, dk_unet_params(net), NULL, err)) {
+        dk_unet_free(net);
+        net = NULL;
+    }
+    free(arch);
+    return net;
+}
+
+/* The first volume of the repository, z-scored, when one is given (its dims
+ * replace --size), else a fixed pattern of --size. */
+static dk_status make_input(const options *o, dk_tensor *x, dk_err *err)
+{
+    const int *d = o->dims;
+    if (!o->repo) {
+        if (dk_tensor_alloc(x, 1, 1, d[0], d[1], d[2], err)) return DK_ENOMEM;
+        for (size_t i = 0; i < dk_tensor_numel(x); i++)
+            x->data[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+        return DK_OK;
+    }
+    dk_dataset *ds = dk_dataset_open(o->repo, err);
+    if (!ds) return DK_EIO;
+    dk_volume v;
+    dk_status st = dk_dataset_read(ds, 0, &v, err);
+    dk_dataset_close(ds);
+    if (st) return st;
+    st = dk_tensor_alloc(x, 1, 1, v.dims[0], v.dims[1], v.dims[2], err);
+    if (!st) {
+        memcpy(x->data, v.image, dk_tensor_numel(x) * sizeof(float));
+        dk_teacher_normalise(x->data, dk_tensor_numel(x));
+    }
+    dk_volume_release(&v);
+    return st;
+}
+
 static int forward_child(const options *o)
 {
     dk_err err = {0};
-    dk_unet_config c = dk_teacher_config_default().network;
-    c.in_channels = 1, c.classes = 5;
-    const int *d = o->dims;
-    dk_unet *net = dk_unet_create(&c, 1, &err);
-    dk_status st = !net ? DK_ENOMEM : DK_OK;
+    dk_tensor x = {0};
+    dk_unet *net = NULL;
+    dk_status st = make_input(o, &x, &err);
+    if (!st && !(net = make_net(o, &err))) st = DK_EINVAL;
+    const int d[3] = {x.d, x.h, x.w};
     size_t activations = 0;
 #if HAVE_INFERENCE_PLAN
     if (!st)
@@ -90,12 +140,10 @@ static int forward_child(const options *o)
 #endif
     if (st) {
         fprintf(stderr, "bench_inference: %s\n", err.msg);
+        dk_unet_free(net);
+        dk_tensor_release(&x);
         return 1;
     }
-    dk_tensor x;
-    if (dk_tensor_alloc(&x, 1, 1, d[0], d[1], d[2], &err)) return 1;
-    for (size_t i = 0; i < dk_tensor_numel(&x); i++)
-        x.data[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     dk_unet_forward(net, &x); /* warm-up: pages in the activations */
     double best = 1e30, total = 0, c0 = cpu_now();
     for (int r = 0; r < o->reps; r++) {
@@ -236,8 +284,9 @@ int main(int argc, char **argv)
         return 2;
     }
     dk_blas_set_threads(o.threads);
-    printf("bench_inference: default teacher, OpenBLAS %s kernels, %d threads\n",
-           dk_blas_corename(), dk_blas_threads());
+    printf("bench_inference: %s, OpenBLAS %s kernels, %d threads\n",
+           o.teacher ? o.teacher : "default teacher (seeded weights)", dk_blas_corename(),
+           dk_blas_threads());
     int rc = in_child(forward_child, &o);
     if (!rc && o.both) {
         o.inference = true;
