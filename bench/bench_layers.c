@@ -67,22 +67,23 @@ static void run_scale(bench_ctx *b)
 
 static void run_instnorm(bench_ctx *b)
 {
-    dk_instnorm_forward(&b->x, b->gamma, b->beta, 1e-5f, &b->y, b->mean, b->rstd);
-    dk_instnorm_backward(&b->x, b->gamma, b->mean, b->rstd, &b->dy, &b->dx, b->dgamma, b->dbeta);
+    dk_instnorm_forward(&b->x, b->gamma, b->beta, 1e-5f, &b->y, b->mean, b->rstd, NULL);
+    dk_instnorm_backward(&b->x, b->gamma, b->mean, b->rstd, &b->dy, &b->dx, b->dgamma, b->dbeta,
+                         NULL);
 }
 
 static void run_relu(bench_ctx *b)
 {
-    dk_leaky_relu_forward(&b->x, 0.01f, &b->y);
-    dk_leaky_relu_backward(&b->y, 0.01f, &b->dy, &b->dx);
+    dk_leaky_relu_forward(&b->x, 0.01f, &b->y, NULL);
+    dk_leaky_relu_backward(&b->y, 0.01f, &b->dy, &b->dx, NULL);
 }
 
 static const int pool_k[3] = {2, 2, 2};
 
 static void run_pool(bench_ctx *b)
 {
-    dk_maxpool3d_forward(pool_k, &b->x, &b->y2, b->argmax);
-    dk_maxpool3d_backward(pool_k, &b->y2, b->argmax, &b->dx);
+    dk_maxpool3d_forward(pool_k, &b->x, &b->y2, b->argmax, NULL);
+    dk_maxpool3d_backward(pool_k, &b->y2, b->argmax, &b->dx, NULL);
 }
 
 /* Skip connection: x and dy (same shape) concatenated into y2 (twice the channels). */

@@ -43,6 +43,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s TEACHER.h5 REPO.h5 [volumes] [passes] [threads]\n", argv[0]);
         return 2;
     }
+    /* The kernels `dualkd` runs with (without this, OpenBLAS may pick far slower ones). */
+    dk_blas_reexec_for_fast_kernels(argv);
     int volumes = argc > 3 ? atoi(argv[3]) : 2, passes = argc > 4 ? atoi(argv[4]) : 8;
     dk_blas_set_threads(argc > 5 ? atoi(argv[5]) : 2);
     char dir[] = "/tmp/bench_precompute-XXXXXX", data[256], cmd[300];
@@ -54,8 +56,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_precompute: %s\n", err.msg);
         return 1;
     }
-    printf("teacher %s, %d volume(s) of %s, %d passes, %d BLAS threads\n", argv[1], n, argv[2],
-           passes, dk_blas_threads());
+    printf("teacher %s, %d volume(s) of %s, %d passes, OpenBLAS %s kernels, %d threads\n", argv[1],
+           n, argv[2], passes, dk_blas_corename(), dk_blas_threads());
     const char *profiles[2] = {"clinical-3.3mm", "clinical-4.5mm"};
     for (int p = 0; p < 2; p++) {
         dk_precompute_options o = dk_precompute_options_default();

@@ -56,24 +56,26 @@ static void act_worker(void *arg, int t, int nthreads)
     if (b > a) leaky_scale(j->sign + a, j->v + a, b - a, j->slope, j->out + a);
 }
 
-static void run(const float *sign, const float *v, size_t count, float slope, float *out)
+static void run(const float *sign, const float *v, size_t count, float slope, float *out,
+                dk_pool *pool)
 {
     act_job j = {sign, v, slope, out, count};
-    dk_parallel_run(dk_parallel_threads(count, MIN_PARALLEL, count), act_worker, &j);
+    dk_parallel_run(pool, dk_parallel_threads(count, MIN_PARALLEL, count), act_worker, &j);
 }
 
-void dk_leaky_relu_forward(const dk_tensor *x, float slope, dk_tensor *y)
+void dk_leaky_relu_forward(const dk_tensor *x, float slope, dk_tensor *y, dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
     /* A negative slope would flip the sign that backward reads from y. */
     DK_CHECK_SHAPE(slope >= 0, x, y);
-    run(x->data, x->data, dk_tensor_numel(x), slope, y->data);
+    run(x->data, x->data, dk_tensor_numel(x), slope, y->data, pool);
 }
 
-void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx)
+void dk_leaky_relu_backward(const dk_tensor *y, float slope, const dk_tensor *dy, dk_tensor *dx,
+                            dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(y, dy), y, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(y, dx), y, dx);
     DK_CHECK_SHAPE(slope >= 0, y, dy);
-    run(y->data, dy->data, dk_tensor_numel(y), slope, dx->data);
+    run(y->data, dy->data, dk_tensor_numel(y), slope, dx->data, pool);
 }

@@ -238,7 +238,7 @@ static void run_forward(const tile_plan *p, const float *weight, bool flip, cons
     c.per_claim = c.ntiles / (8 * (size_t)n);
     if (c.per_claim < 1) c.per_claim = 1;
     atomic_init(&c.next, 0);
-    dk_parallel_run(n, forward_worker, &c);
+    dk_parallel_run(ws->pool, n, forward_worker, &c);
 }
 
 /* ---- weight gradient ---- */
@@ -316,7 +316,7 @@ static void run_weight_grad(const tile_plan *p, const float *x, const float *dy,
                     .scratch = base + p->shared,
                     .chunks = chunks};
     atomic_init(&c.next, 0);
-    dk_parallel_run(n, weight_worker, &c);
+    dk_parallel_run(ws->pool, n, weight_worker, &c);
     size_t kn = (size_t)p->s.col_k * p->s.col_n;
     for (size_t k = 1; k < chunks; k++)
         dk_add_floats(base, base + k * align16(kn), kn);
@@ -409,7 +409,7 @@ static void conv_data_grad(const dk_conv3d_geom *g, const float *dy, int cout, c
     float *base = dk_workspace_floats(ws, plan_floats(&p, 1));
     int n = pass_threads(&p, ws, tune, (size_t)cin);
     scatter_ctx c = {&p, weight, dy, bias, dx, batch, base};
-    dk_parallel_run(n, scatter_worker, &c);
+    dk_parallel_run(ws->pool, n, scatter_worker, &c);
 }
 
 typedef struct bias_ctx {
@@ -432,7 +432,7 @@ static void bias_worker(void *arg, int t, int nthreads)
     }
 }
 
-static void bias_grad(const dk_tensor *dy, dk_tensor *dbias)
+static void bias_grad(const dk_tensor *dy, dk_tensor *dbias, dk_pool *pool)
 {
     bias_ctx c = {dy->data, dy->n, dy->c, dk_tensor_spatial(dy), dbias->data};
     int n = dk_blas_threads();
@@ -440,7 +440,7 @@ static void bias_grad(const dk_tensor *dy, dk_tensor *dbias)
     if (n > MAX_THREADS) n = MAX_THREADS;
     /* Below ~1 M values a thread costs more than it saves. */
     if (dk_tensor_numel(dy) < ((size_t)1 << 20)) n = 1;
-    dk_parallel_run(n, bias_worker, &c);
+    dk_parallel_run(pool, n, bias_worker, &c);
 }
 
 /* ---- public API ---- */
@@ -564,7 +564,7 @@ void dk_conv3d_backward_tuned(const dk_conv3d_geom *g, const dk_tensor *x, const
         dk_conv3d_backward_data_tuned(g, weight, dy, dx, ws, tune);
     }
     dk_conv3d_backward_weight_tuned(g, x, dy, dweight, ws, tune);
-    if (dbias) bias_grad(dy, dbias);
+    if (dbias) bias_grad(dy, dbias, ws->pool);
 }
 
 void dk_convt3d_forward_tuned(const dk_conv3d_geom *g, const dk_tensor *x, const dk_tensor *weight,
@@ -615,7 +615,7 @@ void dk_convt3d_backward_tuned(const dk_conv3d_geom *g, const dk_tensor *x, cons
         dk_convt3d_backward_data_tuned(g, weight, dy, dx, ws, tune);
     }
     dk_convt3d_backward_weight_tuned(g, x, dy, dweight, ws, tune);
-    if (dbias) bias_grad(dy, dbias);
+    if (dbias) bias_grad(dy, dbias, ws->pool);
 }
 
 void dk_conv3d_forward(const dk_conv3d_geom *g, const dk_tensor *x, const dk_tensor *weight,

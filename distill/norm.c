@@ -124,24 +124,24 @@ static void forward_worker(void *arg, int t, int nthreads)
             forward_plane(j, (int)c, (size_t)n * j->x->c + c, plane);
 }
 
-static void run(norm_job *j, dk_parallel_fn fn)
+static void run(norm_job *j, dk_parallel_fn fn, dk_pool *pool)
 {
     int n = dk_parallel_threads(dk_tensor_numel(j->x), MIN_PARALLEL, (size_t)j->x->c);
     atomic_init(&j->next, 0);
-    dk_parallel_run(n, fn, j);
+    dk_parallel_run(pool, n, fn, j);
 }
 
 void dk_instnorm_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
-                         dk_tensor *y, float *mean, float *rstd)
+                         dk_tensor *y, float *mean, float *rstd, dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
     norm_job j = {
         .x = x, .gamma = gamma, .beta = beta, .eps = eps, .out = y, .mean = mean, .rstd = rstd};
-    run(&j, forward_worker);
+    run(&j, forward_worker, pool);
 }
 
 void dk_instnorm_relu_forward(const dk_tensor *x, const float *gamma, const float *beta, float eps,
-                              float slope, dk_tensor *y, float *mean, float *rstd)
+                              float slope, dk_tensor *y, float *mean, float *rstd, dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
     /* A negative slope would flip the sign that backward reads from y. */
@@ -155,7 +155,7 @@ void dk_instnorm_relu_forward(const dk_tensor *x, const float *gamma, const floa
                   .out = y,
                   .mean = mean,
                   .rstd = rstd};
-    run(&j, forward_worker);
+    run(&j, forward_worker, pool);
 }
 
 /* One block of the gradient at the norm's output: dy, or dy through the ReLU. */
@@ -255,7 +255,7 @@ static void backward_worker(void *arg, int t, int nthreads)
 
 void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *mean,
                           const float *rstd, const dk_tensor *dy, dk_tensor *dx, float *dgamma,
-                          float *dbeta)
+                          float *dbeta, dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dy), x, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dx), x, dx);
@@ -267,12 +267,13 @@ void dk_instnorm_backward(const dk_tensor *x, const float *gamma, const float *m
                   .out = dx,
                   .dgamma = dgamma,
                   .dbeta = dbeta};
-    run(&j, backward_worker);
+    run(&j, backward_worker, pool);
 }
 
 void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slope,
                                const float *gamma, const float *mean, const float *rstd,
-                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta)
+                               const dk_tensor *dy, dk_tensor *dx, float *dgamma, float *dbeta,
+                               dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dy), x, dy);
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, dx), x, dx);
@@ -289,5 +290,5 @@ void dk_instnorm_relu_backward(const dk_tensor *x, const dk_tensor *y, float slo
                   .out = dx,
                   .dgamma = dgamma,
                   .dbeta = dbeta};
-    run(&j, backward_worker);
+    run(&j, backward_worker, pool);
 }

@@ -161,13 +161,14 @@ static int pool_threads(const dk_tensor *big)
     return dk_parallel_threads(dk_tensor_numel(big), MIN_PARALLEL, (size_t)big->n * big->c);
 }
 
-void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax)
+void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax,
+                          dk_pool *pool)
 {
     check_pool_shapes(k, x, y);
     /* argmax is int32: a plane must be addressable by it. */
     DK_CHECK_SHAPE(dk_tensor_spatial(x) <= INT32_MAX, x, y);
     pool_job j = {.k = k, .x = x, .y = y, .argmax = argmax};
-    dk_parallel_run(pool_threads(x), forward_worker, &j);
+    dk_parallel_run(pool, pool_threads(x), forward_worker, &j);
 }
 
 /* Thread t scatters planes [p0, p1). Without `add`, each plane is zeroed first,
@@ -193,21 +194,21 @@ static void backward_worker(void *arg, int t, int nthreads)
 }
 
 static void pool_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax, dk_tensor *dx,
-                          bool add)
+                          bool add, dk_pool *pool)
 {
     check_pool_shapes(k, dx, dy);
     pool_job j = {.k = k, .dy = dy, .dx = dx, .argmax_in = argmax, .add = add};
-    dk_parallel_run(pool_threads(dx), backward_worker, &j);
+    dk_parallel_run(pool, pool_threads(dx), backward_worker, &j);
 }
 
 void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,
-                           dk_tensor *dx)
+                           dk_tensor *dx, dk_pool *pool)
 {
-    pool_backward(k, dy, argmax, dx, false);
+    pool_backward(k, dy, argmax, dx, false, pool);
 }
 
 void dk_maxpool3d_backward_add(const int k[3], const dk_tensor *dy, const int32_t *argmax,
-                               dk_tensor *dx)
+                               dk_tensor *dx, dk_pool *pool)
 {
-    pool_backward(k, dy, argmax, dx, true);
+    pool_backward(k, dy, argmax, dx, true, pool);
 }

@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/blas.h"
 #include "distill/layers.h"
+#include "distill/liveness.h"
 #include "distill/loss.h"
 #include "distill/rng.h"
 
@@ -53,7 +55,12 @@ struct dk_unet {
     dk_tensor logits, logits_grad;
     dk_params params;
     dk_workspace ws;
+    dk_pool *pool; /* the threads of every op; ws.pool borrows it */
     int n;
+    bool inference;     /* planned by dk_unet_plan_inference */
+    unsigned keep_taps; /* taps readable after a forward (all, in a training plan) */
+    float *arena;       /* an inference plan's activations, packed by liveness */
+    size_t arena_floats;
     const dk_tensor *input; /* borrowed from the last forward */
     char tap_names[DK_UNET_MAX_LEVELS][16];
 };
@@ -147,6 +154,7 @@ dk_unet *dk_unet_create(const dk_unet_config *c, uint64_t seed, dk_err *err)
         return NULL;
     }
     net->cfg = *c;
+    net->keep_taps = ~0u; /* dk_unet_tap before any plan: the (empty) tensors, as before */
     dk_rng rng = dk_rng_seed(seed);
     for (int l = 0; l < c->levels; l++) {
         if (level_create(net, l, &rng, err)) goto fail;
@@ -187,11 +195,17 @@ static void release_activations(dk_unet *net)
         dk_tensor_release(&L->pooled);
         dk_tensor_release(&L->up);
         dk_tensor_release(&L->cat);
-        free(L->argmax);
+        if (!net->inference) free(L->argmax); /* else it is in the arena */
         L->argmax = NULL;
     }
     dk_tensor_release(&net->logits);
     dk_tensor_release(&net->logits_grad);
+    net->logits = net->logits_grad = (dk_tensor){0};
+    free(net->arena);
+    net->arena = NULL;
+    net->arena_floats = 0;
+    net->inference = false;
+    net->keep_taps = ~0u;
 }
 
 void dk_unet_free(dk_unet *net)
@@ -201,6 +215,7 @@ void dk_unet_free(dk_unet *net)
     for (int i = 0; i < net->params.count; i++) dk_param_release(net->params.items[i]);
     dk_params_release(&net->params);
     dk_workspace_release(&net->ws);
+    dk_pool_free(net->pool);
     free(net);
 }
 
@@ -281,20 +296,45 @@ static dk_status check_divisible(const dk_unet_config *c, const int in[3], dk_er
     return DK_OK;
 }
 
-dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err)
+/* The network's threads: as many as OpenBLAS may use, and at least two, as the
+ * workspace is planned for (a plan made with one thread still runs on two). */
+static dk_status plan_pool(dk_unet *net, dk_err *err)
 {
-    dk_status st;
+    int want = dk_blas_threads() > 2 ? dk_blas_threads() : 2;
+    if (want > DK_PARALLEL_MAX_THREADS) want = DK_PARALLEL_MAX_THREADS;
+    if (net->pool && dk_pool_threads(net->pool) >= want) return DK_OK;
+    dk_pool_free(net->pool);
+    net->ws.pool = net->pool = dk_pool_create(want, err);
+    return net->pool ? DK_OK : DK_ENOMEM;
+}
+
+static dk_status check_shape(const dk_unet_config *c, int n, const int in[3], dk_err *err)
+{
+    if (n < 1 || in[0] < 1 || in[1] < 1 || in[2] < 1)
+        return dk_err_set(err, DK_EINVAL, "input shape (%d, %d, %d, %d) has a dimension < 1", n,
+                          in[0], in[1], in[2]);
+    return check_divisible(c, in, err);
+}
+
+static void set_dims(dk_unet *net, int n, const int in[3])
+{
     const dk_unet_config *c = &net->cfg;
-    int in[3] = {d, h, w};
-    if (n < 1 || d < 1 || h < 1 || w < 1)
-        return dk_err_set(err, DK_EINVAL, "input shape (%d, %d, %d, %d) has a dimension < 1", n, d,
-                          h, w);
-    if ((st = check_divisible(c, in, err))) return st;
-    release_activations(net);
     net->n = n;
     for (int l = 0; l < c->levels; l++)
         for (int a = 0; a < 3; a++)
             net->lv[l].dims[a] = l == 0 ? in[a] : net->lv[l - 1].dims[a] / c->pool[l - 1][a];
+}
+
+dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err)
+{
+    const dk_unet_config *c = &net->cfg;
+    int in[3] = {d, h, w};
+    dk_status st = check_shape(c, n, in, err);
+    if (!st) st = plan_pool(net, err);
+    if (st) return st;
+    release_activations(net);
+    set_dims(net, n, in);
+    net->keep_taps = ~0u;
     size_t ws_need = 0;
     for (int l = 0; l < c->levels; l++)
         if ((st = level_plan(net, l, &ws_need, err))) goto fail;
@@ -311,16 +351,197 @@ fail:
     return st;
 }
 
+/* ---- the inference plan ---- */
+
+enum { MAX_LIVE = DK_UNET_MAX_LEVELS * 9 + 1 };
+
+/* The activations of an inference plan with the steps that write and last read
+ * them; after packing, each becomes a view into the arena. */
+typedef struct live_set {
+    dk_live_range r[MAX_LIVE];
+    dk_tensor *tensor[MAX_LIVE]; /* the tensor that becomes a view, or NULL */
+    int32_t **ints[MAX_LIVE];    /* or the int32 array (pooling indices) */
+    int channels[MAX_LIVE];
+    const int *dims[MAX_LIVE];
+    int count, n;
+} live_set;
+
+static void live_add(live_set *s, dk_tensor *t, int32_t **ints, int channels, const int dims[3],
+                     int first, int last)
+{
+    int i = s->count++;
+    s->r[i] =
+        (dk_live_range){(size_t)s->n * channels * dims[0] * dims[1] * dims[2], first, last, 0};
+    s->tensor[i] = t, s->ints[i] = ints, s->channels[i] = channels, s->dims[i] = dims;
+}
+
+/* Forward steps in order: per encoder level conv, conv, pool; per decoder level
+ * up, concat, conv, conv; the head; END is after the forward (a kept output). */
+static int enc_step(int l, int i)
+{
+    return 3 * l + i;
+}
+static int dec_step(const dk_unet_config *c, int l, int i)
+{
+    return 3 * c->levels + 4 * (c->levels - 2 - l) + i;
+}
+static int head_step(const dk_unet_config *c)
+{
+    return 3 * c->levels + 4 * (c->levels - 1);
+}
+
+/* Level l's activations. With batch 1 the skip and the up-conv's output are the
+ * halves of `cat` (no concat copy), so cat lives from the skip to the decoder. */
+static void live_level(dk_unet *net, live_set *s, int l)
+{
+    const dk_unet_config *c = &net->cfg;
+    level *L = &net->lv[l];
+    int w = L->width, top = c->levels - 1, end = head_step(c) + 1;
+    const int *d = L->dims;
+    live_add(s, &L->enc[0].out, NULL, w, d, enc_step(l, 0), enc_step(l, 1));
+    if (l == top) {
+        int last = net->keep_taps >> top & 1u ? end : dec_step(c, top - 1, 0);
+        live_add(s, &L->enc[1].out, NULL, w, d, enc_step(l, 1), last);
+        return;
+    }
+    if (s->n == 1) {
+        live_add(s, &L->cat, NULL, 2 * w, d, enc_step(l, 1), dec_step(c, l, 2));
+    } else {
+        live_add(s, &L->enc[1].out, NULL, w, d, enc_step(l, 1), dec_step(c, l, 1));
+        live_add(s, &L->up, NULL, w, d, dec_step(c, l, 0), dec_step(c, l, 1));
+        live_add(s, &L->cat, NULL, 2 * w, d, dec_step(c, l, 1), dec_step(c, l, 2));
+    }
+    const int *below = net->lv[l + 1].dims;
+    live_add(s, &L->pooled, NULL, w, below, enc_step(l, 2), enc_step(l + 1, 0));
+    live_add(s, NULL, &L->argmax, w, below, enc_step(l, 2), enc_step(l, 2)); /* int32 = float */
+    live_add(s, &L->dec[0].out, NULL, w, d, dec_step(c, l, 2), dec_step(c, l, 3));
+    int last = net->keep_taps >> l & 1u ? end : l > 0 ? dec_step(c, l - 1, 0) : head_step(c);
+    live_add(s, &L->dec[1].out, NULL, w, d, dec_step(c, l, 3), last);
+}
+
+/* Views into the arena; a norm runs in place (pre is out). */
+static void live_views(dk_unet *net, const live_set *s)
+{
+    for (int i = 0; i < s->count; i++) {
+        float *at = net->arena + s->r[i].offset;
+        const int *d = s->dims[i];
+        if (s->tensor[i])
+            *s->tensor[i] = dk_tensor_view(at, s->n, s->channels[i], d[0], d[1], d[2]);
+        else
+            *s->ints[i] = (int32_t *)at;
+    }
+    for (int l = 0; l < net->cfg.levels; l++) {
+        level *L = &net->lv[l];
+        const int *d = L->dims;
+        size_t half = (size_t)L->width * d[0] * d[1] * d[2];
+        if (s->n == 1 && l < net->cfg.levels - 1) {
+            L->enc[1].out = dk_tensor_view(L->cat.data, 1, L->width, d[0], d[1], d[2]);
+            L->up = dk_tensor_view(L->cat.data + half, 1, L->width, d[0], d[1], d[2]);
+        }
+        conv_unit *units[4] = {&L->enc[0], &L->enc[1], &L->dec[0], &L->dec[1]};
+        for (int i = 0; i < 4; i++)
+            units[i]->pre = units[i]->out;
+    }
+}
+
+static dk_status plan_norm_stats(dk_unet *net, conv_unit *u, dk_err *err)
+{
+    if (!u->has_norm) return DK_OK;
+    u->mean = malloc(sizeof(float) * net->n * u->cout);
+    u->rstd = malloc(sizeof(float) * net->n * u->cout);
+    return u->mean && u->rstd ? DK_OK
+                              : dk_err_set(err, DK_ENOMEM, "cannot allocate norm statistics");
+}
+
+static size_t forward_workspace(const dk_unet *net)
+{
+    const dk_unet_config *c = &net->cfg;
+    size_t need = 0;
+    for (int l = 0; l < c->levels; l++) {
+        const level *L = &net->lv[l];
+        size_t k[5] = {
+            dk_conv3d_workspace_floats(&L->enc[0].geom, false, L->enc[0].cin, L->width, L->dims),
+            dk_conv3d_workspace_floats(&L->enc[1].geom, false, L->width, L->width, L->dims), 0, 0,
+            0};
+        if (l < c->levels - 1) {
+            k[2] = dk_conv3d_workspace_floats(&L->up_geom, true, 2 * L->width, L->width,
+                                              net->lv[l + 1].dims);
+            k[3] =
+                dk_conv3d_workspace_floats(&L->dec[0].geom, false, 2 * L->width, L->width, L->dims);
+            k[4] = dk_conv3d_workspace_floats(&L->dec[1].geom, false, L->width, L->width, L->dims);
+        }
+        for (int i = 0; i < 5; i++)
+            if (k[i] > need) need = k[i];
+    }
+    return need;
+}
+
+dk_status dk_unet_plan_inference(dk_unet *net, int n, int d, int h, int w, unsigned keep_taps,
+                                 dk_err *err)
+{
+    const dk_unet_config *c = &net->cfg;
+    int in[3] = {d, h, w};
+    dk_status st = check_shape(c, n, in, err);
+    if (!st) st = plan_pool(net, err);
+    if (st) return st;
+    release_activations(net);
+    set_dims(net, n, in);
+    net->inference = true;
+    net->keep_taps = keep_taps;
+    live_set s = {.n = n};
+    for (int l = 0; l < c->levels; l++)
+        live_level(net, &s, l);
+    live_add(&s, &net->logits, NULL, c->classes, net->lv[0].dims, head_step(c), head_step(c) + 1);
+    size_t floats = net->arena_floats = dk_liveness_assign(s.r, s.count);
+    if (!floats || !(net->arena = aligned_alloc(64, floats * sizeof(float))))
+        st = dk_err_set(err, DK_ENOMEM, "cannot allocate %zu MB of activations",
+                        floats * sizeof(float) >> 20);
+    if (!st) live_views(net, &s);
+    for (int l = 0; !st && l < c->levels; l++)
+        for (int i = 0; !st && i < 4; i++) {
+            conv_unit *u = i < 2 ? &net->lv[l].enc[i] : &net->lv[l].dec[i - 2];
+            if (i < 2 || l < c->levels - 1) st = plan_norm_stats(net, u, err);
+        }
+    if (!st) st = dk_workspace_reserve(&net->ws, forward_workspace(net), err);
+    if (st) {
+        release_activations(net);
+        net->n = 0;
+    }
+    return st;
+}
+
+static size_t owned_bytes(const dk_tensor *t)
+{
+    return t->owns_data ? dk_tensor_numel(t) * sizeof(float) : 0;
+}
+
+size_t dk_unet_activation_bytes(const dk_unet *net)
+{
+    if (net->inference) return net->arena_floats * sizeof(float);
+    size_t b = owned_bytes(&net->logits) + owned_bytes(&net->logits_grad);
+    for (int l = 0; l < net->cfg.levels; l++) {
+        const level *L = &net->lv[l];
+        const conv_unit *u[4] = {&L->enc[0], &L->enc[1], &L->dec[0], &L->dec[1]};
+        for (int i = 0; i < 4; i++)
+            b += owned_bytes(&u[i]->out) + owned_bytes(&u[i]->pre);
+        b += owned_bytes(&L->pooled) + owned_bytes(&L->up) + owned_bytes(&L->cat);
+        if (L->argmax) b += dk_tensor_numel(&L->pooled) * sizeof(int32_t);
+        size_t vox = (size_t)L->dims[0] * L->dims[1] * L->dims[2];
+        if (L->grad_buf[0]) b += 2 * (size_t)net->n * 2 * L->width * vox * sizeof(float);
+    }
+    return b;
+}
+
 static void unit_forward(dk_unet *net, conv_unit *u, const dk_tensor *x)
 {
     dk_conv3d_forward(&u->geom, x, &u->weight.value, u->has_norm ? NULL : &u->bias.value, &u->pre,
                       &net->ws);
     if (u->has_norm)
         dk_instnorm_relu_forward(&u->pre, u->gamma.value.data, u->beta.value.data,
-                                 net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean,
-                                 u->rstd);
+                                 net->cfg.norm_eps, net->cfg.leaky_slope, &u->out, u->mean, u->rstd,
+                                 net->pool);
     else
-        dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out);
+        dk_leaky_relu_forward(&u->out, net->cfg.leaky_slope, &u->out, net->pool);
 }
 
 void dk_unet_forward(dk_unet *net, const dk_tensor *x)
@@ -335,13 +556,15 @@ void dk_unet_forward(dk_unet *net, const dk_tensor *x)
     for (int l = 0; l <= top; l++) {
         unit_forward(net, &lv[l].enc[0], l == 0 ? x : &lv[l - 1].pooled);
         unit_forward(net, &lv[l].enc[1], &lv[l].enc[0].out);
-        if (l < top) dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax);
+        if (l < top)
+            dk_maxpool3d_forward(c->pool[l], &lv[l].enc[1].out, &lv[l].pooled, lv[l].argmax,
+                                 net->pool);
     }
     for (int l = top - 1; l >= 0; l--) {
         const dk_tensor *below = l == top - 1 ? &lv[top].enc[1].out : &lv[l + 1].dec[1].out;
         dk_convt3d_forward(&lv[l].up_geom, below, &lv[l].up_weight.value, &lv[l].up_bias.value,
                            &lv[l].up, &net->ws);
-        if (lv[l].up.owns_data) /* batch > 1: the halves are not contiguous */
+        if (net->n > 1) /* the halves of each sample are not contiguous */
             dk_concat_channels_forward(&lv[l].enc[1].out, &lv[l].up, &lv[l].cat);
         unit_forward(net, &lv[l].dec[0], &lv[l].cat);
         unit_forward(net, &lv[l].dec[1], &lv[l].dec[0].out);
@@ -367,9 +590,9 @@ static void unit_backward(dk_unet *net, conv_unit *u, level *L, const dk_tensor 
         dpre = grad_view(net, L, pre_buf, u->cout);
         dk_instnorm_relu_backward(&u->pre, &u->out, net->cfg.leaky_slope, u->gamma.value.data,
                                   u->mean, u->rstd, &g, &dpre, u->gamma.grad.data,
-                                  u->beta.grad.data);
+                                  u->beta.grad.data, net->pool);
     } else {
-        dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g);
+        dk_leaky_relu_backward(&u->out, net->cfg.leaky_slope, &g, &g, net->pool);
     }
     dk_tensor dx = grad_view(net, L, 1 - pre_buf, u->cin);
     dk_conv3d_backward(&u->geom, x, &u->weight.value, &dpre, need_dx ? &dx : NULL, &u->weight.grad,
@@ -436,7 +659,8 @@ void dk_unet_backward(dk_unet *net, const dk_tensor *dlogits, const dk_tap_grad 
 {
     level *lv = net->lv;
     int top = net->cfg.levels - 1;
-    DK_CHECK_SHAPE(dk_tensor_same_shape(dlogits, &net->logits), dlogits, &net->logits);
+    DK_CHECK_SHAPE(!net->inference && dk_tensor_same_shape(dlogits, &net->logits), dlogits,
+                   &net->logits);
     dk_tensor g0 = grad_view(net, &lv[0], 0, lv[0].width);
     dk_conv3d_backward(&net->head_geom, &lv[0].dec[1].out, &net->head_weight.value, dlogits, &g0,
                        &net->head_weight.grad, &net->head_bias.grad, &net->ws);
@@ -455,7 +679,7 @@ void dk_unet_backward(dk_unet *net, const dk_tensor *dlogits, const dk_tap_grad 
         level *A = &lv[l - 1];
         dk_tensor dpooled = grad_view(net, &lv[l], cur, A->width);
         dk_tensor dout = grad_view(net, A, 0, A->width);
-        dk_maxpool3d_backward_add(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout);
+        dk_maxpool3d_backward_add(net->cfg.pool[l - 1], &dpooled, A->argmax, &dout, net->pool);
     }
 }
 
@@ -475,6 +699,7 @@ int dk_unet_tap_index(const dk_unet *net, const char *name)
 
 const dk_tensor *dk_unet_tap(const dk_unet *net, int tap)
 {
+    if (!(net->keep_taps >> tap & 1u)) return NULL;
     const level *L = &net->lv[tap];
     return tap == net->cfg.levels - 1 ? &L->enc[1].out : &L->dec[1].out;
 }

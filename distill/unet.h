@@ -17,7 +17,9 @@
  *
  * Memory is planned for one input shape (dk_unet_plan): activations, gradient
  * scratch and the workspace are allocated there; forward and backward do not
- * allocate. The network owns everything it allocates. */
+ * allocate. The network owns everything it allocates, including a thread pool
+ * (parallel.h) of max(2, dk_blas_threads() at planning) threads that every op of
+ * its forward and backward runs on; one thread at a time may use a network. */
 #ifndef DK_UNET_H
 #define DK_UNET_H
 
@@ -69,11 +71,26 @@ const dk_params *dk_unet_params(const dk_unet *net);
  * called again with another shape (memory is reallocated). */
 dk_status dk_unet_plan(dk_unet *net, int n, int d, int h, int w, dk_err *err);
 
+/* Plan for forward passes only (evaluation, precompute, the server): no gradient
+ * memory, and the activations share one arena by liveness (liveness.h): each is
+ * overwritten once its last reader ran, a skip lives until its decoder level. So
+ * peak memory is what is live at once, about a fifth of dk_unet_plan's for the
+ * default teacher. keep_taps: bit t keeps tap t readable after the forward
+ * (dk_unet_tap); the others return NULL. Logits are bit-identical to the training
+ * plan's (the same ops in the same order; norms run in place). dk_unet_backward
+ * must not be called (it aborts). Replaces any earlier plan. */
+dk_status dk_unet_plan_inference(dk_unet *net, int n, int d, int h, int w, unsigned keep_taps,
+                                 dk_err *err);
+
+/* Bytes of activation memory (and gradient scratch) the current plan holds. */
+size_t dk_unet_activation_bytes(const dk_unet *net);
+
 /* The output logits of the last forward (borrowed; shape (n, classes, d, h, w)). */
 dk_tensor *dk_unet_logits(dk_unet *net);
 
 /* A zeroed-by-nobody tensor shaped like the logits, for the caller's dL/dlogits
- * (losses accumulate into it, so zero it before each step). Borrowed. */
+ * (losses accumulate into it, so zero it before each step). Borrowed; empty
+ * (data NULL) in an inference plan. */
 dk_tensor *dk_unet_logits_grad(dk_unet *net);
 
 /* Forward pass; x must have the planned shape. Stores what backward needs. */
@@ -81,7 +98,8 @@ void dk_unet_forward(dk_unet *net, const dk_tensor *x);
 
 /* Named taps: "bottleneck", "dec0", "dec1", ... Returns the tap's index or -1. */
 int dk_unet_tap_index(const dk_unet *net, const char *name);
-/* The tap's activation from the last forward (borrowed). */
+/* The tap's activation from the last forward (borrowed); NULL for a tap an
+ * inference plan does not keep. */
 const dk_tensor *dk_unet_tap(const dk_unet *net, int tap);
 /* Number of taps (levels: the bottleneck and levels - 1 decoder levels) and names. */
 int dk_unet_tap_count(const dk_unet *net);

@@ -28,5 +28,6 @@ float *dk_workspace_floats(dk_workspace *ws, size_t floats)
 void dk_workspace_release(dk_workspace *ws)
 {
     free(ws->data);
-    *ws = (dk_workspace){0};
+    ws->data = NULL;
+    ws->capacity = 0;
 }

@@ -1,4 +1,5 @@
-/* workspace.h: a reusable scratch buffer for the hot path.
+/* workspace.h: a reusable scratch buffer for the hot path, and the threads the
+ * ops that borrow it run on.
  *
  * Layers say up front how much scratch they need (dk_workspace_reserve, at
  * planning time, may allocate); during forward/backward they only borrow it
@@ -10,10 +11,13 @@
 #include <stddef.h>
 
 #include "distill/err.h"
+#include "distill/parallel.h"
 
 typedef struct dk_workspace {
     float *data;
     size_t capacity; /* in floats */
+    dk_pool *pool;   /* borrowed threads for the ops using this workspace; NULL: each
+                        op starts its own (see parallel.h) */
 } dk_workspace;
 
 /* Grow the buffer to hold at least `floats` floats (contents are not kept). */

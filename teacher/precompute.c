@@ -31,6 +31,7 @@ struct dk_precomputer {
     dk_store_manifest m;
     int tmult[3], smult[3]; /* pooling products: inputs are padded to multiples of these */
     int planned[3];         /* the padded teacher input the net is planned for */
+    int batch;              /* passes per forward (a divisor of the passes) */
     dk_tensor x, noisy, prob;
     size_t grid_voxels;          /* teacher-grid voxels the accumulators hold */
     float *acc_soft, *acc_plain; /* classes x teacher grid: mean softmax at T and at 1 */
@@ -40,7 +41,8 @@ struct dk_precomputer {
 dk_precompute_options dk_precompute_options_default(void)
 {
     dk_precompute_options o = {
-        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1};
+        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1,
+        .pass_batch = 1};
     strcpy(o.feature_layers[0], "bottleneck");
     return o;
 }
@@ -351,6 +353,40 @@ static void pad_dims(const int dims[3], const int mult[3], int padded[3], int be
     }
 }
 
+/* The largest divisor of the passes that is at most `most`. */
+static int batch_dividing(int passes, int most)
+{
+    int b = most < passes ? most : passes;
+    while (b > 1 && passes % b)
+        b--;
+    return b < 1 ? 1 : b;
+}
+
+/* Plan the teacher for inference (forward only, the feature taps kept) with as
+ * many passes per forward as the options allow: pass_batch, or with 0 as many as
+ * fit DK_PRECOMPUTE_BATCH_BYTES of activations and per-pass buffers. Batching
+ * does not change a bit: each sample's forward is the same computation. */
+static dk_status plan_teacher(dk_precomputer *pc, const int padded[3], dk_err *err)
+{
+    unsigned keep = 0;
+    for (int k = 0; k < pc->m.feature_count; k++)
+        keep |= 1u << pc->m.features[k].teacher_tap;
+    int most = pc->opt.pass_batch;
+    dk_status st = DK_OK;
+    if (most < 1) {
+        st = dk_unet_plan_inference(pc->teacher, 1, padded[0], padded[1], padded[2], keep, err);
+        size_t per_pass =
+            dk_unet_activation_bytes(pc->teacher) +
+            sizeof(float) * (pc->tcfg.classes + 1) * padded[0] * padded[1] * padded[2];
+        most = (int)(DK_PRECOMPUTE_BATCH_BYTES / per_pass);
+    }
+    pc->batch = batch_dividing(pc->opt.passes, most);
+    if (!st && (pc->batch > 1 || pc->opt.pass_batch > 0))
+        st = dk_unet_plan_inference(pc->teacher, pc->batch, padded[0], padded[1], padded[2], keep,
+                                    err);
+    return st;
+}
+
 /* (Re)plan the teacher and the accumulators for a padded shape. */
 static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_voxels, dk_err *err)
 {
@@ -358,12 +394,13 @@ static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_v
     if (!memcmp(pc->planned, padded, sizeof pc->planned) && pc->grid_voxels == grid_voxels)
         return DK_OK;
     release_buffers(pc);
-    int C = pc->tcfg.classes;
-    if ((st = dk_unet_plan(pc->teacher, 1, padded[0], padded[1], padded[2], err)) ||
-        (st = dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err)) ||
-        (st = dk_tensor_alloc(&pc->noisy, 1, 1, padded[0], padded[1], padded[2], err)) ||
-        (st = dk_tensor_alloc(&pc->prob, 1, C, padded[0], padded[1], padded[2], err)))
-        return st;
+    int C = pc->tcfg.classes, b;
+    st = plan_teacher(pc, padded, err);
+    b = pc->batch;
+    if (!st) st = dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err);
+    if (!st) st = dk_tensor_alloc(&pc->noisy, b, 1, padded[0], padded[1], padded[2], err);
+    if (!st) st = dk_tensor_alloc(&pc->prob, b, C, padded[0], padded[1], padded[2], err);
+    if (st) return st;
     pc->acc_soft = malloc(sizeof(float) * C * grid_voxels);
     pc->acc_plain = malloc(sizeof(float) * C * grid_voxels);
     bool ok = pc->acc_soft && pc->acc_plain;
@@ -415,7 +452,34 @@ static void add_cropped(const dk_tensor *prob, const int dims[3], const int befo
             }
 }
 
-/* The N noisy forward passes; accumulators end as means. Forward only. */
+/* Each sample of the batch: its softmax at T and at 1 and its taps into the
+ * accumulators, in pass order. */
+static void accumulate_batch(dk_precomputer *pc, const int dims[3], const int before[3],
+                             const size_t fn[])
+{
+    const dk_tensor *logits = dk_unet_logits(pc->teacher);
+    dk_softmax_channels_forward(logits, (float)pc->opt.temperature, &pc->prob);
+    for (int i = 0; i < pc->batch; i++) {
+        dk_tensor prob = dk_tensor_sample(&pc->prob, i);
+        add_cropped(&prob, dims, before, pc->acc_soft);
+    }
+    dk_softmax_channels_forward(logits, 1.0f, &pc->prob);
+    for (int i = 0; i < pc->batch; i++) {
+        dk_tensor prob = dk_tensor_sample(&pc->prob, i);
+        add_cropped(&prob, dims, before, pc->acc_plain);
+    }
+    for (int k = 0; k < pc->m.feature_count; k++) {
+        const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
+        for (int i = 0; i < pc->batch; i++) {
+            const float *t = tap->data + fn[k] * i;
+            for (size_t j = 0; j < fn[k]; j++)
+                pc->feat_acc[k][j] += t[j];
+        }
+    }
+}
+
+/* The N noisy forward passes, a batch of them per forward; accumulators end as
+ * means. Forward only. */
 static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3],
                        const int before[3])
 {
@@ -430,21 +494,16 @@ static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3
         fn[k] = (size_t)ch * d[0] * d[1] * d[2];
         memset(pc->feat_acc[k], 0, fn[k] * sizeof(float));
     }
-    for (int p = 0; p < o->passes; p++) {
-        dk_rng rng = dk_rng_seed(noise_seed + (uint64_t)p * 0x9E3779B97F4A7C15ULL);
-        for (size_t i = 0; i < n; i++)
-            pc->noisy.data[i] = pc->x.data[i] + (float)(o->input_noise * dk_rng_normal(&rng));
-        dk_unet_forward(pc->teacher, &pc->noisy);
-        const dk_tensor *logits = dk_unet_logits(pc->teacher);
-        dk_softmax_channels_forward(logits, (float)o->temperature, &pc->prob);
-        add_cropped(&pc->prob, dims, before, pc->acc_soft);
-        dk_softmax_channels_forward(logits, 1.0f, &pc->prob);
-        add_cropped(&pc->prob, dims, before, pc->acc_plain);
-        for (int k = 0; k < pc->m.feature_count; k++) {
-            const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
-            for (size_t i = 0; i < fn[k]; i++)
-                pc->feat_acc[k][i] += tap->data[i];
+    for (int p0 = 0; p0 < o->passes; p0 += pc->batch) {
+        for (int s = 0; s < pc->batch; s++) {
+            uint64_t p = (uint64_t)(p0 + s);
+            dk_rng rng = dk_rng_seed(noise_seed + p * 0x9E3779B97F4A7C15ULL);
+            float *noisy = pc->noisy.data + n * s;
+            for (size_t i = 0; i < n; i++)
+                noisy[i] = pc->x.data[i] + (float)(o->input_noise * dk_rng_normal(&rng));
         }
+        dk_unet_forward(pc->teacher, &pc->noisy);
+        accumulate_batch(pc, dims, before, fn);
     }
     float inv = 1.0f / (float)o->passes;
     for (size_t i = 0; i < cells; i++)

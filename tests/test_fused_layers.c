@@ -23,7 +23,7 @@ Test(instnorm_relu, by_hand)
     /* x = (1, 2, 3, 4): xhat = (-3, -1, 1, 3) / sqrt 5; gamma 2, beta 0.5; slope 0.1 */
     float xv[4] = {1, 2, 3, 4}, yv[4], gamma = 2, beta = 0.5f, mean, rstd;
     dk_tensor x = dk_tensor_view(xv, 1, 1, 1, 2, 2), y = dk_tensor_view(yv, 1, 1, 1, 2, 2);
-    dk_instnorm_relu_forward(&x, &gamma, &beta, 0, 0.1f, &y, &mean, &rstd);
+    dk_instnorm_relu_forward(&x, &gamma, &beta, 0, 0.1f, &y, &mean, &rstd, NULL);
     float s5 = sqrtf(5), n0 = 2 * -3 / s5 + 0.5f, n1 = 2 * -1 / s5 + 0.5f;
     float want[4] = {0.1f * n0, 0.1f * n1, 2 / s5 + 0.5f, 6 / s5 + 0.5f};
     for (int i = 0; i < 4; i++)
@@ -34,7 +34,7 @@ Test(instnorm_relu, by_hand)
      * backward: dx = gamma rstd (g - mean g - xhat mean(g xhat)). */
     float dyv[4] = {1, 0, 0, 1}, dxv[4], dgamma = 0, dbeta = 0;
     dk_tensor dy = dk_tensor_view(dyv, 1, 1, 1, 2, 2), dx = dk_tensor_view(dxv, 1, 1, 1, 2, 2);
-    dk_instnorm_relu_backward(&x, &y, 0.1f, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta);
+    dk_instnorm_relu_backward(&x, &y, 0.1f, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta, NULL);
     double g[4] = {0.1, 0, 0, 1}, xh[4] = {-3 / sqrt(5), -1 / sqrt(5), 1 / sqrt(5), 3 / sqrt(5)};
     double mg = 0, mgx = 0;
     for (int i = 0; i < 4; i++) {
@@ -58,7 +58,7 @@ static double fused_loss(void *ctx)
 {
     fused_case *fc = ctx;
     dk_instnorm_relu_forward(&fc->x, fc->gamma, fc->beta, 1e-5f, fc->slope, &fc->y, fc->mean,
-                             fc->rstd);
+                             fc->rstd, NULL);
     double s = 0;
     for (size_t i = 0; i < dk_tensor_numel(&fc->y); i++)
         s += (double)fc->y.data[i] * fc->r.data[i];
@@ -86,7 +86,8 @@ Test(instnorm_relu, backward_matches_finite_differences)
         fc.x.data[i] = -fc.x.data[i];
     dk_test_fill_uniform(fc.r.data, dk_tensor_numel(&fc.r), 12, -1, 1);
     fused_loss(&fc);
-    dk_instnorm_relu_backward(&fc.x, &fc.y, fc.slope, gamma, mean, rstd, &fc.r, &dx, dgamma, dbeta);
+    dk_instnorm_relu_backward(&fc.x, &fc.y, fc.slope, gamma, mean, rstd, &fc.r, &dx, dgamma, dbeta,
+                              NULL);
     size_t n = dk_tensor_numel(&fc.x);
     double worst = dk_test_gradcheck(fused_loss, &fc, fc.x.data, dx.data, n, 1e-2, 1e-3, 0);
     cr_assert_lt(worst, 1e-2, "dx: worst relative error %g", worst);
@@ -117,16 +118,16 @@ static void run_pair(bool fused, int threads, float slope, const dk_tensor *x, c
     memset(o->dgamma, 0, sizeof o->dgamma);
     memset(o->dbeta, 0, sizeof o->dbeta);
     if (fused) {
-        dk_instnorm_relu_forward(x, gamma, beta, 1e-5f, slope, &o->y, o->mean, o->rstd);
+        dk_instnorm_relu_forward(x, gamma, beta, 1e-5f, slope, &o->y, o->mean, o->rstd, NULL);
         dk_tensor_copy(&o->dx, dy); /* in place: dx aliases dy */
         dk_instnorm_relu_backward(x, &o->y, slope, gamma, o->mean, o->rstd, &o->dx, &o->dx,
-                                  o->dgamma, o->dbeta);
+                                  o->dgamma, o->dbeta, NULL);
     } else {
-        dk_instnorm_forward(x, gamma, beta, 1e-5f, &o->y, o->mean, o->rstd);
-        dk_leaky_relu_forward(&o->y, slope, &o->y);
+        dk_instnorm_forward(x, gamma, beta, 1e-5f, &o->y, o->mean, o->rstd, NULL);
+        dk_leaky_relu_forward(&o->y, slope, &o->y, NULL);
         dk_tensor g = dk_test_tensor(x->n, x->c, x->d, x->h, x->w);
-        dk_leaky_relu_backward(&o->y, slope, dy, &g);
-        dk_instnorm_backward(x, gamma, o->mean, o->rstd, &g, &o->dx, o->dgamma, o->dbeta);
+        dk_leaky_relu_backward(&o->y, slope, dy, &g, NULL);
+        dk_instnorm_backward(x, gamma, o->mean, o->rstd, &g, &o->dx, o->dgamma, o->dbeta, NULL);
         dk_tensor_release(&g);
     }
     dk_blas_set_threads(saved);
@@ -174,9 +175,9 @@ Test(leaky_relu, two_threads_equal_one_on_an_odd_length)
     dk_test_fill_uniform(x.data, n, 5, -1, 1);
     int saved = dk_blas_threads();
     dk_blas_set_threads(1);
-    dk_leaky_relu_forward(&x, 0.1f, &y1);
+    dk_leaky_relu_forward(&x, 0.1f, &y1, NULL);
     dk_blas_set_threads(2);
-    dk_leaky_relu_forward(&x, 0.1f, &y2);
+    dk_leaky_relu_forward(&x, 0.1f, &y2, NULL);
     dk_blas_set_threads(saved);
     assert_same_bits(y2.data, y1.data, n, "y");
     for (size_t i = 0; i < n; i++) {
@@ -199,12 +200,12 @@ Test(maxpool, backward_add_puts_the_unpooled_gradient_onto_dx)
     }
     xv[3] = 100; /* in the second window */
     dk_tensor x = dk_tensor_view(xv, 1, 1, 2, 2, 4), y = dk_tensor_view(yv, 1, 1, 1, 1, 2);
-    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg, NULL);
     /* Windows: w 0-1 -> flat indices {0,1,4,5,8,9,12,13}; w 2-3 -> {2,3,6,7,10,11,14,15}. */
     cr_assert_eq(arg[0], 5); /* values 0, 1, 4, 5, 0, 1, 4, 5: the first 5 */
     cr_assert_eq(arg[1], 3); /* the planted 100 */
     dk_tensor dy = dk_tensor_view(dyv, 1, 1, 1, 1, 2), dx = dk_tensor_view(dxv, 1, 1, 2, 2, 4);
-    dk_maxpool3d_backward_add((int[3]){2, 2, 2}, &dy, arg, &dx);
+    dk_maxpool3d_backward_add((int[3]){2, 2, 2}, &dy, arg, &dx, NULL);
     for (int i = 0; i < 16; i++) {
         float want = 0.5f * i + (i == 5 ? 10 : i == 3 ? 20 : 0);
         cr_assert_eq(dxv[i], want, "dx[%d] = %g, want %g", i, dxv[i], want);
@@ -221,11 +222,11 @@ Test(maxpool, two_threads_equal_one)
     int32_t *a1 = malloc(out * sizeof(int32_t)), *a2 = malloc(out * sizeof(int32_t));
     int saved = dk_blas_threads(), k[3] = {2, 2, 2};
     dk_blas_set_threads(1);
-    dk_maxpool3d_forward(k, &x, &y1, a1);
-    dk_maxpool3d_backward(k, &y1, a1, &dx1);
+    dk_maxpool3d_forward(k, &x, &y1, a1, NULL);
+    dk_maxpool3d_backward(k, &y1, a1, &dx1, NULL);
     dk_blas_set_threads(2);
-    dk_maxpool3d_forward(k, &x, &y2, a2);
-    dk_maxpool3d_backward(k, &y2, a2, &dx2);
+    dk_maxpool3d_forward(k, &x, &y2, a2, NULL);
+    dk_maxpool3d_backward(k, &y2, a2, &dx2, NULL);
     dk_blas_set_threads(saved);
     assert_same_bits(y2.data, y1.data, out, "y");
     cr_assert_eq(memcmp(a1, a2, out * sizeof(int32_t)), 0);

@@ -29,7 +29,7 @@ typedef struct pool_case {
 static double pool_loss(void *ctx)
 {
     pool_case *pc = ctx;
-    dk_maxpool3d_forward(pc->k, &pc->x, &pc->y, pc->argmax);
+    dk_maxpool3d_forward(pc->k, &pc->x, &pc->y, pc->argmax, NULL);
     return dot(pc->y.data, pc->r.data, dk_tensor_numel(&pc->y));
 }
 
@@ -61,7 +61,7 @@ static void pool_gradcheck(int kd, int kh, int kw, int n, int c, int d, int h, i
     dk_test_fill_uniform(pc.r.data, dk_tensor_numel(&pc.r), 8, -1, 1);
     dk_test_fill_uniform(dx.data, dk_tensor_numel(&dx), 9, 5, 6); /* must be overwritten */
     pool_loss(&pc);
-    dk_maxpool3d_backward(pc.k, &pc.r, pc.argmax, &dx);
+    dk_maxpool3d_backward(pc.k, &pc.r, pc.argmax, &dx, NULL);
     double worst = dk_test_gradcheck(pool_loss, &pc, pc.x.data, dx.data, dk_tensor_numel(&pc.x),
                                      1e-3, 1e-3, 0);
     cr_assert_lt(worst, 1e-3, "k (%d,%d,%d): worst relative error %g", kd, kh, kw, worst);
@@ -80,10 +80,10 @@ Test(maxpool, cube_kernel_by_hand)
     int32_t arg[1];
     dk_tensor y = dk_tensor_view(yv, 1, 1, 1, 1, 1), dy = dk_tensor_view(dyv, 1, 1, 1, 1, 1);
     dk_tensor dx = dk_tensor_view(dxv, 1, 1, 2, 2, 2);
-    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg, NULL);
     cr_assert_eq(yv[0], 9.0f);
     cr_assert_eq(arg[0], 5);
-    dk_maxpool3d_backward((int[3]){2, 2, 2}, &dy, arg, &dx);
+    dk_maxpool3d_backward((int[3]){2, 2, 2}, &dy, arg, &dx, NULL);
     float want[8] = {0, 0, 0, 0, 0, 2, 0, 0};
     dk_test_assert_close(dxv, want, 8, 0);
 }
@@ -97,7 +97,7 @@ Test(maxpool, in_plane_kernel_by_hand)
     float yv[4];
     int32_t arg[4];
     dk_tensor y = dk_tensor_view(yv, 1, 1, 2, 1, 2);
-    dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg, NULL);
     float want[4] = {5, 8, 9, 3};
     int32_t want_arg[4] = {1, 6, 8, 15};
     dk_test_assert_close(yv, want, 4, 0);
@@ -110,7 +110,7 @@ Test(maxpool, ties_pick_the_first_and_planes_are_separate)
     dk_tensor x = dk_test_tensor(2, 3, 2, 2, 2), y = dk_test_tensor(2, 3, 1, 1, 1);
     dk_tensor_fill(&x, 1.5f);
     int32_t arg[6];
-    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg, NULL);
     for (int i = 0; i < 6; i++) {
         cr_assert_eq(arg[i], 0, "argmax is an index within the (n, c) plane");
         cr_assert_eq(y.data[i], 1.5f);
@@ -127,13 +127,13 @@ Test(maxpool, remainder_is_dropped_and_gets_zero_gradient)
         x.data[i] = (float)i; /* the max is always the far corner */
     dk_tensor_fill(&dx, 7);
     int32_t arg[4];
-    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){2, 2, 2}, &x, &y, arg, NULL);
     int32_t want_arg[4] = {31, 33, 41, 43}; /* (1, 1, 1), (1, 1, 3), (1, 3, 1), (1, 3, 3) */
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(arg[i], want_arg[i], "argmax %d: %d", i, arg[i]);
         cr_assert_eq(y.data[i], (float)want_arg[i]);
     }
-    dk_maxpool3d_backward((int[3]){2, 2, 2}, &y, arg, &dx);
+    dk_maxpool3d_backward((int[3]){2, 2, 2}, &y, arg, &dx, NULL);
     for (int i = 0; i < 75; i++) {
         float want = (i == 31 || i == 33 || i == 41 || i == 43) ? (float)i : 0.0f;
         cr_assert_eq(dx.data[i], want, "dx[%d] = %g", i, dx.data[i]);
@@ -183,7 +183,7 @@ Test(maxpool, matches_a_naive_loop_with_ties_and_wide_rows)
         dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 90 + s, 0, 4);
         for (size_t i = 0; i < dk_tensor_numel(&x); i++)
             x.data[i] = floorf(x.data[i]);
-        dk_maxpool3d_forward(k, &x, &y, arg);
+        dk_maxpool3d_forward(k, &x, &y, arg, NULL);
         naive_pool(k, &x, &ref, ref_arg);
         for (size_t i = 0; i < n; i++) {
             cr_assert_eq(y.data[i], ref.data[i], "case %d, output %zu", s, i);
@@ -203,7 +203,7 @@ Test(maxpool, nan_propagates)
     float xv[8] = {1, 2, NAN, 3, 4, 5, 6, 7}, yv[2];
     int32_t arg[2];
     dk_tensor x = dk_tensor_view(xv, 1, 1, 1, 2, 4), y = dk_tensor_view(yv, 1, 1, 1, 1, 2);
-    dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg);
+    dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg, NULL);
     cr_assert(isnan(yv[1]), "window with a NaN gives %g", yv[1]);
     cr_assert_eq(arg[1], 2);
     cr_assert_eq(yv[0], 5);
@@ -228,7 +228,7 @@ typedef struct norm_case {
 static double norm_loss(void *ctx)
 {
     norm_case *nc = ctx;
-    dk_instnorm_forward(&nc->x, nc->gamma, nc->beta, nc->eps, &nc->y, nc->mean, nc->rstd);
+    dk_instnorm_forward(&nc->x, nc->gamma, nc->beta, nc->eps, &nc->y, nc->mean, nc->rstd, NULL);
     return dot(nc->y.data, nc->r.data, dk_tensor_numel(&nc->y));
 }
 
@@ -236,7 +236,7 @@ Test(instnorm, two_by_two_plane_by_hand)
 {
     float xv[4] = {1, 2, 3, 4}, yv[4], gamma = 2, beta = 0.5f, mean, rstd;
     dk_tensor x = dk_tensor_view(xv, 1, 1, 1, 2, 2), y = dk_tensor_view(yv, 1, 1, 1, 2, 2);
-    dk_instnorm_forward(&x, &gamma, &beta, 0, &y, &mean, &rstd);
+    dk_instnorm_forward(&x, &gamma, &beta, 0, &y, &mean, &rstd, NULL);
     /* mean 2.5, biased var 1.25, xhat = (-3, -1, 1, 3) / sqrt(5) */
     cr_assert_float_eq(mean, 2.5f, 1e-6);
     cr_assert_float_eq(rstd, 1 / sqrt(1.25), 1e-6);
@@ -249,7 +249,7 @@ Test(instnorm, two_by_two_plane_by_hand)
      * dx = 2 / sqrt(1.25) * (0.3, -0.4, -0.1, 0.2). Parameter grads accumulate. */
     float dyv[4] = {1, 0, 0, 0}, dxv[4], dgamma = 10, dbeta = 20;
     dk_tensor dy = dk_tensor_view(dyv, 1, 1, 1, 2, 2), dx = dk_tensor_view(dxv, 1, 1, 1, 2, 2);
-    dk_instnorm_backward(&x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta);
+    dk_instnorm_backward(&x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta, NULL);
     float g = 2 / sqrtf(1.25f);
     float want_dx[4] = {0.3f * g, -0.4f * g, -0.1f * g, 0.2f * g};
     dk_test_assert_close(dxv, want_dx, 4, 1e-6);
@@ -263,7 +263,7 @@ Test(instnorm, eps_guards_a_constant_plane)
     for (int i = 0; i < 8; i++)
         xv[i] = 7;
     dk_tensor x = dk_tensor_view(xv, 1, 1, 2, 2, 2), y = dk_tensor_view(yv, 1, 1, 2, 2, 2);
-    dk_instnorm_forward(&x, &gamma, &beta, 0.25f, &y, &mean, &rstd);
+    dk_instnorm_forward(&x, &gamma, &beta, 0.25f, &y, &mean, &rstd, NULL);
     cr_assert_eq(mean, 7);
     cr_assert_float_eq(rstd, 2, 1e-6); /* 1 / sqrt(0 + 0.25) */
     for (int i = 0; i < 8; i++)
@@ -276,7 +276,7 @@ Test(instnorm, output_has_mean_0_var_1_per_plane_despite_a_large_offset)
     size_t plane = 120;
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 3, 997, 1003); /* std ~1.7, mean ~1000 */
     float gamma[3] = {1, 1, 1}, beta[3] = {0, 0, 0}, mean[6], rstd[6];
-    dk_instnorm_forward(&x, gamma, beta, 1e-5f, &y, mean, rstd);
+    dk_instnorm_forward(&x, gamma, beta, 1e-5f, &y, mean, rstd, NULL);
     for (int p = 0; p < 6; p++) {
         double m = 0, v = 0, xm = 0, xv = 0;
         for (size_t i = 0; i < plane; i++)
@@ -315,7 +315,7 @@ Test(instnorm, backward_matches_finite_differences)
     dk_test_fill_uniform(nc.x.data, dk_tensor_numel(&nc.x), 11, -2, 3);
     dk_test_fill_uniform(nc.r.data, dk_tensor_numel(&nc.r), 12, -1, 1);
     norm_loss(&nc);
-    dk_instnorm_backward(&nc.x, gamma, mean, rstd, &nc.r, &dx, dgamma, dbeta);
+    dk_instnorm_backward(&nc.x, gamma, mean, rstd, &nc.r, &dx, dgamma, dbeta, NULL);
     size_t n = dk_tensor_numel(&nc.x);
     double worst = dk_test_gradcheck(norm_loss, &nc, nc.x.data, dx.data, n, 1e-2, 1e-3, 0);
     cr_assert_lt(worst, 5e-3, "dx: worst relative error %g", worst);
@@ -328,7 +328,7 @@ Test(instnorm, backward_matches_finite_differences)
     dk_tensor dy = dk_test_tensor(N, C, 3, 4, 5);
     dk_tensor_copy(&dy, &nc.r);
     norm_loss(&nc);
-    dk_instnorm_backward(&nc.x, gamma, mean, rstd, &dy, &dy, dgamma, dbeta);
+    dk_instnorm_backward(&nc.x, gamma, mean, rstd, &dy, &dy, dgamma, dbeta, NULL);
     dk_test_assert_close(dy.data, dx.data, n, 1e-6);
     dk_tensor_release(&nc.x);
     dk_tensor_release(&nc.y);
@@ -343,10 +343,10 @@ Test(leaky_relu, in_place_by_hand)
 {
     float v[5] = {-2, -0.5f, 0, 0.5f, 3}, g[5] = {1, 2, 3, 4, 5};
     dk_tensor t = dk_tensor_view(v, 1, 1, 1, 1, 5), dt = dk_tensor_view(g, 1, 1, 1, 1, 5);
-    dk_leaky_relu_forward(&t, 0.1f, &t);
+    dk_leaky_relu_forward(&t, 0.1f, &t, NULL);
     float want[5] = {-0.2f, -0.05f, 0, 0.5f, 3};
     dk_test_assert_close(v, want, 5, 1e-7);
-    dk_leaky_relu_backward(&t, 0.1f, &dt, &dt);
+    dk_leaky_relu_backward(&t, 0.1f, &dt, &dt, NULL);
     float want_g[5] = {0.1f, 0.2f, 0.3f, 4, 5};
     dk_test_assert_close(g, want_g, 5, 1e-7);
 }
@@ -356,10 +356,10 @@ Test(leaky_relu, relu_by_hand)
     float x[5] = {-2, -0.5f, 0, 0.5f, 3}, y[5], g[5] = {1, 2, 3, 4, 5}, dx[5];
     dk_tensor tx = dk_tensor_view(x, 1, 1, 1, 1, 5), ty = dk_tensor_view(y, 1, 1, 1, 1, 5);
     dk_tensor tg = dk_tensor_view(g, 1, 1, 1, 1, 5), tdx = dk_tensor_view(dx, 1, 1, 1, 1, 5);
-    dk_leaky_relu_forward(&tx, 0, &ty);
+    dk_leaky_relu_forward(&tx, 0, &ty, NULL);
     float want[5] = {0, 0, 0, 0.5f, 3}, want_g[5] = {0, 0, 0, 4, 5};
     dk_test_assert_close(y, want, 5, 0);
-    dk_leaky_relu_backward(&ty, 0, &tg, &tdx);
+    dk_leaky_relu_backward(&ty, 0, &tg, &tdx, NULL);
     dk_test_assert_close(dx, want_g, 5, 0);
 }
 
@@ -371,7 +371,7 @@ typedef struct relu_case {
 static double relu_loss(void *ctx)
 {
     relu_case *rc = ctx;
-    dk_leaky_relu_forward(&rc->x, rc->slope, &rc->y);
+    dk_leaky_relu_forward(&rc->x, rc->slope, &rc->y, NULL);
     return dot(rc->y.data, rc->r.data, dk_tensor_numel(&rc->y));
 }
 
@@ -390,7 +390,7 @@ Test(leaky_relu, backward_matches_finite_differences)
             rc.x.data[i] = -rc.x.data[i]; /* |x| >= 0.1 */
         dk_test_fill_uniform(rc.r.data, n, 22, -1, 1);
         relu_loss(&rc);
-        dk_leaky_relu_backward(&rc.y, rc.slope, &rc.r, &dx);
+        dk_leaky_relu_backward(&rc.y, rc.slope, &rc.r, &dx, NULL);
         double worst = dk_test_gradcheck(relu_loss, &rc, rc.x.data, dx.data, n, 1e-2, 1e-3, 0);
         cr_assert_lt(worst, 1e-3, "slope %g: worst relative error %g", rc.slope, worst);
         dk_tensor_release(&rc.x);
