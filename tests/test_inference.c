@@ -207,16 +207,13 @@ Test(inference, precompute_batched_passes_give_the_same_targets, .timeout = 240)
     snprintf(data, sizeof data, "%s/repo.h5", dir);
     snprintf(teacher, sizeof teacher, "%s/teacher.h5", dir);
     dk_test_write_phantoms(data, 2, 1, true);
+    dk_test_train_teacher(data, teacher,
+                          "{\"network\": {\"levels\": 3, \"base_width\": 4, \"pool\": [[1, 2, 2], "
+                          "[2, 2, 2]], \"kernel\": [[1, 3, 3], [3, 3, 3], [3, 3, 3]]}, "
+                          "\"patch\": [16, 16, 16], \"batch\": 1, \"steps\": 2, "
+                          "\"steps_per_epoch\": 2, \"checkpoint_every\": 0}",
+                          3);
     dk_err err = {0};
-    dk_teacher_run run = {.data_path = data, .out_path = teacher, .seed = 3};
-    cr_assert_eq(dk_teacher_config_from_json(
-                     "{\"network\": {\"levels\": 3, \"base_width\": 4, \"pool\": [[1, 2, 2], "
-                     "[2, 2, 2]], \"kernel\": [[1, 3, 3], [3, 3, 3], [3, 3, 3]]}, "
-                     "\"patch\": [16, 16, 16], \"batch\": 1, \"steps\": 2, \"steps_per_epoch\": 2, "
-                     "\"checkpoint_every\": 0}",
-                     &run.config, &err),
-                 DK_OK, "%s", err.msg);
-    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
     dk_dataset *ds = dk_dataset_open(data, &err);
     cr_assert_not_null(ds, "%s", err.msg);
     dk_volume v;

@@ -27,15 +27,9 @@ static char *data, *teacher;
 
 static void train_tiny_teacher(const char *data_path, const char *out)
 {
-    dk_err err = {0};
-    dk_teacher_run run = {.data_path = data_path, .out_path = out, .seed = 5};
-    cr_assert_eq(dk_teacher_config_from_json(
-                     "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"
-                     " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"
-                     " \"steps\": 6, \"steps_per_epoch\": 3, \"checkpoint_every\": 0}",
-                     &run.config, &err),
-                 DK_OK, "%s", err.msg);
-    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
+    char config[512];
+    snprintf(config, sizeof config, DK_TEST_TINY_TEACHER, 6, 3);
+    dk_test_train_teacher(data_path, out, config, 5);
 }
 
 static void setup(void)

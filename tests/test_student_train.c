@@ -52,15 +52,9 @@ static void make_store(void)
     char *repo = dk_test_path("repo.h5"), *teacher = dk_test_path("teacher.h5");
     char *out = dk_test_path("store");
     dk_test_write_phantoms(repo, 3, 1, true);
-    dk_err err = {0};
-    dk_teacher_run run = {.data_path = repo, .out_path = teacher, .seed = 5};
-    cr_assert_eq(dk_teacher_config_from_json(
-                     "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"
-                     " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"
-                     " \"steps\": 4, \"steps_per_epoch\": 4, \"checkpoint_every\": 0}",
-                     &run.config, &err),
-                 DK_OK, "%s", err.msg);
-    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
+    char config[512];
+    snprintf(config, sizeof config, DK_TEST_TINY_TEACHER, 4, 4);
+    dk_test_train_teacher(repo, teacher, config, 5);
     store = precompute(out, 2.0);
     free(repo), free(teacher), free(out);
 }

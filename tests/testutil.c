@@ -6,6 +6,7 @@
 
 #include "datasets/dataset.h"
 #include "distill/rng.h"
+#include "teacher/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -205,6 +206,16 @@ double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *
         if (err > worst) worst = err;
     }
     return worst;
+}
+
+void dk_test_train_teacher(const char *data, const char *out, const char *config_json,
+                           uint64_t seed)
+{
+    dk_err err = {0};
+    dk_teacher_run run = {.data_path = data, .out_path = out, .seed = seed};
+    cr_assert_eq(dk_teacher_config_from_json(config_json, &run.config, &err), DK_OK, "%s",
+                 err.msg);
+    cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
 }
 
 /* Volumes of 16 x 32 x 32 at 0.7 x 0.36 x 0.36 mm: a ball (class 1) and a slab

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "distill/tensor.h"
 
@@ -27,6 +28,19 @@ char *dk_test_path(const char *name);
  * (class 1) and a slab (class 2) at seeded places with noisy intensities; classes
  * background, ball, slab. Validation volumes carry labels when val_labels. */
 void dk_test_write_phantoms(const char *path, int n_train, int n_val, bool val_labels);
+
+/* The 2-level, width-4 teacher config the store, server and student tests train
+ * in a few seconds on dk_test_write_phantoms data ("%d" steps, "%d" per epoch). */
+#define DK_TEST_TINY_TEACHER                                                                       \
+    "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"                     \
+    " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"                  \
+    " \"steps\": %d, \"steps_per_epoch\": %d, \"checkpoint_every\": 0}"
+
+/* Train a teacher on the dataset at data into out with this teacher config JSON
+ * (e.g. a DK_TEST_TINY_TEACHER formatted with its step counts); the test fails
+ * if it cannot. */
+void dk_test_train_teacher(const char *data, const char *out, const char *config_json,
+                           uint64_t seed);
 
 /* Run a shell command line; returns its exit status (or -1), stdout+stderr into out
  * (NUL-terminated, truncated to cap) when out is non-NULL. */
