@@ -132,8 +132,10 @@ dk_status dk_h5_create(const char *path, dk_h5_writer *w, dk_err *err)
         return err ? err->code : DK_EIO;
     }
     fchmod(w->fd, 0644); /* mkstemp's 0600 would hide the file from a server run as another user */
-    hid_t fapl = file_access_plist();
-    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fapl = file_access_plist(), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, false); /* no timestamps, the root group's included */
+    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (w->file < 0) {
         dk_h5_fail(err, DK_EIO, -1, "cannot create HDF5 file '%s'", w->tmp_path);
@@ -209,6 +211,7 @@ dk_status dk_h5_group_create(hid_t loc, const char *path, hid_t *group, dk_err *
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_obj_track_times(gcpl, false);
     *group = H5Gcreate2(loc, path, lcpl, gcpl, H5P_DEFAULT);
     H5Pclose(lcpl);
     H5Pclose(gcpl);
@@ -341,6 +344,7 @@ static dk_status make_dcpl(hid_t loc, const char *name, int rank, const hsize_t 
                            size_t elem_size, const dk_h5_storage *st, hid_t *dcpl, dk_err *err)
 {
     *dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(*dcpl, false);
     bool filtered = st && (st->gzip_level > 0 || st->shuffle || st->fletcher32);
     hsize_t numel = 1;
     for (int i = 0; i < rank; i++)

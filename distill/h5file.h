@@ -10,6 +10,9 @@
  *   plus, at worst, a stray "<path>.tmp-XXXXXX", never half a file at path.
  * - Files are created in the HDF5 1.10 format (readable by HDF5 >= 1.10, h5py),
  *   which checksums all metadata; add fletcher32 to checksum raw data too.
+ * - Objects carry no timestamps (HDF5 time tracking is off for the root group,
+ *   groups and datasets made here): the same contents give the same bytes.
+ *   Code that calls H5Dcreate2 / H5Gcreate2 itself must do the same.
  *
  * Handles (hid_t) returned here are closed by the caller with the matching
  * H5?close or with dk_h5_close_file. The HDF5 library is not thread-safe in

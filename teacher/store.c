@@ -173,7 +173,8 @@ dk_status dk_store_manifest_write(hid_t file, const dk_store_manifest *m, dk_err
         dk_h5_attr_write_double(g, "input_noise", m->input_noise, err) ||
         dk_h5_attr_write_int(g, "seed", (int64_t)m->seed, err) ||
         dk_h5_attr_write_int(g, "feature_count", m->feature_count, err) ||
-        write_feature_attrs(g, m, err) || dk_h5_attr_write_string(g, "created", m->created, err))
+        write_feature_attrs(g, m, err) ||
+        (m->created[0] && dk_h5_attr_write_string(g, "created", m->created, err)))
         st = err->code;
     H5Gclose(g);
     return st;
@@ -251,7 +252,8 @@ dk_status dk_store_manifest_read(hid_t file, dk_store_manifest *m, dk_err *err)
     dk_status st = DK_OK;
 #define STR(name) dk_h5_attr_read_string_buf(g, #name, m->name, sizeof m->name, err)
     if (STR(teacher_sha256) || STR(teacher_architecture) || STR(student_architecture) ||
-        STR(profile) || STR(profile_json) || STR(data_sha256) || STR(created) ||
+        STR(profile) || STR(profile_json) || STR(data_sha256) ||
+        (dk_h5_attr_exists(g, "created") && STR(created)) ||
         read_classes(g, &m->classes, err) ||
         dk_h5_attr_read_doubles(g, "teacher_spacing", m->teacher_spacing, 3, err) ||
         dk_h5_attr_read_doubles(g, "profile_spacing", m->profile_spacing, 3, err) ||
@@ -284,7 +286,7 @@ static dk_status hash_dataset(hid_t dset, dk_store_dtype dtype, size_t numel, ch
     if (H5Dread(dset, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0)
         st = dk_h5_fail(err, DK_EFORMAT, dset, "cannot read the data: truncated or corrupted");
     else
-        dk_sha256_hex(raw, bytes, hex);
+        st = dk_sha256_hex(raw, bytes, hex, err);
     H5Tclose(mt);
     free(raw);
     return st;
@@ -297,6 +299,7 @@ static dk_status create_chunked(hid_t g, const dk_store_array *a, const hsize_t 
     hid_t ftype = dk_store_h5_type(a->dtype);
     H5Pset_chunk(dcpl, a->rank, dims); /* one chunk per sample and array */
     H5Pset_fletcher32(dcpl);
+    H5Pset_obj_track_times(dcpl, false); /* same targets, same bytes (docs/store.md) */
     *dset = H5Dcreate2(g, a->kind, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Tclose(ftype);
     H5Pclose(dcpl);
