@@ -52,7 +52,8 @@ static char *read_file(const char *path, const char *what)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "dualkd: cannot open %s '%s': %s\n", what, path, strerror(errno));
+        fprintf(stderr, "dualkd: teacher precompute: cannot open %s '%s': %s\n", what, path,
+                strerror(errno));
         return NULL;
     }
     fseek(f, 0, SEEK_END);
@@ -62,7 +63,9 @@ static char *read_file(const char *path, const char *what)
     if (text && fread(text, 1, (size_t)n, f) == (size_t)n)
         text[n] = '\0';
     else {
-        fprintf(stderr, "dualkd: cannot read %s '%s' (over 1 MiB or unreadable)\n", what, path);
+        fprintf(stderr,
+                "dualkd: teacher precompute: cannot read %s '%s' (over 1 MiB or unreadable)\n",
+                what, path);
         free(text);
         text = NULL;
     }
@@ -87,8 +90,8 @@ static int parse_number(const char *flag, const char *text, double lo, double hi
     errno = 0;
     double v = strtod(text, &end);
     if (errno || *end || end == text || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "dualkd: %s '%s': expected a number in [%g, %g]\n%s", flag, text, lo, hi,
-                usage);
+        fprintf(stderr, "dualkd: teacher precompute: %s '%s': expected a number in [%g, %g]\n%s",
+                flag, text, lo, hi, usage);
         return 2;
     }
     *out = v;
@@ -113,7 +116,8 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
             continue;
         }
         if (!v) {
-            fprintf(stderr, "dualkd: unknown option or missing value: '%s'\n%s", f, usage);
+            fprintf(stderr, "dualkd: teacher precompute: unknown option or missing value: '%s'\n%s",
+                    f, usage);
             return 2;
         }
         i++;
@@ -129,7 +133,7 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
             a->student = v;
         else if (!strcmp(f, "--feature-layers")) {
             if (dk_precompute_parse_layers(v, o, &err)) {
-                fprintf(stderr, "dualkd: %s\n%s", err.msg, usage);
+                fprintf(stderr, "dualkd: teacher precompute: %s\n%s", err.msg, usage);
                 return 2;
             }
         } else if (!strcmp(f, "--temperature"))
@@ -143,13 +147,16 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
         } else if (!strcmp(f, "--threads"))
             rc = parse_number(f, v, 1, 256, &a->threads);
         else {
-            fprintf(stderr, "dualkd: unknown option '%s'\n%s", f, usage);
+            fprintf(stderr, "dualkd: teacher precompute: unknown option '%s'\n%s", f, usage);
             return 2;
         }
         if (rc) return rc;
     }
     if (!o->teacher_path || !o->data_path || !o->out_dir || !a->profile) {
-        fprintf(stderr, "dualkd: --teacher, --data, --profile and --out are required\n%s", usage);
+        fprintf(
+            stderr,
+            "dualkd: teacher precompute: --teacher, --data, --profile and --out are required\n%s",
+            usage);
         return 2;
     }
     return 0;
@@ -166,7 +173,8 @@ int dk_cmd_teacher_precompute(int argc, char **argv)
     int rc = parse_args(argc, argv, &o, &a);
     if (rc) return rc;
     dk_err err = {0};
-    if (dk_profile_load(a.profile, &o.profile, &err)) return dk_cli_fail("--profile", err.msg);
+    if (dk_profile_load(a.profile, &o.profile, &err))
+        return dk_cli_fail("teacher precompute: --profile", err.msg);
     char *student = a.student ? read_file(a.student, "student config") : NULL;
     if (a.student && !student) return 1;
     o.student_json = student;

@@ -28,6 +28,10 @@ int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.
 /* Print "dualkd: <msg>" for a failed library call and return 1. */
 int dk_cli_fail(const char *what, const char *msg);
 
+/* Set the per-volume voxel limit from text (source names it in a message,
+ * "--max-voxels"); 0, or 2 after printing why text is not a count. */
+int dk_cli_set_max_voxels(const char *text, const char *source);
+
 /* True when argv holds -h or --help. */
 int dk_cli_wants_help(int argc, char **argv);
 
