@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/h5fence.h"
 #include "distill/h5file.h"
 #include "distill/half.h"
 #include "teacher/sha256.h"
@@ -439,8 +440,9 @@ static dk_status check_array(hid_t g, const dk_store_manifest *m, dk_store_sampl
     dk_store_dtype want;
     if (!expected_shape(m, s, a->kind, &rank, dims, &want))
         return dk_err_set(err, DK_EFORMAT, "unknown array kind '%s'", a->kind);
-    hid_t d = H5Dopen2(g, a->kind, H5P_DEFAULT);
-    if (d < 0) return dk_h5_fail(err, DK_EFORMAT, g, "array '%s' is missing", a->kind);
+    hid_t d;
+    dk_status st = dk_h5_dataset_open(g, a->kind, &d, err); /* fenced: distill/h5fence.h */
+    if (st) return st;
     hid_t type = H5Dget_type(d), space = H5Dget_space(d);
     hsize_t hd[DK_H5_MAX_RANK] = {0};
     int r = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
@@ -508,10 +510,9 @@ dk_status dk_store_sample_read_info(hid_t file, const dk_store_manifest *m, cons
     for (int k = 0; !st && k < m->feature_count; k++) {
         char name[32];
         snprintf(name, sizeof name, "features/%s", m->features[k].layer);
-        hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-        if (d < 0)
-            st = dk_h5_fail(err, DK_EFORMAT, g, "array '%s' is missing", name);
-        else {
+        hid_t d;
+        st = dk_h5_dataset_open(g, name, &d, err);
+        if (!st) {
             st = read_grid(d, "", &s->feature_grid[k], err);
             H5Dclose(d);
         }
@@ -538,11 +539,10 @@ dk_status dk_store_sample_check_sums(hid_t file, const dk_store_sample_info *s, 
         const dk_store_array_info *a = &s->arrays[i];
         char path[128], hex[65];
         snprintf(path, sizeof path, "samples/%s/%s", s->id, a->kind);
-        hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
-        if (d < 0)
-            return dk_h5_fail(err, DK_EFORMAT, file, "sample '%s': cannot open '%s'", s->id,
-                              a->kind);
-        dk_status st = hash_dataset(d, a->dtype, dk_store_array_numel(a), hex, err);
+        hid_t d;
+        dk_status st = dk_h5_dataset_open(file, path, &d, err);
+        if (st) return st;
+        st = hash_dataset(d, a->dtype, dk_store_array_numel(a), hex, err);
         H5Dclose(d);
         if (st) return dk_err_prefix(err, "sample '%s': array '%s': ", s->id, a->kind);
         if (strcmp(hex, a->sha256))
@@ -659,9 +659,7 @@ static dk_status open_array(dk_store *s, int i, const char *kind, const dk_store
                           s->samples[i].id, kind);
     char path[128];
     snprintf(path, sizeof path, "samples/%s/%s", s->samples[i].id, kind);
-    *d = H5Dopen2(s->file, path, H5P_DEFAULT);
-    if (*d < 0) return dk_h5_fail(err, DK_EFORMAT, s->file, "cannot open '%s'", path);
-    return DK_OK;
+    return dk_h5_dataset_open(s->file, path, d, err);
 }
 
 static dk_status read_as(dk_store *s, int i, const char *kind, bool raw, void *out, size_t size,

@@ -192,6 +192,32 @@ def store_vlen(name):
     patch(path, [(find(path, b"GCOL") + 16 + 8, (0x7FFFFFFFFFFFFFF0).to_bytes(8, "little"))])
 
 
+def store_v108(name):
+    """The fuzz seed store (written by dualkd) rewritten in the 1.8 format, where
+    its chunked arrays get v1 B-tree chunk indexes, then damaged."""
+    src = h5py.File(os.path.join(HERE, "..", "fuzz", "corpus", "store", "one_sample.h5"), "r")
+    path, f = new_file(name, ("v108", "latest"))
+
+    def rebuild(s, d):
+        for key, value in s.attrs.items():
+            d.attrs[key] = value
+        for key, obj in s.items():
+            if isinstance(obj, h5py.Group):
+                rebuild(obj, d.create_group(key, track_order=True))
+            else:
+                d.create_dataset(key, data=obj[()], dtype=obj.dtype, chunks=obj.shape,
+                                 fletcher32=True, track_times=False)
+                for k, v in obj.attrs.items():
+                    d[key].attrs[k] = v
+
+    rebuild(src, f)
+    f.close()
+    src.close()
+    data = open(path, "rb").read()
+    patch(path, [(at + 6, (0xFFFF).to_bytes(2, "little"))
+                 for at in range(len(data)) if data.startswith(b"TREE", at)])
+
+
 def main():
     huge("huge_plane.h5", (1, 65535, 65535))
     huge("huge_cube.h5", (65535, 65535, 65535))
@@ -216,6 +242,7 @@ def main():
     vlen_attr("vlen_split.h5")
     checkpoint_vlen("ckpt_vlen_heap.h5")
     store_vlen("store_vlen_heap.h5")
+    store_v108("store_v108_btree.h5")
 
 
 if __name__ == "__main__":
