@@ -43,9 +43,35 @@ dk_status dk_h5_check_superblock(const char *path, dk_err *err)
     return status;
 }
 
+/* Every link on the way to name (each "a", "a/b", ... of "a/b/c") is a hard
+ * link: a soft or external one could lead into another file, which has passed
+ * none of these checks. */
+static dk_status check_links(hid_t loc, const char *name, dk_err *err)
+{
+    char path[1024];
+    size_t len = strlen(name);
+    if (len >= sizeof path)
+        return dk_err_set(err, DK_ELIMIT, "object path '%.64s...' is too long", name);
+    if (!strcmp(name, ".")) return DK_OK;
+    for (size_t end = 1; end <= len; end++) {
+        if (end < len && name[end] != '/') continue;
+        memcpy(path, name, end);
+        path[end] = '\0';
+        H5L_info_t info;
+        if (H5Lget_info(loc, path, &info, H5P_DEFAULT) < 0)
+            return dk_h5_fail(err, DK_EFORMAT, loc, "'%s' is unreadable", path);
+        if (info.type != H5L_TYPE_HARD)
+            return dk_h5_fail(err, DK_EFORMAT, loc, "'%s' is %s link, which dualkd does not follow",
+                              path, info.type == H5L_TYPE_SOFT ? "a soft" : "an external or other");
+    }
+    return DK_OK;
+}
+
 dk_status dk_h5_check_object(hid_t loc, const char *name, H5O_type_t want, dk_err *err)
 {
     static const char *const kinds[] = {"a group", "a dataset", "a named datatype"};
+    dk_status status = check_links(loc, name, err);
+    if (status != DK_OK) return status;
     H5O_info_t info;
     if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC | H5O_INFO_HDR, H5P_DEFAULT) < 0)
         return dk_h5_fail(err, DK_EFORMAT, loc, "'%s' is unreadable", name);

@@ -9,6 +9,8 @@
  * a message naming the file and object (docs/formats.md, "What dualkd refuses"):
  *   - superblock versions 0 and 1 (checked from the file's bytes, before HDF5
  *     parses anything), and version 1 object headers;
+ *   - soft and external links on the way to an object (an external link opens
+ *     another file, which these checks never saw);
  *   - chunked datasets indexed by a version 1 B-tree; filters other than
  *     deflate, shuffle and Fletcher-32; external or virtual storage (they would
  *     read other files);
@@ -26,8 +28,9 @@
  * caller's "not an HDF5 file" check reports that). */
 dk_status dk_h5_check_superblock(const char *path, dk_err *err);
 
-/* Object `name` under loc (name "." for loc itself) has a version 2 (checksummed)
- * header and is of type want; messages name the object. */
+/* Object `name` under loc (name "." for loc itself) is reached through hard
+ * links only, has a version 2 (checksummed) header and is of type want;
+ * messages name the object. */
 dk_status dk_h5_check_object(hid_t loc, const char *name, H5O_type_t want, dk_err *err);
 
 /* Open dataset `name` under loc after dk_h5_check_object, then check its storage

@@ -15,6 +15,7 @@ Kinds:
                checksums), with a damaged B-tree, attribute or heap
   v108_*       the 1.8 format: chunk indexes are unchecksummed v1 B-trees
   external_*, filter_*   storage dualkd does not read (other files, filters)
+  *_link*      a volume that is an external link (to a damaged old file) or a soft link loop
   ckpt_*, store_*        a checkpoint or target store with a damaged heap
 """
 import os
@@ -218,6 +219,15 @@ def store_v108(name):
                  for at in range(len(data)) if data.startswith(b"TREE", at)])
 
 
+def link(name, target):
+    """A modern dataset whose volume is a soft or external link (to a damaged old file)."""
+    path, f = new_file(name, MODERN)
+    dataset_root(f)
+    f.create_group("volumes", track_order=True)
+    f["volumes/v1"] = target
+    f.close()
+
+
 def main():
     huge("huge_plane.h5", (1, 65535, 65535))
     huge("huge_cube.h5", (65535, 65535, 65535))
@@ -243,6 +253,8 @@ def main():
     checkpoint_vlen("ckpt_vlen_heap.h5")
     store_vlen("store_vlen_heap.h5")
     store_v108("store_v108_btree.h5")
+    link("external_link.h5", h5py.ExternalLink("v0_btree_child.h5", "/volumes/v1"))
+    link("soft_link_loop.h5", h5py.SoftLink("/volumes/v1"))
 
 
 if __name__ == "__main__":
