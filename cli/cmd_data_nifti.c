@@ -33,7 +33,7 @@ typedef struct nii_list {
 
 static const char import_help[] =
     "usage: dualkd data import --images DIR [--labels DIR] --out DATASET.h5\n"
-    "                          [--classes NAME,NAME,...]\n"
+    "                          [--classes NAME,NAME,...] [--max-voxels N]\n"
     "\n"
     "Reads every NIfTI-1 volume (.nii or .nii.gz) in --images, pairs each with its label\n"
     "map in --labels, and writes one HDF5 dataset (written to a temporary name, then\n"
@@ -55,6 +55,8 @@ static const char import_help[] =
     "  --out FILE       the dataset to write (replaced if it exists)\n"
     "  --classes LIST   class names, background first (default: background,class1,...\n"
     "                   up to the largest label found)\n"
+    "  --max-voxels N   refuse a volume of more than N voxels (default 268435456 = 2^28,\n"
+    "                   or $DUALKD_MAX_VOXELS): a 2 MB .nii.gz may declare gigabytes\n"
     "\n"
     "example:\n"
     "  dualkd data import --images scans/ --labels masks/ --out knee.h5 \\\n"
@@ -335,9 +337,11 @@ static int run_import(const char *out, const nii_list *images, const nii_list *l
 int dk_cmd_data_import(int argc, char **argv)
 {
     if (dk_cli_wants_help(argc, argv)) return fputs(import_help, stdout), 0;
-    static const char *const names[] = {"--images", "--labels", "--out", "--classes"};
-    const char *opt[4] = {0};
-    if (parse_options(argc, argv, names, opt, 4, import_help)) return 2;
+    static const char *const names[] = {"--images", "--labels", "--out", "--classes",
+                                        "--max-voxels"};
+    const char *opt[5] = {0};
+    if (parse_options(argc, argv, names, opt, 5, import_help)) return 2;
+    if (opt[4] && dk_cli_set_max_voxels(opt[4], "--max-voxels")) return 2;
     if (!opt[0] || !opt[2]) {
         fprintf(stderr, "dualkd: data import needs --images and --out\n\n%s", import_help);
         return 2;

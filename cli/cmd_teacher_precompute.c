@@ -63,7 +63,7 @@ static void on_progress(const dk_precompute_progress *p, void *ctx)
 static int number_arg(const char *flag, const char *text, double lo, double hi, double *out)
 {
     if (dk_cli_parse_double(text, lo, hi, out)) return 0;
-    fprintf(stderr, "dualkd: %s '%s': expected a number in [%g, %g]\n%s", flag, text, lo, hi,
+    fprintf(stderr, "dualkd: teacher precompute: %s '%s': expected a number in [%g, %g]\n%s", flag, text, lo, hi,
             usage);
     return 2;
 }
@@ -72,7 +72,7 @@ static int integer_arg(const char *flag, const char *text, long long lo, long lo
                        long long *out)
 {
     if (dk_cli_parse_int(text, lo, hi, out)) return 0;
-    fprintf(stderr, "dualkd: %s '%s': expected a whole number in %lld..%lld\n%s", flag, text, lo,
+    fprintf(stderr, "dualkd: teacher precompute: %s '%s': expected a whole number in %lld..%lld\n%s", flag, text, lo,
             hi, usage);
     return 2;
 }
@@ -95,7 +95,8 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
             continue;
         }
         if (!v) {
-            fprintf(stderr, "dualkd: unknown option or missing value: '%s'\n%s", f, usage);
+            fprintf(stderr, "dualkd: teacher precompute: unknown option or missing value: '%s'\n%s",
+                    f, usage);
             return 2;
         }
         i++;
@@ -111,7 +112,7 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
             a->student = v;
         else if (!strcmp(f, "--feature-layers")) {
             if (dk_precompute_parse_layers(v, o, &err)) {
-                fprintf(stderr, "dualkd: %s\n%s", err.msg, usage);
+                fprintf(stderr, "dualkd: teacher precompute: %s\n%s", err.msg, usage);
                 return 2;
             }
         } else if (!strcmp(f, "--temperature"))
@@ -125,13 +126,16 @@ static int parse_args(int argc, char **argv, dk_precompute_options *o, cli_args 
         } else if (!strcmp(f, "--threads"))
             rc = integer_arg(f, v, 1, 256, &a->threads);
         else {
-            fprintf(stderr, "dualkd: unknown option '%s'\n%s", f, usage);
+            fprintf(stderr, "dualkd: teacher precompute: unknown option '%s'\n%s", f, usage);
             return 2;
         }
         if (rc) return rc;
     }
     if (!o->teacher_path || !o->data_path || !o->out_dir || !a->profile) {
-        fprintf(stderr, "dualkd: --teacher, --data, --profile and --out are required\n%s", usage);
+        fprintf(
+            stderr,
+            "dualkd: teacher precompute: --teacher, --data, --profile and --out are required\n%s",
+            usage);
         return 2;
     }
     return 0;
@@ -148,7 +152,7 @@ int dk_cmd_teacher_precompute(int argc, char **argv)
     int rc = parse_args(argc, argv, &o, &a);
     if (rc) return rc;
     dk_err err = {0};
-    if (dk_profile_load(a.profile, &o.profile, &err)) return dk_cli_fail("--profile", err.msg);
+    if (dk_profile_load(a.profile, &o.profile, &err)) return dk_cli_fail("teacher precompute: --profile", err.msg);
     char *student = a.student ? dk_cli_read_text(a.student, "student config", &err) : NULL;
     if (a.student && !student) return dk_cli_fail("teacher precompute", err.msg);
     o.student_json = student;

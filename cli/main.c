@@ -1,9 +1,11 @@
 /* main.c: the dualkd multi-call binary: finds the subcommand and runs it.
  * Everything a command does lives in its cli/cmd_*.c; this file only dispatches. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/util.h"
 #include "distill/blas.h"
 
 static const dk_command commands[] = {
@@ -73,6 +75,8 @@ static int print_group(const char *group)
 int main(int argc, char **argv)
 {
     dk_blas_reexec_for_fast_kernels(argv);
+    const char *max_voxels = getenv("DUALKD_MAX_VOXELS");
+    if (max_voxels && dk_cli_set_max_voxels(max_voxels, "DUALKD_MAX_VOXELS")) return 2;
     if (argc < 2) {
         print_usage(stderr);
         return 2;

@@ -1,6 +1,8 @@
 /* util.c: helpers every cli/cmd_*.c shares (see util.h). */
 #include "cli/util.h"
 
+#include "datasets/volume.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -75,4 +77,17 @@ char *dk_cli_read_text(const char *path, const char *what, dk_err *err)
     text[len] = '\0';
     char *fit = realloc(text, len + 1); /* give back the unused cap */
     return fit ? fit : text;
+}
+
+int dk_cli_set_max_voxels(const char *text, const char *source)
+{
+    long long v;
+    /* 2^40 voxels is 4 TiB of float32: far beyond any machine this runs on. */
+    if (!text || !dk_cli_parse_int(text, 1, 1LL << 40, &v)) {
+        fprintf(stderr, "dualkd: %s '%s': expected a voxel count in 1..%llu (default %zu)\n",
+                source, text ? text : "", 1ULL << 40, (size_t)DK_MAX_VOXELS_DEFAULT);
+        return 2;
+    }
+    dk_volume_set_max_voxels((size_t)v);
+    return 0;
 }

@@ -24,6 +24,11 @@ bool dk_cli_parse_int(const char *text, long long lo, long long hi, long long *o
 /* The whole of text is a finite number in [lo, hi]: as dk_cli_parse_int. */
 bool dk_cli_parse_double(const char *text, double lo, double hi, double *out);
 
+/* Set the per-volume voxel limit (datasets/volume.h) from text: DUALKD_MAX_VOXELS
+ * for every command, or a --max-voxels option (source names it in the message).
+ * Returns 0, or 2 after printing why text is not a voxel count. */
+int dk_cli_set_max_voxels(const char *text, const char *source);
+
 /* The file at path as a NUL-terminated string, at most DK_CLI_MAX_TEXT bytes. what
  * names it in the message ("config", "student config"). Caller frees with free();
  * NULL with err set when it cannot be opened, read, or is too large. */

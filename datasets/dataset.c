@@ -96,8 +96,8 @@ static dk_status read_root(dk_dataset *ds, dk_err *err)
         return dk_err_set(err, DK_EFORMAT,
                           "'%s' is an HDF5 file but not a dualkd dataset (no 'format' attribute)",
                           ds->path);
-    if (dk_h5_attr_read_string_buf(ds->file, "format", format, sizeof format, err) != DK_OK)
-        snprintf(format, sizeof format, "(unreadable)");
+    dk_status status = dk_h5_attr_read_string_buf(ds->file, "format", format, sizeof format, err);
+    if (status != DK_OK) return status;
     if (strcmp(format, FORMAT_NAME) != 0)
         return dk_err_set(err, DK_EFORMAT,
                           "'%s' is not a dualkd dataset (format '%s', expected '%s')", ds->path,
@@ -115,7 +115,7 @@ static dk_status read_root(dk_dataset *ds, dk_err *err)
     char **names = NULL;
     int count = 0;
     if ((st = dk_h5_attr_read_strings(ds->file, "classes", &names, &count, err))) return st;
-    dk_status status = DK_OK;
+    status = DK_OK;
     if (count < 1 || count > DK_MAX_CLASSES)
         status = dk_err_set(err, DK_EFORMAT, "'%s': %d class names, expected 1..%d", ds->path,
                             count, DK_MAX_CLASSES);
@@ -149,25 +149,43 @@ static dk_status read_grid_attrs(hid_t group, const char *what, double spacing[3
     return check_grid(what, spacing, origin, direction, err);
 }
 
-/* Read the label in slabs of whole z-slices, checking ids and counting classes. */
+/* Check and count the label ids of one slab (zs slices x ys rows at z, y). */
+static dk_status scan_slab(const uint8_t *block, size_t z, size_t y, size_t zs, size_t ys,
+                           const char *what, dk_volume_info *v, int classes, dk_err *err)
+{
+    size_t row = (size_t)v->dims[2], plane = row * (size_t)v->dims[1], at;
+    if (find_bad_label(block, zs * ys * row, classes, &at)) {
+        size_t voxel = (z + at / (ys * row)) * plane + (y + at / row % ys) * row + at % row;
+        return bad_label_error(what, v, block[at], voxel, classes, err);
+    }
+    for (size_t i = 0; i < zs * ys * row; i++)
+        v->class_voxels[block[i]]++;
+    return DK_OK;
+}
+
+/* Read the label in slabs of at most LABEL_SCAN_BYTES (whole z-slices when one
+ * fits, else rows of a slice: a crafted file may declare a 65535 x 65535 slice),
+ * checking ids and counting classes. */
 static dk_status scan_label(hid_t group, const char *what, dk_volume_info *v, int classes,
                             dk_err *err)
 {
-    size_t plane = (size_t)v->dims[1] * v->dims[2];
-    size_t slices = plane >= LABEL_SCAN_BYTES ? 1 : LABEL_SCAN_BYTES / plane;
-    if (slices > (size_t)v->dims[0]) slices = (size_t)v->dims[0];
-    uint8_t *block = malloc(slices * plane);
+    size_t nz = (size_t)v->dims[0], ny = (size_t)v->dims[1], row = (size_t)v->dims[2];
+    size_t zs = 1, ys = ny;
+    if (ny * row <= LABEL_SCAN_BYTES)
+        zs = LABEL_SCAN_BYTES / (ny * row) < nz ? LABEL_SCAN_BYTES / (ny * row) : nz;
+    else
+        ys = LABEL_SCAN_BYTES / row ? LABEL_SCAN_BYTES / row : 1;
+    uint8_t *block = malloc(zs * ys * row);
     if (!block) return dk_err_set(err, DK_ENOMEM, "%s: no memory to check the label", what);
     dk_status status = DK_OK;
-    for (size_t z = 0; status == DK_OK && z < (size_t)v->dims[0]; z += slices) {
-        size_t take = z + slices > (size_t)v->dims[0] ? (size_t)v->dims[0] - z : slices;
-        status = dk_h5_read_rows(group, "label", DK_H5_UINT8, z, take, block, err);
-        size_t at;
-        if (status == DK_OK && find_bad_label(block, take * plane, classes, &at))
-            status = bad_label_error(what, v, block[at], z * plane + at, classes, err);
-        for (size_t i = 0; status == DK_OK && i < take * plane; i++)
-            v->class_voxels[block[i]]++;
-    }
+    for (size_t z = 0; status == DK_OK && z < nz; z += zs)
+        for (size_t y = 0; status == DK_OK && y < ny; y += ys) {
+            hsize_t start[3] = {z, y, 0};
+            hsize_t count[3] = {z + zs > nz ? nz - z : zs, y + ys > ny ? ny - y : ys, row};
+            status = dk_h5_read_block(group, "label", DK_H5_UINT8, 3, start, count, block, err);
+            if (status == DK_OK)
+                status = scan_slab(block, z, y, count[0], count[1], what, v, classes, err);
+        }
     free(block);
     return status;
 }
@@ -185,6 +203,13 @@ static dk_status read_shape(hid_t group, const char *what, dk_volume_info *v, dk
     if (!ok)
         return dk_err_set(err, DK_EFORMAT, "%s: image shape %s is not 3-D [z][y][x] of 1..65535",
                           what, dk_h5_shape_str(rank, dims, shape, sizeof shape));
+    if (dims[0] * dims[1] * dims[2] > dk_volume_max_voxels())
+        return dk_err_set(err, DK_ELIMIT,
+                          "%s: image shape %s is %llu voxels, over the limit of %zu per volume "
+                          "(docs/formats.md, \"Limits\")",
+                          what, dk_h5_shape_str(rank, dims, shape, sizeof shape),
+                          (unsigned long long)(dims[0] * dims[1] * dims[2]),
+                          dk_volume_max_voxels());
     for (int a = 0; a < 3; a++)
         v->dims[a] = (int)dims[a];
     v->has_label = dk_h5_exists(group, "label");

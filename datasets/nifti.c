@@ -189,6 +189,11 @@ static dk_status check_datatype(const unsigned char *h, nifti_file *nf, dk_err *
                           nf->path, nf->datatype, datatype_name(nf->datatype));
     /* Bound both the file's bytes and the float32 copy we make of them. */
     size_t widest = nf->bytes_per_voxel > 4 ? (size_t)nf->bytes_per_voxel : 4;
+    if (nf->voxels > dk_volume_max_voxels())
+        return dk_err_set(err, DK_ELIMIT,
+                          "'%s': %d x %d x %d = %zu voxels, over the limit of %zu per volume "
+                          "(docs/formats.md, \"Limits\")",
+                          nf->path, nf->nx, nf->ny, nf->nz, nf->voxels, dk_volume_max_voxels());
     if (nf->voxels > DK_NIFTI_MAX_BYTES / widest)
         return dk_err_set(err, DK_ELIMIT,
                           "'%s': %d x %d x %d voxels of %s exceed the %zu-byte limit", nf->path,
@@ -303,6 +308,17 @@ static dk_status read_affine(const unsigned char *h, nifti_file *nf, dk_err *err
 
 /* ---- reading the file ---- */
 
+/* zlib's reason for gz's last error, without the "<path>: " zlib puts in front
+ * of it (our messages name the file already); zerr gets zlib's code. */
+static const char *zlib_reason(gzFile gz, const char *path, int *zerr)
+{
+    const char *msg = gzerror(gz, zerr);
+    size_t n = strlen(path);
+    if (!msg || !msg[0]) return "zlib error";
+    if (!strncmp(msg, path, n) && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+    return msg;
+}
+
 /* Read exactly n bytes, or say how many the file really had. */
 static dk_status read_exact(gzFile gz, void *buf, size_t n, const char *path, const char *what,
                             dk_err *err)
@@ -313,16 +329,15 @@ static dk_status read_exact(gzFile gz, void *buf, size_t n, const char *path, co
         int r = gzread(gz, (unsigned char *)buf + got, (unsigned)want);
         if (r < 0) {
             int zerr = 0;
-            const char *msg = gzerror(gz, &zerr);
-            return dk_err_set(err, DK_EFORMAT, "'%s': reading the %s: %s", path, what,
-                              msg ? msg : "zlib error");
+            const char *msg = zlib_reason(gz, path, &zerr);
+            return dk_err_set(err, DK_EFORMAT, "'%s': reading the %s: %s", path, what, msg);
         }
         if (r == 0) break;
         got += (size_t)r;
     }
     if (got < n) {
         int zerr = 0;
-        const char *msg = gzerror(gz, &zerr);
+        const char *msg = zlib_reason(gz, path, &zerr);
         return dk_err_set(err, DK_EFORMAT, "'%s': truncated %s: %zu of %zu bytes%s%s", path, what,
                           got, n, zerr ? ": " : "", zerr ? msg : "");
     }
@@ -367,9 +382,8 @@ static dk_status check_data_ends(gzFile gz, const nifti_file *nf, dk_err *err)
                           datatype_name(nf->datatype), nf->vox_offset);
     if (r < 0) {
         int zerr = 0;
-        const char *msg = gzerror(gz, &zerr);
-        return dk_err_set(err, DK_EFORMAT, "'%s': after the data: %s", nf->path,
-                          msg ? msg : "zlib error");
+        const char *msg = zlib_reason(gz, nf->path, &zerr);
+        return dk_err_set(err, DK_EFORMAT, "'%s': after the data: %s", nf->path, msg);
     }
     return DK_OK;
 }

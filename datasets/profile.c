@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PROFILE_FILE_MAX (64 * 1024) /* a profile is a few hundred bytes */
 
@@ -210,17 +211,25 @@ dk_status dk_profile_load(const char *name_or_path, dk_profile *out, dk_err *err
                           "'%s' is neither a built-in profile (repository, clinical-3.3mm, "
                           "clinical-4.5mm) nor a readable file: %s",
                           name_or_path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return dk_err_set(err, DK_EINVAL,
+                          "'%s' is a directory, not a profile (a built-in name or a JSON file)",
+                          name_or_path);
+    }
     char *text = malloc(PROFILE_FILE_MAX + 1);
     if (!text) {
         fclose(f);
         return dk_err_set(err, DK_ENOMEM, "%s: no memory to read the profile", name_or_path);
     }
     size_t n = fread(text, 1, PROFILE_FILE_MAX + 1, f);
-    int failed = ferror(f);
+    int failed = ferror(f) ? errno : 0;
     fclose(f);
     dk_status st = DK_OK;
     if (failed)
-        st = dk_err_set(err, DK_EIO, "%s: read failed", name_or_path);
+        st = dk_err_set(err, DK_EIO, "'%s': cannot read the profile: %s", name_or_path,
+                        strerror(failed));
     else if (n > PROFILE_FILE_MAX)
         st = dk_err_set(err, DK_ELIMIT, "%s: larger than %d bytes; not a profile", name_or_path,
                         PROFILE_FILE_MAX);

@@ -1,10 +1,22 @@
-/* volume.c: allocating and releasing dk_volume, and checking volume ids.
+/* volume.c: allocating and releasing dk_volume, checking volume ids, the voxel limit.
  * Reading and writing volumes lives in dataset.c (HDF5) and the NIfTI module. */
 #include "datasets/volume.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static size_t max_voxels = DK_MAX_VOXELS_DEFAULT;
+
+size_t dk_volume_max_voxels(void)
+{
+    return max_voxels;
+}
+
+void dk_volume_set_max_voxels(size_t voxels)
+{
+    max_voxels = voxels ? voxels : DK_MAX_VOXELS_DEFAULT;
+}
 
 bool dk_volume_id_valid(const char *id)
 {

@@ -45,6 +45,17 @@ static inline size_t dk_volume_voxels(const dk_volume *v)
     return (size_t)v->dims[0] * v->dims[1] * v->dims[2];
 }
 
+/* The most voxels a volume read from a file may have. A file's header may declare
+ * any size (a 1 kB HDF5 file or a 2 MB .nii.gz can claim billions of voxels);
+ * this bounds what reading it costs (an image and label take 5 bytes a voxel).
+ * The default, 2^28 (268 M voxels, a 1 GiB float32 image), is 10x an OAI DESS
+ * volume; docs/formats.md, "Limits". */
+#define DK_MAX_VOXELS_DEFAULT ((size_t)1 << 28)
+size_t dk_volume_max_voxels(void);
+/* Set the limit for this process (0 restores the default). Not thread-safe:
+ * cli/ calls it once, before reading any file. */
+void dk_volume_set_max_voxels(size_t voxels);
+
 /* True when id is a usable volume id (non-empty, < 64 bytes, [A-Za-z0-9._-]). */
 bool dk_volume_id_valid(const char *id);
 

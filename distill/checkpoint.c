@@ -450,10 +450,9 @@ static dk_status execute_plan(hid_t file, restore_plan *plan, dk_err *err)
         tensor_dims(item->dest, dims);
         item->staged = staging + offset;
         offset += dk_tensor_numel(item->dest);
-        hid_t loc = H5Gopen2(file, item->group, H5P_DEFAULT);
-        if (loc < 0)
-            status = dk_h5_fail(err, DK_EFORMAT, file, "cannot open '%s'", item->group);
-        else
+        hid_t loc;
+        status = dk_h5_group_open(file, item->group, &loc, err);
+        if (status == DK_OK)
             status = dk_h5_read_array(loc, item->name, DK_H5_FLOAT32, 5, dims, item->staged, err);
         if (loc >= 0) H5Gclose(loc);
     }

@@ -3,6 +3,7 @@
  * live with those formats (datasets/dataset.c, distill/checkpoint.c), not here. */
 #define _GNU_SOURCE
 #include "distill/h5file.h"
+#include "distill/h5fence.h"
 #include "distill/half.h"
 
 #include <errno.h>
@@ -94,15 +95,21 @@ dk_status dk_h5_open_read(const char *path, hid_t *file, dk_err *err)
     int fd = open(path, O_RDONLY);
     if (fd < 0) return dk_err_set(err, DK_EIO, "cannot read '%s': %s", path, strerror(errno));
     close(fd);
+    dk_status status = dk_h5_check_superblock(path, err);
+    if (status != DK_OK) return status;
     htri_t is_hdf5 = H5Fis_hdf5(path);
     if (is_hdf5 == 0)
         return dk_err_set(err, DK_EFORMAT, "'%s' is not an HDF5 file (%lld bytes)", path,
                           (long long)st.st_size);
     hid_t fapl = file_access_plist();
     hid_t f = is_hdf5 > 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : H5I_INVALID_HID;
-    dk_status status = DK_OK;
     if (f < 0) status = dk_h5_fail(err, DK_EFORMAT, -1, "'%s' is truncated or corrupted", path);
     H5Pclose(fapl);
+    if (status == DK_OK) status = dk_h5_check_object(f, ".", H5O_TYPE_GROUP, err);
+    if (status != DK_OK && f >= 0) {
+        H5Fclose(f);
+        f = H5I_INVALID_HID;
+    }
     *file = f;
     return status;
 }
@@ -132,8 +139,10 @@ dk_status dk_h5_create(const char *path, dk_h5_writer *w, dk_err *err)
         return DK_EIO;
     }
     fchmod(w->fd, 0644); /* mkstemp's 0600 would hide the file from a server run as another user */
-    hid_t fapl = file_access_plist();
-    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fapl = file_access_plist(), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, false); /* no timestamps, the root group's included */
+    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (w->file < 0) {
         dk_h5_fail(err, DK_EIO, -1, "cannot create HDF5 file '%s'", w->tmp_path);
@@ -209,6 +218,7 @@ dk_status dk_h5_group_create(hid_t loc, const char *path, hid_t *group, dk_err *
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_obj_track_times(gcpl, false);
     *group = H5Gcreate2(loc, path, lcpl, gcpl, H5P_DEFAULT);
     H5Pclose(lcpl);
     H5Pclose(gcpl);
@@ -224,9 +234,8 @@ dk_status dk_h5_group_open(hid_t loc, const char *path, hid_t *group, dk_err *er
     if (exists <= 0)
         return dk_err_set(err, DK_ENOTFOUND, "%s: has no group '%s'",
                           dk_h5_where(loc, where, sizeof where), path);
-    H5O_info_t info;
-    if (H5Oget_info_by_name(loc, path, &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_GROUP)
-        return dk_h5_fail(err, DK_EFORMAT, loc, "'%s' is not a group", path);
+    dk_status status = dk_h5_check_object(loc, path, H5O_TYPE_GROUP, err);
+    if (status != DK_OK) return status;
     *group = H5Gopen2(loc, path, H5P_DEFAULT);
     if (*group < 0) return dk_h5_fail(err, DK_EFORMAT, loc, "cannot open group '%s'", path);
     return DK_OK;
@@ -341,6 +350,7 @@ static dk_status make_dcpl(hid_t loc, const char *name, int rank, const hsize_t 
                            size_t elem_size, const dk_h5_storage *st, hid_t *dcpl, dk_err *err)
 {
     *dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(*dcpl, false);
     bool filtered = st && (st->gzip_level > 0 || st->shuffle || st->fletcher32);
     hsize_t numel = 1;
     for (int i = 0; i < rank; i++)
@@ -436,12 +446,8 @@ static dk_status open_checked(hid_t loc, const char *name, dk_h5_elem elem, hid_
                               dk_err *err)
 {
     char where[400], desc[64];
-    *dset = H5I_INVALID_HID;
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return dk_err_set(err, DK_ENOTFOUND, "%s: has no dataset '%s'",
-                          dk_h5_where(loc, where, sizeof where), name);
-    *dset = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (*dset < 0) return dk_h5_fail(err, DK_EFORMAT, loc, "cannot open dataset '%s'", name);
+    dk_status status = dk_h5_dataset_open(loc, name, dset, err);
+    if (status != DK_OK) return status;
     hid_t type = H5Dget_type(*dset);
     bool fits = type >= 0 && type_fits(type, elem);
     if (!fits)
@@ -534,19 +540,38 @@ dk_status dk_h5_read_rows(hid_t loc, const char *name, dk_h5_elem elem, hsize_t 
     return status;
 }
 
+dk_status dk_h5_read_block(hid_t loc, const char *name, dk_h5_elem elem, int rank,
+                           const hsize_t *start, const hsize_t *count, void *data, dk_err *err)
+{
+    hid_t dset;
+    int found = 0;
+    hsize_t dims[DK_H5_MAX_RANK];
+    dk_status status = open_checked(loc, name, elem, &dset, err);
+    if (status == DK_OK) status = shape_of(dset, &found, dims, err);
+    bool inside = status == DK_OK && found == rank;
+    for (int a = 0; inside && a < rank; a++)
+        inside = start[a] <= dims[a] && count[a] <= dims[a] - start[a];
+    if (status == DK_OK && !inside)
+        status = dk_h5_fail(err, DK_EINVAL, dset, "a %d-D block is outside the array", rank);
+    if (status != DK_OK) {
+        if (dset >= 0) H5Dclose(dset);
+        return status;
+    }
+    hid_t file_space = H5Dget_space(dset), mem_space = H5Screate_simple(rank, count, NULL);
+    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (H5Dread(dset, memory_type(elem), mem_space, file_space, H5P_DEFAULT, data) < 0)
+        status = dk_h5_fail(err, DK_EFORMAT, dset, "cannot read a block: truncated or corrupted");
+    H5Sclose(mem_space);
+    H5Sclose(file_space);
+    H5Dclose(dset);
+    return status;
+}
+
 /* ---- attributes ---------------------------------------------------------------- */
 
 bool dk_h5_attr_exists(hid_t obj, const char *name)
 {
     return H5Aexists(obj, name) > 0;
-}
-
-static hid_t vl_string_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
 }
 
 /* Create (replacing) attribute name on obj and write buf with memory type mtype. */
@@ -664,6 +689,11 @@ static dk_status attr_view_open(hid_t obj, const char *name, attr_view *a, dk_er
         attr_view_close(a);
         return dk_h5_fail(err, DK_EFORMAT, obj, "attribute '%s' is unreadable", name);
     }
+    dk_status status = dk_h5_check_attr(obj, name, a->type, a->space, err);
+    if (status != DK_OK) {
+        attr_view_close(a);
+        return status;
+    }
     a->cls = H5Tget_class(a->type);
     return DK_OK;
 }
@@ -686,29 +716,17 @@ static dk_status read_string_elems(hid_t obj, const char *name, attr_view *a, ch
     size_t n = (size_t)a->count;
     char **list = calloc(n + 1, sizeof *list);
     if (!list) return dk_err_set(err, DK_ENOMEM, "out of memory reading attribute '%s'", name);
-    herr_t ok;
-    if (H5Tis_variable_str(a->type) > 0) {
-        hid_t mtype = vl_string_type();
-        H5Tset_cset(mtype, H5Tget_cset(a->type));
-        char **raw = calloc(n ? n : 1, sizeof *raw);
-        ok = raw ? H5Aread(a->attr, mtype, raw) : -1;
-        for (size_t i = 0; ok >= 0 && i < n; i++)
-            list[i] = strdup(raw[i] ? raw[i] : "");
-        if (ok >= 0) H5Dvlen_reclaim(mtype, a->space, H5P_DEFAULT, raw);
-        free(raw);
-        H5Tclose(mtype);
-    } else {
-        size_t size = H5Tget_size(a->type);
-        char *raw = malloc(n * size + 1);
-        ok = raw ? H5Aread(a->attr, a->type, raw) : -1;
-        for (size_t i = 0; ok >= 0 && i < n; i++) {
-            size_t len = strnlen(raw + i * size, size);
-            while (len > 0 && raw[i * size + len - 1] == ' ')
-                len--; /* space-padded strings */
-            list[i] = strndup(raw + i * size, len);
-        }
-        free(raw);
+    /* Fixed-length only: attr_view_open refused variable-length strings. */
+    size_t size = H5Tget_size(a->type);
+    char *raw = malloc(n * size + 1);
+    herr_t ok = raw ? H5Aread(a->attr, a->type, raw) : -1;
+    for (size_t i = 0; ok >= 0 && i < n; i++) {
+        size_t len = strnlen(raw + i * size, size);
+        while (len > 0 && raw[i * size + len - 1] == ' ')
+            len--; /* space-padded strings */
+        list[i] = strndup(raw + i * size, len);
     }
+    free(raw);
     for (size_t i = 0; ok >= 0 && i < n; i++)
         if (!list[i]) ok = -1;
     if (ok < 0) {

@@ -10,6 +10,9 @@
  *   plus, at worst, a stray "<path>.tmp-XXXXXX", never half a file at path.
  * - Files are created in the HDF5 1.10 format (readable by HDF5 >= 1.10, h5py),
  *   which checksums all metadata; add fletcher32 to checksum raw data too.
+ * - Objects carry no timestamps (HDF5 time tracking is off for the root group,
+ *   groups and datasets made here): the same contents give the same bytes.
+ *   Code that calls H5Dcreate2 / H5Gcreate2 itself must do the same.
  *
  * Handles (hid_t) returned here are closed by the caller with the matching
  * H5?close or with dk_h5_close_file. The HDF5 library is not thread-safe in
@@ -30,7 +33,9 @@
 
 /* Open an existing file read-only. Distinguishes: missing file (DK_ENOTFOUND),
  * not HDF5 (DK_EFORMAT "is not an HDF5 file"), truncated/corrupted (DK_EFORMAT
- * "is truncated or corrupted"). On success *file is the open file. */
+ * "is truncated or corrupted"), an old format without metadata checksums
+ * (DK_EFORMAT, distill/h5fence.h). On success *file is the open file. Groups,
+ * datasets and attributes read through this module pass h5fence's checks. */
 dk_status dk_h5_open_read(const char *path, hid_t *file, dk_err *err);
 
 /* Close a file opened for reading, and every object still open in it. */
@@ -85,8 +90,8 @@ hid_t dk_h5_half_type(void);
 
 /* ---- attributes ---------------------------------------------------------------- */
 /* Strings are written as fixed-length, NUL-padded UTF-8 (h5py reads them as
- * bytes: .decode()), never variable-length (unchecksummed global heap); reads
- * accept both kinds. Numbers are written as int64 / float64 and
+ * bytes: .decode()), never variable-length (unchecksummed global heap), and
+ * reads refuse variable-length ones (distill/h5fence.h). Numbers are written as int64 / float64 and
  * read with conversion from any integer / float type. `obj` is a file, group or
  * dataset; writing replaces an existing attribute of that name. */
 
@@ -151,6 +156,12 @@ dk_status dk_h5_read_array(hid_t loc, const char *name, dk_h5_elem elem, int ran
  * data; the caller knows the row size from dk_h5_array_shape. */
 dk_status dk_h5_read_rows(hid_t loc, const char *name, dk_h5_elem elem, hsize_t first,
                           hsize_t count, void *data, dk_err *err);
+
+/* Read the block at start[] of extent count[] (one entry per axis; rank must be
+ * the dataset's) of dataset `name` into data, C order. Lets a caller read a
+ * large array in slabs of bounded size. */
+dk_status dk_h5_read_block(hid_t loc, const char *name, dk_h5_elem elem, int rank,
+                           const hsize_t *start, const hsize_t *count, void *data, dk_err *err);
 
 /* "(2, 3, 4)" into buf; returns buf. */
 const char *dk_h5_shape_str(int rank, const hsize_t *dims, char *buf, size_t cap);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "httpapi/fed_round_internal.h"
+#include "teacher/sha256.h"
 
 dk_status dk_fed_load_base(dk_fed_coord *c, const char *path, const char *sha256,
                            const dk_fed_model **model, dk_err *err)
@@ -21,7 +22,7 @@ dk_status dk_fed_load_base(dk_fed_coord *c, const char *path, const char *sha256
     dk_fed_model_release(&c->cached);
     c->cached_sha256[0] = '\0';
     char actual[DK_FED_SHA_HEX];
-    dk_status st = dk_fed_sha256_file(path, actual, err);
+    dk_status st = dk_sha256_file(path, actual, err);
     if (st == DK_OK && strcmp(actual, sha256) != 0)
         st = dk_err_set(err, DK_EFORMAT, "global checkpoint '%s' has SHA-256 %s, the store says %s",
                         path, actual, sha256);
@@ -43,7 +44,7 @@ static dk_status add_stored_delta(dk_fedavg_acc *acc, const dk_fed_model *base,
 {
     char actual[DK_FED_SHA_HEX];
     dk_fed_model delta;
-    dk_status st = dk_fed_sha256_file(u->delta_path, actual, err);
+    dk_status st = dk_sha256_file(u->delta_path, actual, err);
     if (st == DK_OK && strcmp(actual, u->delta_sha256) != 0)
         return dk_err_set(err, DK_EFORMAT,
                           "the delta of site '%s' ('%s') has SHA-256 %s, the "

@@ -3,13 +3,13 @@
 #include "httpapi/fed_model.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distill/checkpoint.h"
 #include "distill/h5file.h"
+#include "teacher/sha256.h"
 
 /* A bound on tensors per model: a U-Net has a few dozen; this stops a hostile
  * checkpoint from making us allocate a huge table before anything is read. */
@@ -128,33 +128,7 @@ dk_status dk_fed_model_save(const dk_fed_model *m, const char *path, const char 
 {
     dk_status st =
         dk_checkpoint_save(path, m->architecture_json, &m->list, NULL, run_record_json, err);
-    if (st == DK_OK) st = dk_fed_sha256_file(path, sha256_hex, err);
+    if (st == DK_OK) st = dk_sha256_file(path, sha256_hex, err);
     return st;
 }
 
-dk_status dk_fed_sha256_file(const char *path, char sha256_hex[65], dk_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dk_err_set(err, errno == ENOENT ? DK_ENOTFOUND : DK_EIO,
-                          "cannot open '%s' to hash it: %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(1 << 20);
-    dk_status st = ctx && buf ? DK_OK : dk_err_set(err, DK_ENOMEM, "out of memory");
-    if (st == DK_OK && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        st = dk_err_set(err, DK_EIO, "SHA-256 is not available from libcrypto");
-    size_t n;
-    while (st == DK_OK && (n = fread(buf, 1, 1 << 20, f)) > 0)
-        if (EVP_DigestUpdate(ctx, buf, n) != 1) st = dk_err_set(err, DK_EIO, "hashing failed");
-    if (st == DK_OK && ferror(f)) st = dk_err_set(err, DK_EIO, "cannot read '%s'", path);
-    unsigned char digest[32];
-    unsigned int len = 0;
-    if (st == DK_OK && (EVP_DigestFinal_ex(ctx, digest, &len) != 1 || len != 32))
-        st = dk_err_set(err, DK_EIO, "hashing '%s' failed", path);
-    for (int i = 0; st == DK_OK && i < 32; i++)
-        snprintf(sha256_hex + 2 * i, 3, "%02x", digest[i]);
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    fclose(f);
-    return st;
-}

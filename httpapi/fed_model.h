@@ -40,7 +40,4 @@ void dk_fed_model_release(dk_fed_model *m);
 /* Total scalar values over all tensors. */
 size_t dk_fed_model_numel(const dk_fed_model *m);
 
-/* The SHA-256 of the file's bytes as 64 lowercase hex digits (+ NUL). */
-dk_status dk_fed_sha256_file(const char *path, char sha256_hex[65], dk_err *err);
-
 #endif

@@ -47,7 +47,8 @@ static void catalogue_etag(const dk_store *s, char out[80])
 {
     const dk_store_manifest *m = dk_store_manifest_of(s);
     dk_sha256 h;
-    dk_sha256_init(&h);
+    out[0] = '\0'; /* no ETag if OpenSSL cannot hash (out of memory) */
+    if (dk_sha256_init(&h, NULL)) return;
     dk_sha256_update(&h, m->profile, strlen(m->profile) + 1);
     dk_sha256_update(&h, m->teacher_sha256, strlen(m->teacher_sha256) + 1);
     dk_sha256_update(&h, m->created, strlen(m->created) + 1);
@@ -58,7 +59,7 @@ static void catalogue_etag(const dk_store *s, char out[80])
             dk_sha256_update(&h, si->arrays[a].sha256, 64);
     }
     uint8_t d[32];
-    dk_sha256_final(&h, d);
+    if (dk_sha256_final(&h, d, NULL)) return;
     int n = snprintf(out, 80, "\"");
     for (int i = 0; i < 16; i++)
         n += snprintf(out + n, 80 - (size_t)n, "%02x", d[i]);

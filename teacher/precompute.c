@@ -21,7 +21,7 @@
 #include "distill/clock.h"
 #include "distill/layers.h"
 #include "distill/rng.h"
-#include "teacher/sha256.h"
+#include "teacher/content_hash.h"
 #include "teacher/train.h"
 
 struct dk_precomputer {
@@ -118,14 +118,24 @@ static dk_status read_card(const char *path, dk_store_manifest *m, dk_err *err)
     return st;
 }
 
+/* The teacher's identity in the manifest: its contents, not its file's bytes. */
+static dk_status hash_teacher(dk_precomputer *pc, dk_err *err)
+{
+    char *arch = dk_unet_config_to_json(&pc->tcfg);
+    if (!arch) return dk_err_set(err, DK_ENOMEM, "out of memory");
+    dk_status st =
+        dk_content_hash_teacher(arch, dk_unet_params(pc->teacher), &pc->m.classes,
+                                pc->m.teacher_spacing, pc->m.teacher_sha256, err);
+    free(arch);
+    return st;
+}
+
 static dk_status load_teacher(dk_precomputer *pc, dk_err *err)
 {
     dk_status st;
     const char *path = pc->opt.teacher_path;
     char *arch = NULL;
-    if ((st = dk_sha256_file(path, pc->m.teacher_sha256, err)) ||
-        (st = dk_checkpoint_read_architecture(path, &arch, err)))
-        return st;
+    if ((st = dk_checkpoint_read_architecture(path, &arch, err))) return st;
     st = dk_unet_config_from_json(arch, &pc->tcfg, err);
     if (st) dk_err_prefix(err, st, "'%s'", path);
     dk_err e;
@@ -137,7 +147,7 @@ static dk_status load_teacher(dk_precomputer *pc, dk_err *err)
                         path, pc->m.classes.count, pc->tcfg.classes);
     if (!st) snprintf(pc->m.teacher_architecture, sizeof pc->m.teacher_architecture, "%s", arch);
     free(arch);
-    return st;
+    return st ? st : hash_teacher(pc, err);
 }
 
 static dk_status resolve_student(dk_precomputer *pc, dk_err *err)
@@ -235,10 +245,7 @@ static dk_status build_manifest(dk_precomputer *pc, dk_err *err)
     pool_product(&pc->tcfg, pc->tcfg.levels - 1, pc->tmult);
     pool_product(&pc->scfg, pc->scfg.levels - 1, pc->smult);
     memcpy(m->student_multiple, pc->smult, sizeof pc->smult);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(m->created, sizeof m->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* m->created stays empty: a store's bytes depend on its inputs only. */
     return build_features(pc, err);
 }
 
@@ -794,7 +801,7 @@ dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result
     if (!st) st = check_classes(pc, dk_dataset_classes(ds), o->data_path, err);
     if (!st && (res->samples = dk_dataset_count(ds)) == 0)
         st = dk_err_set(err, DK_EINVAL, "'%s' holds no volumes", o->data_path);
-    if (!st) st = dk_sha256_file(o->data_path, pc->m.data_sha256, err);
+    if (!st) st = dk_content_hash_dataset(ds, pc->m.data_sha256, err);
     if (!st) st = make_out_dir(o->out_dir, err);
     if (!st && snprintf(res->store_path, sizeof res->store_path, "%s/%s.h5", o->out_dir,
                         pc->m.profile) >= (int)sizeof res->store_path)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/h5fence.h"
 #include "distill/h5file.h"
 #include "distill/half.h"
 #include "teacher/sha256.h"
@@ -175,7 +176,7 @@ dk_status dk_store_manifest_write(hid_t file, const dk_store_manifest *m, dk_err
     if (!st) st = dk_h5_attr_write_int(g, "seed", (int64_t)m->seed, err);
     if (!st) st = dk_h5_attr_write_int(g, "feature_count", m->feature_count, err);
     if (!st) st = write_feature_attrs(g, m, err);
-    if (!st) st = dk_h5_attr_write_string(g, "created", m->created, err);
+    if (!st && m->created[0]) st = dk_h5_attr_write_string(g, "created", m->created, err);
     H5Gclose(g);
     return st;
 }
@@ -259,7 +260,7 @@ dk_status dk_store_manifest_read(hid_t file, dk_store_manifest *m, dk_err *err)
     if (!st) st = STR(profile);
     if (!st) st = STR(profile_json);
     if (!st) st = STR(data_sha256);
-    if (!st) st = STR(created);
+    if (!st && dk_h5_attr_exists(g, "created")) st = STR(created);
     if (!st) st = read_classes(g, &m->classes, err);
     if (!st) st = dk_h5_attr_read_doubles(g, "teacher_spacing", m->teacher_spacing, 3, err);
     if (!st) st = dk_h5_attr_read_doubles(g, "profile_spacing", m->profile_spacing, 3, err);
@@ -292,7 +293,7 @@ static dk_status hash_dataset(hid_t dset, dk_store_dtype dtype, size_t numel, ch
     if (H5Dread(dset, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0)
         st = dk_h5_fail(err, DK_EFORMAT, dset, "cannot read the data: truncated or corrupted");
     else
-        dk_sha256_hex(raw, bytes, hex);
+        st = dk_sha256_hex(raw, bytes, hex, err);
     H5Tclose(mt);
     free(raw);
     return st;
@@ -305,6 +306,7 @@ static dk_status create_chunked(hid_t g, const dk_store_array *a, const hsize_t 
     hid_t ftype = dk_store_h5_type(a->dtype);
     H5Pset_chunk(dcpl, a->rank, dims); /* one chunk per sample and array */
     H5Pset_fletcher32(dcpl);
+    H5Pset_obj_track_times(dcpl, false); /* same targets, same bytes (docs/store.md) */
     *dset = H5Dcreate2(g, a->kind, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Tclose(ftype);
     H5Pclose(dcpl);
@@ -447,8 +449,9 @@ static dk_status check_array(hid_t g, const dk_store_manifest *m, dk_store_sampl
     dk_store_dtype want;
     if (!expected_shape(m, s, a->kind, &rank, dims, &want))
         return dk_err_set(err, DK_EFORMAT, "unknown array kind '%s'", a->kind);
-    hid_t d = H5Dopen2(g, a->kind, H5P_DEFAULT);
-    if (d < 0) return dk_h5_fail(err, DK_EFORMAT, g, "array '%s' is missing", a->kind);
+    hid_t d;
+    dk_status st = dk_h5_dataset_open(g, a->kind, &d, err); /* fenced: distill/h5fence.h */
+    if (st) return st;
     hid_t type = H5Dget_type(d), space = H5Dget_space(d);
     hsize_t hd[DK_H5_MAX_RANK] = {0};
     int r = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
@@ -518,10 +521,9 @@ dk_status dk_store_sample_read_info(hid_t file, const dk_store_manifest *m, cons
     for (int k = 0; !st && k < m->feature_count; k++) {
         char name[32];
         snprintf(name, sizeof name, "features/%s", m->features[k].layer);
-        hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-        if (d < 0)
-            st = dk_h5_fail(err, DK_EFORMAT, g, "array '%s' is missing", name);
-        else {
+        hid_t d;
+        st = dk_h5_dataset_open(g, name, &d, err);
+        if (!st) {
             st = read_grid(d, "", &s->feature_grid[k], err);
             H5Dclose(d);
         }
@@ -548,11 +550,10 @@ dk_status dk_store_sample_check_sums(hid_t file, const dk_store_sample_info *s, 
         const dk_store_array_info *a = &s->arrays[i];
         char path[128], hex[65];
         snprintf(path, sizeof path, "samples/%s/%s", s->id, a->kind);
-        hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
-        if (d < 0)
-            return dk_h5_fail(err, DK_EFORMAT, file, "sample '%s': cannot open '%s'", s->id,
-                              a->kind);
-        dk_status st = hash_dataset(d, a->dtype, dk_store_array_numel(a), hex, err);
+        hid_t d;
+        dk_status st = dk_h5_dataset_open(file, path, &d, err);
+        if (st) return st;
+        st = hash_dataset(d, a->dtype, dk_store_array_numel(a), hex, err);
         H5Dclose(d);
         if (st) return dk_err_prefix(err, st, "sample '%s': array '%s'", s->id, a->kind);
         if (strcmp(hex, a->sha256))
@@ -670,9 +671,7 @@ static dk_status open_array(dk_store *s, int i, const char *kind, const dk_store
                           s->samples[i].id, kind);
     char path[128];
     snprintf(path, sizeof path, "samples/%s/%s", s->samples[i].id, kind);
-    *d = H5Dopen2(s->file, path, H5P_DEFAULT);
-    if (*d < 0) return dk_h5_fail(err, DK_EFORMAT, s->file, "cannot open '%s'", path);
-    return DK_OK;
+    return dk_h5_dataset_open(s->file, path, d, err);
 }
 
 static dk_status read_as(dk_store *s, int i, const char *kind, bool raw, void *out, size_t size,

@@ -45,12 +45,12 @@ typedef struct dk_store_feature {
 } dk_store_feature;
 
 typedef struct dk_store_manifest {
-    char teacher_sha256[65];                      /* of the checkpoint file's bytes */
+    char teacher_sha256[65]; /* of the teacher's contents (teacher/content_hash.h) */
     char teacher_architecture[DK_STORE_JSON_MAX]; /* JSON (distill/unet.h) */
     char student_architecture[DK_STORE_JSON_MAX]; /* JSON */
     char profile_json[DK_STORE_JSON_MAX];         /* datasets/profile.h, as JSON */
     char profile[64];                             /* its name */
-    char data_sha256[65];                         /* of the repository file's bytes */
+    char data_sha256[65];                         /* of the repository's volumes */
     dk_classes classes;
     double teacher_spacing[3]; /* the teacher's training grid, mm z y x */
     double profile_spacing[3]; /* the profile's grid */
@@ -61,7 +61,9 @@ typedef struct dk_store_manifest {
     uint64_t seed;             /* per-sample seeds derive from (seed, sample id) */
     int feature_count;
     dk_store_feature features[DK_STORE_MAX_FEATURES];
-    char created[32]; /* ISO 8601 UTC; the only field a resumed run may differ in */
+    /* ISO 8601 UTC, written only when set (precompute leaves it empty so that a
+     * store's bytes depend on its inputs alone); never compared. */
+    char created[32];
 } dk_store_manifest;
 
 /* The name of the first field (other than created) in which a and b differ, or

@@ -178,7 +178,7 @@ static dk_status resume_partial(dk_store_writer *w, dk_err *err)
                           "--resume: the partial store '%s' was made with a different %s; run "
                           "without --resume to start again",
                           w->partial, field);
-    memcpy(w->manifest.created, old.created, sizeof old.created); /* the run's start */
+    memcpy(w->manifest.created, old.created, sizeof old.created); /* as first written */
     return scan_partial(w, err);
 }
 

@@ -172,23 +172,25 @@ Test(dataset, h5py_reads_the_same_numbers)
     dk_volume_release(&vols[1]);
 }
 
-/* Build <tmp>/<name>.h5 with h5py: a good-looking dataset with one volume 'v1',
- * then `tweak` (python statements with f = the file, v = the volume group). */
+/* Build <tmp>/<name>.h5 with h5py as docs/formats.md says to (the 1.10 format,
+ * fixed-length strings): a good-looking dataset with one volume 'v1', then
+ * `tweak` (python statements with f = the file, v = the volume group, S = np.bytes_). */
 static char *h5py_file(const char *name, const char *tweak)
 {
     char *path = NULL, *cmd = NULL, out[4096];
     cr_assert_geq(asprintf(&path, "%s/%s.h5", dk_test_dir, name), 0);
     cr_assert_geq(asprintf(&cmd,
                            "%s -c \"import h5py, numpy as np\n"
-                           "f = h5py.File('%s', 'w')\n"
-                           "f.attrs['format'] = 'dualkd-dataset'\n"
+                           "S = np.bytes_\n"
+                           "f = h5py.File('%s', 'w', libver=('v110', 'latest'))\n"
+                           "f.attrs['format'] = S('dualkd-dataset')\n"
                            "f.attrs['format_version'] = 1\n"
-                           "f.attrs['classes'] = ['background', 'cartilage']\n"
+                           "f.attrs['classes'] = np.array([b'background', b'cartilage'])\n"
                            "v = f.create_group('volumes/v1')\n"
                            "v['image'] = np.ones((2, 3, 4), 'f4')\n"
                            "v['label'] = np.ones((2, 3, 4), 'u1')\n"
                            "v.attrs['spacing'] = [3.0, 0.5, 0.5]\n"
-                           "v.attrs['split'] = 'labelled'\n"
+                           "v.attrs['split'] = S('labelled')\n"
                            "%s\n"
                            "f.close()\"",
                            dk_test_python(), path, tweak),
@@ -244,7 +246,7 @@ Test(dataset, rejects_every_malformed_file)
         const char *needle1, *needle2;
     } cases[] = {
         {"no_format", "del f.attrs['format']", DK_EFORMAT, "not a dualkd dataset", "no 'format'"},
-        {"wrong_format", "f.attrs['format'] = 'dualkd-checkpoint'", DK_EFORMAT,
+        {"wrong_format", "f.attrs['format'] = S('dualkd-checkpoint')", DK_EFORMAT,
          "not a dualkd dataset", "dualkd-checkpoint"},
         {"newer", "f.attrs['format_version'] = 2", DK_EFORMAT, "version 2", "newer"},
         {"no_version", "del f.attrs['format_version']", DK_ENOTFOUND, "format_version", NULL},
@@ -261,7 +263,12 @@ Test(dataset, rejects_every_malformed_file)
         {"int_image", "del v['image']; v['image'] = np.ones((2, 3, 4), 'i2')", DK_EFORMAT,
          "/volumes/v1/image", "int16, expected float32"},
         {"no_image", "del v['image']", DK_ENOTFOUND, "/volumes/v1", "no dataset 'image'"},
-        {"bad_split", "v.attrs['split'] = 'everything'", DK_EFORMAT, "volume 'v1'", "everything"},
+        {"bad_split", "v.attrs['split'] = S('everything')", DK_EFORMAT, "volume 'v1'",
+         "everything"},
+        {"vlen_split", "v.attrs['split'] = 'labelled'", DK_EFORMAT, "attribute 'split'",
+         "variable-length"},
+        {"old_format", "n = f.filename; f.close(); f = h5py.File(n, 'w'); f.attrs['x'] = 1",
+         DK_EFORMAT, "superblock version 0", "libver"},
         {"bad_id", "f['volumes/x y'] = f['volumes/v1']", DK_EFORMAT, "volume 'x y'",
          "not a valid volume id"},
         {"no_classes", "del f.attrs['classes']", DK_ENOTFOUND, "classes", NULL},
@@ -378,6 +385,53 @@ Test(dataset, cli_data_info)
     cr_assert(strstr(out, "label id 9") && strstr(out, bad), "%s", out);
     free(cmd);
     free(bad);
+    dk_volume_release(&vols[0]);
+    dk_volume_release(&vols[1]);
+    free(path);
+}
+
+Test(dataset, labels_are_checked_in_row_slabs_when_a_slice_is_large)
+{
+    /* one 1200 x 3600 slice is 4.3 MB, over the 4 MB scan slab: read in row blocks */
+    char *path = dk_test_path("wide.h5");
+    dk_classes classes = knee_classes();
+    dk_err err = {0};
+    dk_volume v;
+    cr_assert_eq(dk_volume_alloc(&v, "wide", (int[]){1, 1200, 3600}, true, &err), DK_OK);
+    for (size_t i = 0; i < dk_volume_voxels(&v); i++)
+        v.label[i] = (uint8_t)(i % 3);
+    dk_dataset_writer *w = dk_dataset_writer_open(path, &classes, &err);
+    cr_assert_eq(dk_dataset_writer_add(w, &v, &err), DK_OK, "%s", err.msg);
+    cr_assert_eq(dk_dataset_writer_commit(w, &err), DK_OK, "%s", err.msg);
+    dk_dataset *ds = dk_dataset_open(path, &err);
+    cr_assert_not_null(ds, "%s", err.msg);
+    cr_assert_eq(dk_dataset_info(ds, 0)->class_voxels[2], 1200 * 3600 / 3);
+    dk_dataset_close(ds);
+    /* a bad id in the last row block is reported at its own voxel */
+    char *fix = NULL, out[4096];
+    cr_assert_geq(asprintf(&fix,
+                           "%s -c \"import h5py; f = h5py.File('%s', 'r+'); "
+                           "f['volumes/wide/label'][0, 1150, 17] = 9\"",
+                           dk_test_python(), path),
+                  0);
+    cr_assert_eq(dk_test_run(fix, out, sizeof out), 0, "%s", out);
+    expect_open_fails(path, DK_EFORMAT, "label id 9 at voxel (z 0, y 1150, x 17)", NULL);
+    dk_volume_release(&v);
+    free(fix), free(path);
+}
+
+Test(dataset, volumes_over_the_voxel_limit_are_refused_before_reading)
+{
+    dk_volume vols[2];
+    char *path = write_good(vols);
+    dk_volume_set_max_voxels(100);
+    expect_open_fails(path, DK_ELIMIT, "over the limit of 100 per volume", "volume '");
+    dk_volume_set_max_voxels(0);
+    cr_assert_eq(dk_volume_max_voxels(), DK_MAX_VOXELS_DEFAULT);
+    dk_err err = {0};
+    dk_dataset *ds = dk_dataset_open(path, &err);
+    cr_assert_not_null(ds, "%s", err.msg);
+    dk_dataset_close(ds);
     dk_volume_release(&vols[0]);
     dk_volume_release(&vols[1]);
     free(path);

@@ -9,6 +9,7 @@
 
 #include "distill/half.h"
 #include "httpapi/fedavg.h"
+#include "teacher/sha256.h"
 #include "testutil.h"
 
 TestSuite(fedavg, .init = dk_test_dir_setup, .fini = dk_test_dir_teardown);
@@ -71,7 +72,7 @@ Test(fedavg, models_round_trip_through_checkpoints_with_their_sha256)
     cr_assert_str_eq(back.params[1].name, "head.bias");
     cr_assert_arr_eq(back.params[0].value.data, W, sizeof W);
     cr_assert_str_eq(back.architecture_json, "{\"kind\":\"toy\"}");
-    cr_assert_eq(dk_fed_sha256_file(path, sha2, &err), DK_OK);
+    cr_assert_eq(dk_sha256_file(path, sha2, &err), DK_OK);
     cr_assert_str_eq(sha, sha2);
     char cmd[600], out[200];
     snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
