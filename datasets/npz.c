@@ -9,13 +9,13 @@
 #include <string.h>
 #include <zlib.h>
 
-#define SIG_LOCAL   0x04034b50u
-#define SIG_CENTRAL 0x02014b50u
-#define SIG_END     0x06054b50u
-#define LOCAL_SIZE  30
+#define SIG_LOCAL    0x04034b50u
+#define SIG_CENTRAL  0x02014b50u
+#define SIG_END      0x06054b50u
+#define LOCAL_SIZE   30
 #define CENTRAL_SIZE 46
-#define END_SIZE    22
-#define COMMENT_MAX 65535
+#define END_SIZE     22
+#define COMMENT_MAX  65535
 
 static uint16_t le16(const unsigned char *p)
 {
@@ -72,7 +72,8 @@ static dk_status zip64_sizes(const unsigned char *extra, size_t n, central *c, d
         i += 4 + (size_t)size;
     }
     if (c->usize == 0xFFFFFFFFu || c->csize == 0xFFFFFFFFu || c->offset == 0xFFFFFFFFu)
-        return dk_err_set(err, DK_EFORMAT, ".npz: entry '%.*s': a zip64 size without its extra field",
+        return dk_err_set(err, DK_EFORMAT,
+                          ".npz: entry '%.*s': a zip64 size without its extra field",
                           (int)(c->name_len > 80 ? 80 : c->name_len), (const char *)c->name);
     return DK_OK;
 }
@@ -101,8 +102,8 @@ static dk_status read_central(const unsigned char *b, size_t cd_end, size_t *pos
 }
 
 /* The entry's data, after checking its kind, name, local header, bounds and CRC. */
-static dk_status entry_data(const unsigned char *b, size_t data_end, const central *c,
-                            char *name, const unsigned char **data, dk_err *err)
+static dk_status entry_data(const unsigned char *b, size_t data_end, const central *c, char *name,
+                            const unsigned char **data, dk_err *err)
 {
     int shown = (int)(c->name_len > 80 ? 80 : c->name_len);
     const char *cn = (const char *)c->name;
@@ -167,8 +168,8 @@ static dk_status decode_entries(const unsigned char *b, size_t cd_at, size_t cd_
                 return dk_err_set(err, DK_EFORMAT, ".npz: array '%.80s' appears twice", e->name);
         size_t left = max_bytes ? max_bytes - used : 0;
         if (max_bytes && left == 0)
-            return dk_err_set(err, DK_ELIMIT, ".npz: arrays exceed %zu bytes at '%.80s'",
-                              max_bytes, e->name);
+            return dk_err_set(err, DK_ELIMIT, ".npz: arrays exceed %zu bytes at '%.80s'", max_bytes,
+                              e->name);
         if ((st = dk_npy_decode(data, (size_t)c.csize, left, &e->array, err)))
             return dk_err_prefix(err, st, ".npz: array '%.80s'", e->name);
         out->count = i + 1;
@@ -190,7 +191,8 @@ dk_status dk_npz_decode(const void *buf, size_t len, size_t max_bytes, dk_npz *o
     if (disk || cd_disk || here != total)
         return dk_err_set(err, DK_EFORMAT, ".npz: multi-disk zip archives are not accepted");
     if (total == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_at == 0xFFFFFFFFu)
-        return dk_err_set(err, DK_EFORMAT, ".npz: zip64 archives are not accepted (keep it < 4 GiB)");
+        return dk_err_set(err, DK_EFORMAT,
+                          ".npz: zip64 archives are not accepted (keep it < 4 GiB)");
     if (total > DK_NPZ_MAX_ENTRIES)
         return dk_err_set(err, DK_ELIMIT, ".npz: %u arrays, at most %d are accepted", total,
                           DK_NPZ_MAX_ENTRIES);
@@ -199,7 +201,8 @@ dk_status dk_npz_decode(const void *buf, size_t len, size_t max_bytes, dk_npz *o
                           ".npz: the central directory (%u bytes at %u) lies outside the archive",
                           cd_size, cd_at);
     out->entries = calloc(total ? total : 1, sizeof *out->entries);
-    if (!out->entries) return dk_err_set(err, DK_ENOMEM, "out of memory for %u .npz entries", total);
+    if (!out->entries)
+        return dk_err_set(err, DK_ENOMEM, "out of memory for %u .npz entries", total);
     st = decode_entries(b, cd_at, (size_t)cd_at + cd_size, total, max_bytes, out, err);
     if (st) dk_npz_free(out);
     return st;
@@ -268,7 +271,8 @@ dk_status dk_npz_encode(const dk_npz_entry *entries, int count, void **out, size
         p = put16(p, 0);
         memcpy(p, entries[i].name, n), memcpy(p + n, ".npy", 4), p += n + 4;
         memcpy(p, npy[i], npy_len[i]), p += npy_len[i];
-        c = put32(c, SIG_CENTRAL), c = put16(c, 20), c = put_common(c, crc, (uint32_t)npy_len[i], n + 4);
+        c = put32(c, SIG_CENTRAL), c = put16(c, 20),
+        c = put_common(c, crc, (uint32_t)npy_len[i], n + 4);
         c = put16(c, 0), c = put16(c, 0), c = put16(c, 0), c = put16(c, 0), c = put32(c, 0);
         c = put32(c, (uint32_t)local);
         memcpy(c, entries[i].name, n), memcpy(c + n, ".npy", 4), c += n + 4;

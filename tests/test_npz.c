@@ -34,7 +34,8 @@ static void *encode_two(size_t *len)
     dk_npz_entry e[2] = {
         {.name = "enc0.conv.weight",
          .array = {.dtype = DK_NPY_F4, .rank = 5, .shape = {1, 1, 1, 2, 3}, .numel = 6, .data = a}},
-        {.name = "head.bias", .array = {.dtype = DK_NPY_F2, .rank = 1, .shape = {2}, .numel = 2, .data = h}},
+        {.name = "head.bias",
+         .array = {.dtype = DK_NPY_F2, .rank = 1, .shape = {2}, .numel = 2, .data = h}},
     };
     void *buf;
     dk_err err = {0};

@@ -1,0 +1,320 @@
+/* routes_federation.c: the /v1/federation routes (docs/federation.md, "HTTP
+ * routes"): create a federation (scope federation-admin), join it, download
+ * the global student (the HDF5 checkpoint as stored; ETag = its SHA-256),
+ * submit an update (an uncompressed .npz of weight deltas, float16 or float32,
+ * with ?labelled=N[&val_dice=D]), and status/history as JSON.
+ *
+ * The calling site is the token's site, never a name from the body or query.
+ * Every coordinator call holds the process-wide HDF5 lock (fed_service.h).
+ * The coordinator's verdicts become problem+json answers; a failure of the
+ * server itself (I/O, store) is a 500 that says what failed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "datasets/npz.h"
+#include "httpapi/fed_service.h"
+#include "httpapi/router.h"
+#include "httpapi/server_internal.h"
+
+#define UPDATE_SUFFIX "/updates"
+
+unsigned long dk_fed_body_limit(const dk_server *s, const char *url)
+{
+    size_t n = strlen(url), k = strlen(UPDATE_SUFFIX);
+    bool update = s->fed && strncmp(url, "/v1/federation/", 15) == 0 && n > k &&
+                  strcmp(url + n - k, UPDATE_SUFFIX) == 0;
+    return update && s->fed_max_update > s->max_body ? s->fed_max_update : s->max_body;
+}
+
+/* The coordinator, or an answer that this server runs none. */
+static dk_fed_coord *coord_of(dk_request *req, enum MHD_Result *answered)
+{
+    if (req->server->fed) return dk_fed_service_coord(req->server->fed);
+    *answered = dk_problem(req, MHD_HTTP_NOT_FOUND,
+                           "this server runs no federation coordinator (start `dualkd serve` "
+                           "with --federation DIR)");
+    return NULL;
+}
+
+static enum MHD_Result refusal(dk_request *req, const dk_fed_verdict *v, unsigned bad_request)
+{
+    unsigned status = v->kind == DK_FED_FORBIDDEN   ? MHD_HTTP_FORBIDDEN
+                      : v->kind == DK_FED_NOT_FOUND ? MHD_HTTP_NOT_FOUND
+                      : v->kind == DK_FED_CONFLICT  ? MHD_HTTP_CONFLICT
+                                                    : bad_request;
+    return dk_problem(req, status, "%s", v->reason);
+}
+
+static enum MHD_Result failed(dk_request *req, const char *what, const dk_err *e)
+{
+    return dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "the coordinator failed to %s: %s", what,
+                      e->msg);
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static enum MHD_Result answer_status(dk_request *req, dk_fed_coord *c, const char *fed,
+                                     unsigned status, const char *location)
+{
+    json_t *body = NULL;
+    dk_fed_verdict v;
+    dk_err e = {0};
+    dk_h5_lock();
+    dk_status st = dk_fed_status_json(c, fed, dk_fed_now(), &body, &v, &e);
+    dk_h5_unlock();
+    if (st) return failed(req, "report the status", &e);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
+    if (!location) return dk_respond_json(req, status, body, NULL);
+    char *text = json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(7));
+    json_decref(body);
+    struct MHD_Response *r =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+    return dk_respond(req, status, r, strlen(text));
+}
+
+enum MHD_Result dk_handle_fed_status(dk_request *req, const dk_route_params *p)
+{
+    enum MHD_Result answered = MHD_NO;
+    dk_fed_coord *c = coord_of(req, &answered);
+    return c ? answer_status(req, c, p->sample, MHD_HTTP_OK, NULL) : answered;
+}
+
+/* ---- create ---------------------------------------------------------------------------- */
+
+enum MHD_Result dk_handle_fed_create(dk_request *req, const dk_route_params *p)
+{
+    enum MHD_Result answered = MHD_NO;
+    dk_fed_coord *c = coord_of(req, &answered);
+    if (!c) return answered;
+    const char *initial = dk_fed_service_initial(req->server->fed);
+    if (!initial)
+        return dk_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "this server has no initial student (start it with --fed-student "
+                          "CHECKPOINT.h5)");
+    const char *type = dk_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!type || strncmp(type, "application/json", 16) != 0)
+        return dk_problem(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          "send {name, rounds, quorum, deadline_seconds} as Content-Type: "
+                          "application/json (got '%.60s')",
+                          type ? type : "none");
+    json_error_t jerr;
+    json_t *body = req->body ? json_loadb(req->body, req->body_in, 0, &jerr) : NULL;
+    const char *name = NULL;
+    int rounds = 0, quorum = 0;
+    json_int_t deadline = 0;
+    if (!body ||
+        json_unpack_ex(body, &jerr, JSON_STRICT, "{s:s, s:i, s:i, s:I}", "name", &name, "rounds",
+                       &rounds, "quorum", &quorum, "deadline_seconds", &deadline) != 0) {
+        json_decref(body);
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                          "the body must be {\"name\": str, \"rounds\": int, \"quorum\": int, "
+                          "\"deadline_seconds\": int} and nothing else: %s",
+                          req->body ? jerr.text : "no body");
+    }
+    char fed[DK_FED_NAME_MAX + 1], location[128];
+    snprintf(fed, sizeof fed, "%s", name);
+    dk_fed_create_req r = {.name = name,
+                           .rounds = rounds,
+                           .quorum = quorum,
+                           .deadline_seconds = deadline,
+                           .initial_checkpoint = initial};
+    dk_fed_verdict v;
+    dk_err e = {0};
+    dk_h5_lock();
+    dk_status st = dk_fed_create(c, &r, dk_fed_now(), &v, &e);
+    dk_h5_unlock();
+    json_decref(body);
+    if (st) return failed(req, "create the federation", &e);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
+    snprintf(location, sizeof location, "/v1/federation/%s", fed);
+    return answer_status(req, c, fed, MHD_HTTP_CREATED, location);
+}
+
+/* ---- join ------------------------------------------------------------------------------ */
+
+enum MHD_Result dk_handle_fed_join(dk_request *req, const dk_route_params *p)
+{
+    enum MHD_Result answered = MHD_NO;
+    dk_fed_coord *c = coord_of(req, &answered);
+    if (!c) return answered;
+    dk_fed_verdict v;
+    dk_err e = {0};
+    dk_h5_lock();
+    dk_status st = dk_fed_join(c, p->sample, req->who.site, dk_fed_now(), &v, &e);
+    dk_h5_unlock();
+    if (st) return failed(req, "record the membership", &e);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
+    return dk_respond_json(
+        req, MHD_HTTP_OK,
+        json_pack("{s:s, s:s, s:b}", "federation", p->sample, "site", req->who.site, "member", 1),
+        NULL);
+}
+
+/* ---- the global student ------------------------------------------------------------------ */
+
+enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p)
+{
+    enum MHD_Result answered = MHD_NO;
+    dk_fed_coord *c = coord_of(req, &answered);
+    if (!c) return answered;
+    char path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX], etag[DK_FED_SHA_HEX + 2], round_text[16];
+    int round = -1;
+    dk_fed_verdict v;
+    dk_err e = {0};
+    dk_h5_lock();
+    dk_status st =
+        dk_fed_fetch_global(c, p->sample, req->who.site, dk_fed_now(), path, sha, &round, &v, &e);
+    dk_h5_unlock();
+    if (st) return failed(req, "find the global student", &e);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
+    snprintf(etag, sizeof etag, "\"%s\"", sha);
+    snprintf(round_text, sizeof round_text, "%d", round);
+    bool unchanged = dk_etag_matches(dk_request_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
+    int fd = unchanged ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    if (!unchanged && (fd < 0 || fstat(fd, &info) != 0)) {
+        if (fd >= 0) close(fd);
+        return dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "the global student of round %d cannot be read", round);
+    }
+    uint64_t size = unchanged ? 0 : (uint64_t)info.st_size;
+    struct MHD_Response *r = unchanged
+                                 ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
+                                 : MHD_create_response_from_fd(size, fd);
+    if (!r) {
+        if (fd >= 0) close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(r, "Dualkd-Round", round_text);
+    if (!unchanged) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-hdf5");
+    if (!unchanged && !req->head) { /* accounted as handed to MHD: what a site was given */
+        if (dk_fed_note_download(c, p->sample, req->who.site, round, (int64_t)size, &e) == DK_OK)
+            dk_metrics_fed_bytes(req->server->metrics, req->who.site, 0, size);
+    }
+    return dk_respond(req, unchanged ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, r, size);
+}
+
+/* ---- updates ----------------------------------------------------------------------------- */
+
+/* A query integer in [lo, hi]; false when present and malformed or out of range. */
+static bool int_arg(dk_request *req, const char *name, long long lo, long long hi, long long *out,
+                    bool *present)
+{
+    const char *s = dk_request_arg(req, name);
+    *present = s != NULL;
+    if (!s) return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi || *s == ' ' || *s == '+') return false;
+    *out = x;
+    return true;
+}
+
+/* The .npz arrays as wire tensors (borrowing z), or a 400/422 answered. */
+static bool to_wire(dk_request *req, const dk_npz *z, dk_fed_wire_tensor *t,
+                    enum MHD_Result *answered)
+{
+    for (int i = 0; i < z->count; i++) {
+        const dk_npz_entry *e = &z->entries[i];
+        const dk_npy_array *a = &e->array;
+        if (a->dtype != DK_NPY_F2 && a->dtype != DK_NPY_F4) {
+            *answered =
+                dk_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                           "update tensor '%.100s' is %s; send float16 (f2) or float32 (f4)",
+                           e->name, dk_npy_dtype_name(a->dtype));
+            return false;
+        }
+        t[i] =
+            (dk_fed_wire_tensor){.name = e->name,
+                                 .dtype = a->dtype == DK_NPY_F2 ? DK_FED_FLOAT16 : DK_FED_FLOAT32,
+                                 .rank = a->rank,
+                                 .data = a->data,
+                                 .nbytes = a->numel * dk_npy_dtype_size(a->dtype)};
+        for (int k = 0; k < a->rank; k++)
+            t[i].dims[k] = (int64_t)a->shape[k];
+    }
+    return true;
+}
+
+static enum MHD_Result submit(dk_request *req, dk_fed_coord *c, dk_fed_submission *s)
+{
+    dk_npz z;
+    dk_err e = {0};
+    if (!req->body_in)
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                          "the body must be the update as an uncompressed .npz (np.savez), one "
+                          "array per student parameter");
+    if (dk_npz_decode(req->body, req->body_in, req->body_in, &z, &e) != DK_OK)
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST, "the body is not a usable update: %s", e.msg);
+    dk_fed_wire_tensor *t = calloc(z.count ? z.count : 1, sizeof *t);
+    enum MHD_Result answered = MHD_NO;
+    if (!t || !to_wire(req, &z, t, &answered)) {
+        free(t);
+        dk_npz_free(&z);
+        return t ? answered : MHD_NO;
+    }
+    s->tensors = t, s->count = z.count, s->bytes = (int64_t)req->body_in;
+    dk_fed_verdict v;
+    dk_h5_lock();
+    dk_status st = dk_fed_submit(c, s, dk_fed_now(), &v, &e);
+    dk_h5_unlock();
+    free(t);
+    dk_npz_free(&z);
+    if (st) return failed(req, "store the update", &e);
+    if (v.kind != DK_FED_FORBIDDEN && v.kind != DK_FED_NOT_FOUND) /* recorded, as the status */
+        dk_metrics_fed_bytes(req->server->metrics, s->site, req->body_in, 0);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_UNPROCESSABLE_CONTENT);
+    return dk_respond_json(req, MHD_HTTP_ACCEPTED,
+                           json_pack("{s:s, s:s, s:i, s:b, s:b}", "federation", s->federation,
+                                     "site", s->site, "round", v.round, "accepted", 1,
+                                     "round_closed", v.round_closed),
+                           NULL);
+}
+
+enum MHD_Result dk_handle_fed_update(dk_request *req, const dk_route_params *p)
+{
+    enum MHD_Result answered = MHD_NO;
+    dk_fed_coord *c = coord_of(req, &answered);
+    if (!c) return answered;
+    char *end;
+    errno = 0;
+    long round = strtol(p->kind, &end, 10);
+    if (errno || end == p->kind || *end || round < 0 || round > DK_FED_MAX_ROUNDS)
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST, "round '%.20s' is not a round number",
+                          p->kind);
+    long long labelled = 0;
+    bool present;
+    if (!int_arg(req, "labelled", 0, 1LL << 40, &labelled, &present) || !present)
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                          "the query parameter 'labelled' (the labelled volumes the update was "
+                          "trained on, its FedAvg weight) is required as an integer");
+    double dice = NAN;
+    const char *d = dk_request_arg(req, "val_dice");
+    if (d) {
+        errno = 0;
+        dice = strtod(d, &end);
+        if (errno || end == d || *end || !isfinite(dice))
+            return dk_problem(req, MHD_HTTP_BAD_REQUEST, "val_dice '%.20s' is not a number", d);
+    }
+    dk_fed_submission s = {.federation = p->sample,
+                           .site = req->who.site,
+                           .round = (int)round,
+                           .labelled = labelled,
+                           .val_dice = dice};
+    return submit(req, c, &s);
+}
