@@ -115,7 +115,7 @@ int dk_cmd_fed_create(int argc, char **argv)
         printf("%s\nCreates federation NAME on a running `dualkd serve --federation DIR\n"
                "--fed-student STUDENT.h5` (POST /v1/federation; the token needs the scope\n"
                "federation-admin). Every site starts from STUDENT.h5; a round closes when\n"
-               "Q updates are in or SECONDS after it opened. Prints the federation as JSON.\n",
+               "Q updates are in or SECONDS after it opened.\n",
                create_usage);
         return 0;
     }
@@ -141,7 +141,10 @@ int dk_cmd_fed_create(int argc, char **argv)
     long status = request(url, a.token, text, &r);
     free(text);
     rc = status == 201 ? 0 : status < 0 ? 1 : print_problem("fed create", status, &r);
-    if (!rc) printf("%s\n", r.body);
+    if (!rc)
+        printf("federation '%s' created: %lld rounds, quorum %lld, deadline %lld s; sites join "
+               "with POST /v1/federation/%s/join\n",
+               a.name, rounds, quorum, deadline, a.name);
     free(r.body);
     return rc;
 }
