@@ -58,7 +58,8 @@ enum MHD_Result dk_handle_fed_status(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_fed_join(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_fed_update(dk_request *req, const dk_route_params *p);
-/* The request body bound for url: --fed-max-update for an update, else --max-body. */
-unsigned long dk_fed_body_limit(const dk_server *s, const char *url);
+/* The request body bound for url: --fed-max-update for an update from a token
+ * with the federation scope, else --max-body. */
+unsigned long dk_fed_body_limit(const dk_server *s, struct MHD_Connection *conn, const char *url);
 
 #endif

@@ -25,12 +25,22 @@
 
 #define UPDATE_SUFFIX "/updates"
 
-unsigned long dk_fed_body_limit(const dk_server *s, const char *url)
+/* Only a caller whose token has the federation scope may send a body that large:
+ * bodies are buffered before the route runs, and a stranger must not make the
+ * server hold --fed-max-update bytes per connection. */
+unsigned long dk_fed_body_limit(const dk_server *s, struct MHD_Connection *conn, const char *url)
 {
     size_t n = strlen(url), k = strlen(UPDATE_SUFFIX);
-    bool update = s->fed && strncmp(url, "/v1/federation/", 15) == 0 && n > k &&
+    bool update = s->fed && s->fed_max_update > s->max_body &&
+                  strncmp(url, "/v1/federation/", 15) == 0 && n > k &&
                   strcmp(url + n - k, UPDATE_SUFFIX) == 0;
-    return update && s->fed_max_update > s->max_body ? s->fed_max_update : s->max_body;
+    if (!update) return s->max_body;
+    dk_token_entry who;
+    char detail[256];
+    const char *auth =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned code = dk_auth_check(s->auth, auth, DK_SCOPE_FEDERATION, &who, detail, sizeof detail);
+    return code == 200 ? s->fed_max_update : s->max_body;
 }
 
 /* The coordinator, or an answer that this server runs none. */

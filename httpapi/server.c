@@ -61,7 +61,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = calloc(1, sizeof *req);
         if (!req) return MHD_NO;
         req->server = s, req->conn = conn;
-        req->body_max = dk_fed_body_limit(s, url);
+        req->body_max = dk_fed_body_limit(s, conn, url);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = req;

@@ -151,6 +151,15 @@ def full(base, admin, tokens, outsider):
     r = requests.post(c.url('/rounds/0/updates'), params={'labelled': 1}, data=npz(delta(base0, 1)),
                       headers=H(admin))
     assert r.status_code == 403 and 'has not joined' in r.json()['detail'], r.text
+    # a body above --max-body is taken only from a token with the federation scope
+    big = b'\0' * (2 << 20)
+    try:
+        status = requests.post(c.url('/rounds/0/updates'), params={'labelled': 1}, data=big,
+                               headers=H(outsider)).status_code
+    except requests.ConnectionError:  # the server answered 413 and closed while we sent
+        status = 413
+    assert status == 413, status
+    c.submit('site-3', 0, big, 5, expect=400, detail='not a usable update')
     # the three real updates; a duplicate in between
     d = {s: delta(base0, 10 + i, np.float16 if s == 'site-2' else np.float32)
          for i, s in enumerate(SITES)}
