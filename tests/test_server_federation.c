@@ -11,7 +11,9 @@
  *     not a request) with the other two;
  *   - `dualkd serve` SIGKILLed mid-round (and again with an update in flight),
  *     restarted on the same directory: the federation finishes with the same
- *     global, bit for bit, as an uninterrupted run, no update counted twice. */
+ *     global values, bit for bit, as an uninterrupted run, no update counted
+ *     twice;
+ *   - `dualkd fed create` and `dualkd fed status` against the server. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -128,4 +130,51 @@ Test(server_federation, without_federation_dir_the_routes_say_so)
     cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
     cr_assert(strstr(r.body, "--federation"), "%s", r.body);
     dk_http_free(&r);
+}
+
+Test(server_federation, fed_create_and_status_commands)
+{
+    dk_test_env_start(
+        &env, (dk_server_config){.rate = -1, .federation_dir = fed_dir, .fed_student = student});
+    char *op = dk_test_path("op.txt"), *s1 = dk_test_path("s1.txt"), cmd[8192], out[8192];
+    FILE *f = fopen(op, "w");
+    fprintf(f, "%s\n", admin);
+    fclose(f);
+    f = fopen(s1, "w");
+    fprintf(f, "%s\n", site[0]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "%s fed create --server http://127.0.0.1:%d --token-file %s --name knee --rounds 3 "
+             "--quorum 2 --deadline 600",
+             dk_test_bin(), env.port, op);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "federation 'knee' created: 3 rounds, quorum 2"), "%s", out);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out); /* again: the name is taken */
+    cr_assert(strstr(out, "HTTP 409: federation 'knee' already exists"), "%s", out);
+    snprintf(cmd, sizeof cmd,
+             "%s fed create --server http://127.0.0.1:%d --token-file %s --name other --rounds 1 "
+             "--quorum 1 --deadline 60",
+             dk_test_bin(), env.port, s1);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "HTTP 403") && strstr(out, "federation-admin"), "%s", out);
+    dk_http_reply r = dk_http(&env, "POST", "/v1/federation/knee/join", site[0], NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    dk_http_free(&r);
+    snprintf(cmd, sizeof cmd,
+             "%s fed status --server http://127.0.0.1:%d --token-file %s --name knee",
+             dk_test_bin(), env.port, s1);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(
+        strstr(out, "federation knee: active, round 0 of 3, quorum 2, deadline 600 s, members 1"),
+        "%s", out);
+    cr_assert(strstr(out, "0      open"), "%s", out);
+    snprintf(cmd, sizeof cmd,
+             "%s fed status --server http://127.0.0.1:%d --token-file %s --name nope",
+             dk_test_bin(), env.port, s1);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "HTTP 404: federation 'nope' does not exist"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s fed create --server http://127.0.0.1:%d --name x", dk_test_bin(),
+             env.port);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 2, "%s", out);
+    free(op), free(s1);
 }
