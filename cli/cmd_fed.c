@@ -5,6 +5,7 @@
  * creating over HTTP works the same from any machine. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 static const char create_usage[] =
     "usage: dualkd fed create --server URL --token-file FILE --name NAME --rounds R --quorum Q\n"
-    "                         --deadline SECONDS\n";
+    "                         --deadline SECONDS [--student STUDENT.h5]\n";
 static const char status_usage[] =
     "usage: dualkd fed status --server URL --token-file FILE --name NAME [--json]\n";
 
@@ -33,18 +34,25 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-/* One request; the HTTP status, or -1 with the transfer error printed. */
-static long request(const char *url, const char *token, const char *json_body, reply *r)
+/* One request (a POST when body is non-NULL); the HTTP status, or -1 with the
+ * transfer error printed. */
+static long request(const char *url, const char *token, const char *type, const void *body,
+                    size_t len, reply *r)
 {
     CURL *c = curl_easy_init();
     if (!c) return -1;
     char auth[256];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     struct curl_slist *h = curl_slist_append(NULL, auth);
-    if (json_body) h = curl_slist_append(h, "Content-Type: application/json");
+    char content_type[128];
+    snprintf(content_type, sizeof content_type, "Content-Type: %s", type ? type : "");
+    if (body) h = curl_slist_append(h, content_type);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (json_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
@@ -71,7 +79,7 @@ static int print_problem(const char *what, long status, const reply *r)
 }
 
 typedef struct fed_args {
-    const char *server, *token_file, *name, *rounds, *quorum, *deadline;
+    const char *server, *token_file, *name, *rounds, *quorum, *deadline, *student;
     int json;
     char token[128];
 } fed_args;
@@ -86,6 +94,7 @@ static int parse(int argc, char **argv, fed_args *a, const char *usage)
                             : !strcmp(f, "--rounds")     ? &a->rounds
                             : !strcmp(f, "--quorum")     ? &a->quorum
                             : !strcmp(f, "--deadline")   ? &a->deadline
+                            : !strcmp(f, "--student")    ? &a->student
                                                          : NULL;
         if (!strcmp(f, "--json")) {
             a->json = 1;
@@ -109,12 +118,53 @@ static int parse(int argc, char **argv, fed_args *a, const char *usage)
     return 0;
 }
 
+static long create_with_json(const fed_args *a, long long rounds, long long quorum,
+                             long long deadline, reply *r)
+{
+    json_t *body = json_pack("{s:s, s:I, s:I, s:I}", "name", a->name, "rounds", rounds, "quorum",
+                             quorum, "deadline_seconds", deadline);
+    char *text = json_dumps(body, JSON_COMPACT), url[2048];
+    json_decref(body);
+    snprintf(url, sizeof url, "%s/v1/federation", a->server);
+    long status = text ? request(url, a->token, "application/json", text, strlen(text), r) : -1;
+    free(text);
+    return status;
+}
+
+/* The student checkpoint as the body; the settings in the query. */
+static long create_with_upload(const fed_args *a, long long rounds, long long quorum,
+                               long long deadline, reply *r)
+{
+    FILE *f = fopen(a->student, "rb");
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    char *data = size > 0 && size <= (1L << 30) ? malloc((size_t)size) : NULL;
+    bool ok = data && fseek(f, 0, SEEK_SET) == 0 && fread(data, 1, (size_t)size, f) == (size_t)size;
+    if (f) fclose(f);
+    if (!ok) {
+        fprintf(stderr,
+                "dualkd: fed create: --student '%s' cannot be read (or is empty or > 1 GiB)\n",
+                a->student);
+        free(data);
+        return -1;
+    }
+    char *name = curl_easy_escape(NULL, a->name, 0), url[2048];
+    snprintf(url, sizeof url,
+             "%s/v1/federation?name=%s&rounds=%lld&quorum=%lld&deadline_seconds=%lld", a->server,
+             name ? name : "", rounds, quorum, deadline);
+    curl_free(name);
+    long status = request(url, a->token, "application/x-hdf5", data, (size_t)size, r);
+    free(data);
+    return status;
+}
+
 int dk_cmd_fed_create(int argc, char **argv)
 {
     if (dk_cli_wants_help(argc, argv)) {
         printf("%s\nCreates federation NAME on a running `dualkd serve --federation DIR\n"
                "--fed-student STUDENT.h5` (POST /v1/federation; the token needs the scope\n"
-               "federation-admin). Every site starts from STUDENT.h5; a round closes when\n"
+               "federation-admin). Every site starts from STUDENT.h5 (a student checkpoint,\n"
+               "uploaded; without --student, the server's --fed-student). A round closes when\n"
                "Q updates are in or SECONDS after it opened.\n",
                create_usage);
         return 0;
@@ -132,14 +182,9 @@ int dk_cmd_fed_create(int argc, char **argv)
                 create_usage);
         return 2;
     }
-    json_t *body = json_pack("{s:s, s:I, s:I, s:I}", "name", a.name, "rounds", rounds, "quorum",
-                             quorum, "deadline_seconds", deadline);
-    char *text = json_dumps(body, JSON_COMPACT), url[2048];
-    json_decref(body);
-    snprintf(url, sizeof url, "%s/v1/federation", a.server);
     reply r = {0};
-    long status = request(url, a.token, text, &r);
-    free(text);
+    long status = a.student ? create_with_upload(&a, rounds, quorum, deadline, &r)
+                            : create_with_json(&a, rounds, quorum, deadline, &r);
     rc = status == 201 ? 0 : status < 0 ? 1 : print_problem("fed create", status, &r);
     if (!rc)
         printf("federation '%s' created: %lld rounds, quorum %lld, deadline %lld s; sites join "
@@ -201,7 +246,7 @@ int dk_cmd_fed_status(int argc, char **argv)
     char url[2048];
     snprintf(url, sizeof url, "%s/v1/federation/%s", a.server, a.name);
     reply r = {0};
-    long status = request(url, a.token, NULL, &r);
+    long status = request(url, a.token, NULL, NULL, 0, &r);
     if (status != 200) {
         rc = status < 0 ? 1 : print_problem("fed status", status, &r);
         free(r.body);

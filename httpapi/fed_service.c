@@ -42,6 +42,11 @@ dk_fed_coord *dk_fed_service_coord(dk_fed_service *s)
     return s->coord;
 }
 
+const char *dk_fed_service_dir(const dk_fed_service *s)
+{
+    return s->dir;
+}
+
 const char *dk_fed_service_initial(const dk_fed_service *s)
 {
     return s->has_initial ? s->initial : NULL;

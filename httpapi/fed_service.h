@@ -29,6 +29,8 @@ void dk_fed_service_close(dk_fed_service *s);
 
 /* Borrowed, valid until close. Call the coordinator under dk_h5_lock. */
 dk_fed_coord *dk_fed_service_coord(dk_fed_service *s);
+/* The coordinator's directory (borrowed). */
+const char *dk_fed_service_dir(const dk_fed_service *s);
 /* The configured initial student, or NULL. */
 const char *dk_fed_service_initial(const dk_fed_service *s);
 

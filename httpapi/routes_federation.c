@@ -5,6 +5,9 @@
  * with ?labelled=N[&val_dice=D]), and status/history as JSON.
  *
  * The calling site is the token's site, never a name from the body or query.
+ * Creating takes its settings as JSON (the initial student is the server's
+ * --fed-student) or, with the initial student uploaded as the body
+ * (application/x-hdf5), from the query.
  * Every coordinator call holds the process-wide HDF5 lock (fed_service.h).
  * The coordinator's verdicts become problem+json answers; a failure of the
  * server itself (I/O, store) is a 500 that says what failed. */
@@ -25,21 +28,23 @@
 
 #define UPDATE_SUFFIX "/updates"
 
-/* Only a caller whose token has the federation scope may send a body that large:
+/* Only a caller whose token has the federation scope (federation-admin to create
+ * with an uploaded student) may send a body that large:
  * bodies are buffered before the route runs, and a stranger must not make the
  * server hold --fed-max-update bytes per connection. */
 unsigned long dk_fed_body_limit(const dk_server *s, struct MHD_Connection *conn, const char *url)
 {
     size_t n = strlen(url), k = strlen(UPDATE_SUFFIX);
-    bool update = s->fed && s->fed_max_update > s->max_body &&
-                  strncmp(url, "/v1/federation/", 15) == 0 && n > k &&
+    bool update = strncmp(url, "/v1/federation/", 15) == 0 && n > k &&
                   strcmp(url + n - k, UPDATE_SUFFIX) == 0;
-    if (!update) return s->max_body;
+    bool create = strcmp(url, "/v1/federation") == 0;
+    if (!s->fed || s->fed_max_update <= s->max_body || !(update || create)) return s->max_body;
     dk_token_entry who;
     char detail[256];
     const char *auth =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    unsigned code = dk_auth_check(s->auth, auth, DK_SCOPE_FEDERATION, &who, detail, sizeof detail);
+    unsigned need = update ? DK_SCOPE_FEDERATION : DK_SCOPE_FEDERATION_ADMIN;
+    unsigned code = dk_auth_check(s->auth, auth, need, &who, detail, sizeof detail);
     return code == 200 ? s->fed_max_update : s->max_body;
 }
 
@@ -104,53 +109,117 @@ enum MHD_Result dk_handle_fed_status(dk_request *req, const dk_route_params *p)
 
 /* ---- create ---------------------------------------------------------------------------- */
 
+/* Settings from a JSON body into r (strings borrowed from *json); false after answering. */
+static bool settings_from_json(dk_request *req, dk_fed_create_req *r, json_t **json,
+                               enum MHD_Result *answered)
+{
+    json_error_t jerr;
+    json_int_t deadline = 0;
+    *json = req->body ? json_loadb(req->body, req->body_in, 0, &jerr) : NULL;
+    if (*json && json_unpack_ex(*json, &jerr, JSON_STRICT, "{s:s, s:i, s:i, s:I}", "name", &r->name,
+                                "rounds", &r->rounds, "quorum", &r->quorum, "deadline_seconds",
+                                &deadline) == 0) {
+        r->deadline_seconds = deadline;
+        return true;
+    }
+    *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                           "the body must be {\"name\": str, \"rounds\": int, \"quorum\": int, "
+                           "\"deadline_seconds\": int} and nothing else: %s",
+                           req->body ? jerr.text : "no body");
+    return false;
+}
+
+static bool int_arg(dk_request *req, const char *name, long long lo, long long hi, long long *out,
+                    bool *present);
+
+/* Settings from the query (the body is the initial student); false after answering. */
+static bool settings_from_query(dk_request *req, dk_fed_create_req *r, enum MHD_Result *answered)
+{
+    long long rounds = 0, quorum = 0, deadline = 0;
+    bool a, b, d;
+    r->name = dk_request_arg(req, "name");
+    if (r->name && int_arg(req, "rounds", 1, DK_FED_MAX_ROUNDS, &rounds, &a) && a &&
+        int_arg(req, "quorum", 1, DK_FED_MAX_QUORUM, &quorum, &b) && b &&
+        int_arg(req, "deadline_seconds", 1, DK_FED_MAX_DEADLINE, &deadline, &d) && d) {
+        r->rounds = (int)rounds, r->quorum = (int)quorum, r->deadline_seconds = deadline;
+        return true;
+    }
+    *answered = dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                           "with a checkpoint body, the query needs name, rounds (1..%d), quorum "
+                           "(1..%d) and deadline_seconds (1..%lld)",
+                           DK_FED_MAX_ROUNDS, DK_FED_MAX_QUORUM, DK_FED_MAX_DEADLINE);
+    return false;
+}
+
+/* The uploaded checkpoint into a new file in the coordinator's directory (which
+ * dk_fed_create copies in and checks); path has cap bytes. false after answering. */
+static bool write_upload(dk_request *req, char *path, size_t cap, enum MHD_Result *answered)
+{
+    snprintf(path, cap, "%s/.upload-XXXXXX", dk_fed_service_dir(req->server->fed));
+    int fd = req->body_in ? mkstemp(path) : -1;
+    size_t done = 0;
+    while (fd >= 0 && done < req->body_in) {
+        ssize_t n = write(fd, req->body + done, req->body_in - done);
+        if (n <= 0) break;
+        done += (size_t)n;
+    }
+    if (fd >= 0) close(fd);
+    if (fd >= 0 && done == req->body_in) return true;
+    if (fd >= 0) unlink(path);
+    *answered = req->body_in ? dk_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                          "cannot store the uploaded student: %s", strerror(errno))
+                             : dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                                          "the body must be the initial student checkpoint");
+    return false;
+}
+
+static enum MHD_Result create(dk_request *req, dk_fed_coord *c, const dk_fed_create_req *r)
+{
+    char fed[DK_FED_NAME_MAX + 1], location[128];
+    snprintf(fed, sizeof fed, "%s", r->name ? r->name : "");
+    dk_fed_verdict v;
+    dk_err e = {0};
+    dk_h5_lock();
+    dk_status st = dk_fed_create(c, r, dk_fed_now(), &v, &e);
+    dk_h5_unlock();
+    if (st) return failed(req, "create the federation", &e);
+    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
+    snprintf(location, sizeof location, "/v1/federation/%s", fed);
+    return answer_status(req, c, fed, MHD_HTTP_CREATED, location);
+}
+
+/* JSON settings with the server's --fed-student, or the query's settings with
+ * the initial student as an application/x-hdf5 body. */
 enum MHD_Result dk_handle_fed_create(dk_request *req, const dk_route_params *p)
 {
     enum MHD_Result answered = MHD_NO;
     dk_fed_coord *c = coord_of(req, &answered);
     if (!c) return answered;
-    const char *initial = dk_fed_service_initial(req->server->fed);
-    if (!initial)
-        return dk_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "this server has no initial student (start it with --fed-student "
-                          "CHECKPOINT.h5)");
     const char *type = dk_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    dk_fed_create_req r = {.initial_checkpoint = dk_fed_service_initial(req->server->fed)};
+    if (type && strncmp(type, "application/x-hdf5", 18) == 0) {
+        char path[DK_FED_PATH_MAX + 32];
+        if (!settings_from_query(req, &r, &answered) ||
+            !write_upload(req, path, sizeof path, &answered))
+            return answered;
+        r.initial_checkpoint = path;
+        answered = create(req, c, &r);
+        unlink(path);
+        return answered;
+    }
     if (!type || strncmp(type, "application/json", 16) != 0)
         return dk_problem(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                          "send {name, rounds, quorum, deadline_seconds} as Content-Type: "
-                          "application/json (got '%.60s')",
+                          "send {name, rounds, quorum, deadline_seconds} as application/json, or "
+                          "the initial student as application/x-hdf5 (got '%.60s')",
                           type ? type : "none");
-    json_error_t jerr;
-    json_t *body = req->body ? json_loadb(req->body, req->body_in, 0, &jerr) : NULL;
-    const char *name = NULL;
-    int rounds = 0, quorum = 0;
-    json_int_t deadline = 0;
-    if (!body ||
-        json_unpack_ex(body, &jerr, JSON_STRICT, "{s:s, s:i, s:i, s:I}", "name", &name, "rounds",
-                       &rounds, "quorum", &quorum, "deadline_seconds", &deadline) != 0) {
-        json_decref(body);
-        return dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                          "the body must be {\"name\": str, \"rounds\": int, \"quorum\": int, "
-                          "\"deadline_seconds\": int} and nothing else: %s",
-                          req->body ? jerr.text : "no body");
-    }
-    char fed[DK_FED_NAME_MAX + 1], location[128];
-    snprintf(fed, sizeof fed, "%s", name);
-    dk_fed_create_req r = {.name = name,
-                           .rounds = rounds,
-                           .quorum = quorum,
-                           .deadline_seconds = deadline,
-                           .initial_checkpoint = initial};
-    dk_fed_verdict v;
-    dk_err e = {0};
-    dk_h5_lock();
-    dk_status st = dk_fed_create(c, &r, dk_fed_now(), &v, &e);
-    dk_h5_unlock();
-    json_decref(body);
-    if (st) return failed(req, "create the federation", &e);
-    if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
-    snprintf(location, sizeof location, "/v1/federation/%s", fed);
-    return answer_status(req, c, fed, MHD_HTTP_CREATED, location);
+    if (!r.initial_checkpoint)
+        return dk_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "this server has no initial student (start it with --fed-student "
+                          "CHECKPOINT.h5, or upload one as application/x-hdf5)");
+    json_t *json = NULL;
+    answered = settings_from_json(req, &r, &json, &answered) ? create(req, c, &r) : answered;
+    json_decref(json);
+    return answered;
 }
 
 /* ---- join ------------------------------------------------------------------------------ */

@@ -13,7 +13,8 @@
  *     restarted on the same directory: the federation finishes with the same
  *     global values, bit for bit, as an uninterrupted run, no update counted
  *     twice;
- *   - `dualkd fed create` and `dualkd fed status` against the server. */
+ *   - `dualkd fed create` (also uploading the initial student) and `dualkd fed
+ *     status` against the server. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -157,6 +158,19 @@ Test(server_federation, fed_create_and_status_commands)
              dk_test_bin(), env.port, s1);
     cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "HTTP 403") && strstr(out, "federation-admin"), "%s", out);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s fed create --server http://127.0.0.1:%d --token-file %s --name uploaded --rounds 1 "
+        "--quorum 1 --deadline 60 --student %s",
+        dk_test_bin(), env.port, op, student);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "federation 'uploaded' created"), "%s", out);
+    snprintf(cmd, sizeof cmd,
+             "%s fed create --server http://127.0.0.1:%d --token-file %s --name junk --rounds 1 "
+             "--quorum 1 --deadline 60 --student %s",
+             dk_test_bin(), env.port, op, env.tokens);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "HTTP 400: initial checkpoint:"), "%s", out);
     dk_http_reply r = dk_http(&env, "POST", "/v1/federation/knee/join", site[0], NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     dk_http_free(&r);
