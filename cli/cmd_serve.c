@@ -18,7 +18,9 @@ static const char usage[] =
     "usage: dualkd serve --teacher TEACHER.h5 --store DIR --tokens TOKENS.json [--data REPO.h5]\n"
     "                    [--listen 127.0.0.1:8080] [--threads N] [--grace SECONDS]\n"
     "                    [--max-body BYTES] [--max-connections N] [--timeout SECONDS]\n"
-    "                    [--rate R] [--burst B]\n";
+    "                    [--rate R] [--burst B]\n"
+    "                    [--federation DIR [--fed-student STUDENT.h5] [--fed-tick SECONDS]\n"
+    "                     [--fed-max-update BYTES]]\n";
 
 static void print_help(void)
 {
@@ -40,7 +42,12 @@ static void print_help(void)
            "  --max-connections N  open connections (default 256)\n"
            "  --timeout S      seconds an idle connection is kept (default 60)\n"
            "  --rate R         requests per second per token on /v1, 0 = unlimited (default 20)\n"
-           "  --burst B        requests a token may make at once above the rate (default 40)\n\n"
+           "  --burst B        requests a token may make at once above the rate (default 40)\n"
+           "  --federation DIR run the federation coordinator (/v1/federation, docs/federation.md)\n"
+           "                   with its state in DIR (SQLite + checkpoints; one server per DIR)\n"
+           "  --fed-student F  the initial student checkpoint POST /v1/federation starts from\n"
+           "  --fed-tick S     seconds between deadline checks (default 1)\n"
+           "  --fed-max-update B  update body bytes (default 268435456)\n\n"
            "Prints 'listening on http://H:P' to stderr once ready to accept connections.\n",
            usage);
 }
@@ -70,6 +77,10 @@ int dk_cmd_serve(int argc, char **argv)
             c.tokens_path = v;
         else if (!strcmp(f, "--data"))
             c.data_path = v;
+        else if (!strcmp(f, "--federation"))
+            c.federation_dir = v;
+        else if (!strcmp(f, "--fed-student"))
+            c.fed_student = v;
         else if (!strcmp(f, "--listen"))
             c.listen = v;
         else if (!strcmp(f, "--threads")) {
@@ -80,7 +91,8 @@ int dk_cmd_serve(int argc, char **argv)
             }
             c.threads = (int)n;
         } else if (!strcmp(f, "--max-body") || !strcmp(f, "--max-connections") ||
-                   !strcmp(f, "--timeout") || !strcmp(f, "--rate") || !strcmp(f, "--burst")) {
+                   !strcmp(f, "--timeout") || !strcmp(f, "--rate") || !strcmp(f, "--burst") ||
+                   !strcmp(f, "--fed-tick") || !strcmp(f, "--fed-max-update")) {
             double x = strtod(v, &end);
             bool rate = !strcmp(f, "--rate");
             if (*end || !(x >= (rate ? 0 : 1) && x <= 1e12)) {
@@ -94,6 +106,10 @@ int dk_cmd_serve(int argc, char **argv)
                 c.max_connections = x > 65536 ? 65536 : (unsigned)x;
             else if (!strcmp(f, "--timeout"))
                 c.timeout = x > 86400 ? 86400 : (unsigned)x;
+            else if (!strcmp(f, "--fed-tick"))
+                c.fed_tick_seconds = x;
+            else if (!strcmp(f, "--fed-max-update"))
+                c.fed_max_update = (unsigned long)x;
             else if (rate)
                 c.rate = x > 0 ? x : -1;
             else

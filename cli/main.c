@@ -25,6 +25,8 @@ static const dk_command commands[] = {
     {"token add", dk_cmd_token_add, "a new site token (printed once; only its SHA-256 is kept)"},
     {"token list", dk_cmd_token_list, "the tokens of a token file: id, site, scopes, profiles"},
     {"token revoke", dk_cmd_token_revoke, "revoke a token by id, or all of a site's"},
+    {"fed create", dk_cmd_fed_create, "create a federation on a running server (POST /v1/federation)"},
+    {"fed status", dk_cmd_fed_status, "a federation's rounds: reported, missing, Dice, bytes"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

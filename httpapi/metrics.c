@@ -26,10 +26,17 @@ typedef struct route_stats {
     double seconds;
 } route_stats;
 
+typedef struct fed_site {
+    char site[64];
+    uint64_t up, down;
+} fed_site;
+
 struct dk_metrics {
     pthread_mutex_t lock;
     route_stats routes[DK_ROUTE_COUNT];
     uint64_t bytes_sent, arrays_served;
+    fed_site fed[DK_METRICS_FED_SITES + 1]; /* the last one is "other" */
+    int fed_sites;
 };
 
 dk_metrics *dk_metrics_new(void)
@@ -70,6 +77,21 @@ void dk_metrics_array_served(dk_metrics *m)
 {
     pthread_mutex_lock(&m->lock);
     m->arrays_served++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void dk_metrics_fed_bytes(dk_metrics *m, const char *site, uint64_t up, uint64_t down)
+{
+    pthread_mutex_lock(&m->lock);
+    int k = 0;
+    while (k < m->fed_sites && strcmp(m->fed[k].site, site) != 0)
+        k++;
+    if (k == m->fed_sites && k < DK_METRICS_FED_SITES)
+        snprintf(m->fed[m->fed_sites++].site, sizeof m->fed[k].site, "%s", site);
+    else if (k == m->fed_sites)
+        k = DK_METRICS_FED_SITES;
+    m->fed[k].up += up;
+    m->fed[k].down += down;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -130,6 +152,23 @@ static void render_requests(text *t, const dk_metrics *m)
     }
 }
 
+/* Site names are token site names ([A-Za-z0-9._-]): safe as label values. */
+static void render_fed(text *t, const dk_metrics *m)
+{
+    put(t, "# HELP dualkd_federation_bytes_total Federation traffic per site: update bodies "
+           "received (up), global students sent (down).\n"
+           "# TYPE dualkd_federation_bytes_total counter\n");
+    for (int k = 0; k <= DK_METRICS_FED_SITES; k++) {
+        const fed_site *f = &m->fed[k];
+        if (k == DK_METRICS_FED_SITES ? !(f->up | f->down) : k >= m->fed_sites) continue;
+        const char *site = k == DK_METRICS_FED_SITES ? "other" : f->site;
+        put(t,
+            "dualkd_federation_bytes_total{site=\"%s\",direction=\"up\"} %llu\n"
+            "dualkd_federation_bytes_total{site=\"%s\",direction=\"down\"} %llu\n",
+            site, (unsigned long long)f->up, site, (unsigned long long)f->down);
+    }
+}
+
 char *dk_metrics_render(dk_metrics *m, const dk_metrics_gauges *g)
 {
     text t = {.s = malloc(4096), .cap = 4096};
@@ -144,6 +183,7 @@ char *dk_metrics_render(dk_metrics *m, const dk_metrics_gauges *g)
         "# TYPE dualkd_arrays_served_total counter\n"
         "dualkd_arrays_served_total %llu\n",
         (unsigned long long)m->bytes_sent, (unsigned long long)m->arrays_served);
+    render_fed(&t, m);
     pthread_mutex_unlock(&m->lock);
     put(&t,
         "# HELP dualkd_stores Target stores by state.\n"

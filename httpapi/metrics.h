@@ -15,6 +15,10 @@ void dk_metrics_free(dk_metrics *m);
 /* One finished request: route index (router.h), status, seconds taken, body bytes sent. */
 void dk_metrics_record(dk_metrics *m, int route, unsigned status, double seconds, uint64_t bytes);
 void dk_metrics_array_served(dk_metrics *m);
+/* Federation traffic of a site: update bodies received (up), global students sent
+ * (down). Sites past DK_METRICS_FED_SITES are counted under site="other". */
+#define DK_METRICS_FED_SITES 256
+void dk_metrics_fed_bytes(dk_metrics *m, const char *site, uint64_t up, uint64_t down);
 
 typedef struct dk_metrics_gauges {
     int stores_ready, stores_verifying, stores_failed;

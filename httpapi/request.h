@@ -25,6 +25,7 @@ typedef struct dk_request {
     unsigned status;    /* the status answered */
     uint64_t bytes;     /* body bytes answered */
     uint64_t body_in;   /* bytes of request body received */
+    uint64_t body_max;  /* bytes of request body accepted on this route */
     char *body;         /* the body, NUL-terminated (owned; NULL when none) */
     dk_token_entry who; /* the caller once authenticated */
 } dk_request;

@@ -34,6 +34,18 @@ static const struct {
     [DK_ROUTE_TARGET] = {"/v1/targets/{sample}/{kind}", dk_handle_target, NULL, true,
                          DK_SCOPE_TARGETS, 0},
     [DK_ROUTE_JOB] = {"/v1/jobs/{id}", dk_handle_job, NULL, true, 0, 0},
+    [DK_ROUTE_FED] = {"/v1/federation", NULL, dk_handle_fed_create, true, 0,
+                      DK_SCOPE_FEDERATION_ADMIN},
+    [DK_ROUTE_FED_ONE] = {"/v1/federation/{name}", dk_handle_fed_status, NULL, true,
+                          DK_SCOPE_FEDERATION, 0},
+    [DK_ROUTE_FED_STATUS] = {"/v1/federation/{name}/status", dk_handle_fed_status, NULL, true,
+                             DK_SCOPE_FEDERATION, 0},
+    [DK_ROUTE_FED_JOIN] = {"/v1/federation/{name}/join", NULL, dk_handle_fed_join, true, 0,
+                           DK_SCOPE_FEDERATION},
+    [DK_ROUTE_FED_GLOBAL] = {"/v1/federation/{name}/global", dk_handle_fed_global, NULL, true,
+                             DK_SCOPE_FEDERATION, 0},
+    [DK_ROUTE_FED_UPDATES] = {"/v1/federation/{name}/rounds/{round}/updates", NULL,
+                              dk_handle_fed_update, true, 0, DK_SCOPE_FEDERATION},
 };
 
 const char *dk_route_name(int route)
@@ -80,6 +92,24 @@ static int split(const char *path, char *buf, char **seg)
     }
 }
 
+/* /v1/federation[/{name}[/status|/join|/global|/rounds/{round}/updates]] */
+static int match_federation(char **seg, int n, dk_route_params *p)
+{
+    if (n == 2) return DK_ROUTE_FED;
+    if (!*seg[2] || strlen(seg[2]) >= sizeof p->sample) return DK_ROUTE_UNMATCHED;
+    snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
+    if (n == 3) return DK_ROUTE_FED_ONE;
+    if (n == 4 && strcmp(seg[3], "status") == 0) return DK_ROUTE_FED_STATUS;
+    if (n == 4 && strcmp(seg[3], "join") == 0) return DK_ROUTE_FED_JOIN;
+    if (n == 4 && strcmp(seg[3], "global") == 0) return DK_ROUTE_FED_GLOBAL;
+    if (n == 6 && strcmp(seg[3], "rounds") == 0 && strcmp(seg[5], "updates") == 0 && *seg[4] &&
+        strlen(seg[4]) < sizeof p->kind) {
+        snprintf(p->kind, sizeof p->kind, "%s", seg[4]);
+        return DK_ROUTE_FED_UPDATES;
+    }
+    return DK_ROUTE_UNMATCHED;
+}
+
 static int match(char **seg, int n, dk_route_params *p)
 {
     if (n == 1 && strcmp(seg[0], "healthz") == 0) return DK_ROUTE_HEALTHZ;
@@ -92,6 +122,7 @@ static int match(char **seg, int n, dk_route_params *p)
         snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
         return DK_ROUTE_JOB;
     }
+    if (strcmp(seg[1], "federation") == 0) return match_federation(seg, n, p);
     if (strcmp(seg[1], "targets") != 0) return DK_ROUTE_UNMATCHED;
     if (n == 2) return DK_ROUTE_TARGETS;
     bool feature = n == 5 && strcmp(seg[3], "features") == 0;
@@ -168,10 +199,14 @@ enum MHD_Result dk_route(dk_request *req, const char *method, const char *path)
     if (id == DK_ROUTE_UNMATCHED)
         return dk_problem(req, MHD_HTTP_NOT_FOUND,
                           "no resource at '%.200s' (see docs/api.md for the routes)", path);
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0 && routes[id].post;
-    req->head = strcmp(method, "HEAD") == 0;
+    bool get = strcmp(method, "GET") == 0 && routes[id].handler,
+         post = strcmp(method, "POST") == 0 && routes[id].post;
+    req->head = strcmp(method, "HEAD") == 0 && routes[id].handler;
     if (!get && !req->head && !post)
-        return dk_problem_method(req, method, routes[id].post ? "GET, HEAD, POST" : "GET, HEAD");
+        return dk_problem_method(req, method,
+                                 !routes[id].handler ? "POST"
+                                 : routes[id].post   ? "GET, HEAD, POST"
+                                                     : "GET, HEAD");
     unsigned scope = post ? routes[id].post_scope : routes[id].scope;
     if (scope && !(req->who.scopes & scope)) {
         char have[64], need[64];

@@ -16,6 +16,12 @@ enum {
     DK_ROUTE_TARGETS,
     DK_ROUTE_TARGET,
     DK_ROUTE_JOB,
+    DK_ROUTE_FED,
+    DK_ROUTE_FED_ONE,
+    DK_ROUTE_FED_STATUS,
+    DK_ROUTE_FED_JOIN,
+    DK_ROUTE_FED_GLOBAL,
+    DK_ROUTE_FED_UPDATES,
     DK_ROUTE_COUNT
 };
 
@@ -24,8 +30,8 @@ const char *dk_route_name(int route);
 
 /* Path parameters of a matched route (borrowed from the request's path copy). */
 typedef struct dk_route_params {
-    char sample[128]; /* or the job id */
-    char kind[96];    /* "response", "features/bottleneck", ... */
+    char sample[128]; /* or the job id, or the federation */
+    char kind[96];    /* "response", "features/bottleneck", ...; or the round */
 } dk_route_params;
 
 /* Answer req (method, decoded path). */
@@ -46,5 +52,14 @@ enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *p);
+/* routes_federation.c */
+enum MHD_Result dk_handle_fed_create(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_fed_status(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_fed_join(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_fed_update(dk_request *req, const dk_route_params *p);
+/* The request body bound for url: --fed-max-update for an update from a token
+ * with the federation scope, else --max-body. */
+unsigned long dk_fed_body_limit(const dk_server *s, struct MHD_Connection *conn, const char *url);
 
 #endif

@@ -47,8 +47,8 @@ static double seconds_since(const struct timespec *t0)
 static enum MHD_Result too_large(dk_request *req, const char *url)
 {
     req->path = url;
-    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %lu bytes",
-                      req->server->max_body);
+    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %llu bytes",
+                      (unsigned long long)req->body_max);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -61,13 +61,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = calloc(1, sizeof *req);
         if (!req) return MHD_NO;
         req->server = s, req->conn = conn;
+        req->body_max = dk_fed_body_limit(s, conn, url);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = req;
         /* refuse an announced oversize body before reading any of it */
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > s->max_body) return too_large(req, url);
+        if (length && strtoull(length, NULL, 10) > req->body_max) return too_large(req, url);
         return MHD_YES;
     }
     if (req->status) { /* answered already (413): drop what still arrives */
@@ -75,7 +76,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) { /* keep the body (at most max_body bytes) for the route */
-        if (req->body_in + *upload_size > s->max_body) return too_large(req, url);
+        if (req->body_in + *upload_size > req->body_max) return too_large(req, url);
         char *grown = realloc(req->body, req->body_in + *upload_size + 1);
         if (!grown) return MHD_NO;
         memcpy(grown + req->body_in, upload, *upload_size);
@@ -137,12 +138,19 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
         if (!(s->jobs = dk_jobs_open(&jc, &e)))
             return dk_err_prefix(err, dk_err_forward(err, &e), "jobs");
     }
+    if (c->federation_dir) {
+        dk_fed_service_config fc = {c->federation_dir, c->fed_student, c->fed_tick_seconds};
+        if (!(s->fed = dk_fed_service_open(&fc, &e)))
+            return dk_err_prefix(err, dk_err_forward(err, &e), "--federation");
+        s->fed_max_update = c->fed_max_update ? c->fed_max_update : DK_SERVER_FED_MAX_UPDATE;
+    }
     return DK_OK;
 }
 
 static void free_server(dk_server *s)
 {
     dk_jobs_close(s->jobs); /* before the stores its worker adds to */
+    dk_fed_service_close(s->fed);
     dk_stores_close(s->stores);
     dk_metrics_free(s->metrics);
     dk_ratelimit_free(s->ratelimit);

@@ -27,6 +27,11 @@ typedef struct dk_server_config {
     unsigned max_connections; /* open connections [256]; more are refused at accept */
     unsigned timeout;         /* seconds a connection may sit idle [60] */
     double rate, burst; /* requests/s per token on /v1 and its burst [20, 40]; < 0: no limit */
+    /* Federation (docs/federation.md): the coordinator's directory, or NULL for none. */
+    const char *federation_dir;
+    const char *fed_student;      /* initial student for POST /v1/federation (NULL: 503) */
+    double fed_tick_seconds;      /* how often deadlines are checked [1] */
+    unsigned long fed_max_update; /* update body bytes [256 MiB] */
 } dk_server_config;
 
 #define DK_SERVER_MAX_BODY        (1ul << 20)
@@ -34,6 +39,7 @@ typedef struct dk_server_config {
 #define DK_SERVER_TIMEOUT         60
 #define DK_SERVER_RATE            20.0
 #define DK_SERVER_BURST           40.0
+#define DK_SERVER_FED_MAX_UPDATE  (256ul << 20)
 
 typedef struct dk_server dk_server;
 

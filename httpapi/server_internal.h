@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "httpapi/auth.h"
+#include "httpapi/fed_service.h"
 #include "httpapi/jobs.h"
 #include "httpapi/metrics.h"
 #include "httpapi/ratelimit.h"
@@ -24,6 +25,8 @@ struct dk_server {
     dk_metrics *metrics;
     dk_ratelimit *ratelimit; /* per token on /v1 */
     unsigned long max_body;
+    dk_fed_service *fed; /* NULL without --federation */
+    unsigned long fed_max_update;
     atomic_int in_flight; /* requests begun and not yet completed */
 };
 

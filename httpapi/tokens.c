@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const scope_names[] = {"targets", "evaluate", "distill", "federation"};
-#define SCOPE_COUNT 4
+static const char *const scope_names[] = {"targets", "evaluate", "distill", "federation",
+                                          "federation-admin"};
+#define SCOPE_COUNT 5
 
 bool dk_name_is_safe(const char *name)
 {
@@ -42,17 +43,18 @@ dk_status dk_scopes_parse(const char *csv, unsigned *out, dk_err *err)
         for (int i = 0; i < SCOPE_COUNT; i++)
             if (strlen(scope_names[i]) == n && strncmp(p, scope_names[i], n) == 0) found = i;
         if (found < 0)
-            return dk_err_set(
-                err, DK_EFORMAT,
-                "unknown scope '%.*s' (scopes: targets, evaluate, distill, federation)",
-                (int)(n > 40 ? 40 : n), p);
+            return dk_err_set(err, DK_EFORMAT,
+                              "unknown scope '%.*s' (scopes: targets, evaluate, distill, "
+                              "federation, federation-admin)",
+                              (int)(n > 40 ? 40 : n), p);
         *out |= 1u << found;
         p += n;
         if (*p == ',') p++;
     }
     if (!*out)
-        return dk_err_set(err, DK_EFORMAT,
-                          "no scope given (scopes: targets, evaluate, distill, federation)");
+        return dk_err_set(
+            err, DK_EFORMAT,
+            "no scope given (scopes: targets, evaluate, distill, federation, federation-admin)");
     return DK_OK;
 }
 

@@ -21,12 +21,14 @@
 #define DK_TOKENS_MAX         4096
 #define DK_TOKENS_FILE_MAX    (4u << 20)
 
-/* Scopes, as bits; names "targets", "evaluate", "distill", "federation". */
+/* Scopes, as bits; names "targets", "evaluate", "distill", "federation",
+ * "federation-admin" (creates federations: POST /v1/federation). */
 enum {
     DK_SCOPE_TARGETS = 1,
     DK_SCOPE_EVALUATE = 2,
     DK_SCOPE_DISTILL = 4,
     DK_SCOPE_FEDERATION = 8,
+    DK_SCOPE_FEDERATION_ADMIN = 16,
 };
 
 typedef struct dk_token_entry {

@@ -372,8 +372,10 @@ Test(server, tokens_scopes_and_grants)
            "not granted profile 'clinical-4.5mm'");
     expect("GET", "/v1/targets/vol-00/input?profile=" DK_TEST_PROFILE_A, env.only_a, 200, NULL);
     /* unknown /v1 paths: 401 before 404, so strangers learn nothing */
-    expect("GET", "/v1/federation/rounds", NULL, 401, NULL);
-    expect("GET", "/v1/federation/rounds", env.all, 404, "no resource");
+    expect("GET", "/v1/federation/knee/rounds", NULL, 401, NULL);
+    expect("GET", "/v1/federation/knee/rounds", env.all, 404, "no resource");
+    /* a federation route, but this token lacks the scope */
+    expect("GET", "/v1/federation/knee", env.all, 403, "needs 'federation'");
     /* methods */
     r = dk_http(&env, "POST", "/v1/targets/vol-00/input?profile=" DK_TEST_PROFILE_A, env.all, NULL);
     cr_assert_eq(r.status, 405);
