@@ -16,6 +16,9 @@ enum {
     DK_ROUTE_TARGETS,
     DK_ROUTE_TARGET,
     DK_ROUTE_JOB,
+    DK_ROUTE_DISTILL,
+    DK_ROUTE_EVALUATE,
+    DK_ROUTE_JOB_TARGET,
     DK_ROUTE_COUNT
 };
 
@@ -27,6 +30,10 @@ typedef struct dk_route_params {
     char sample[128]; /* or the job id */
     char kind[96];    /* "response", "features/bottleneck", ... */
 } dk_route_params;
+
+/* True for the paths whose POST body is an uploaded array (bounded by
+ * --max-upload instead of --max-body). */
+bool dk_route_takes_upload(const char *path);
 
 /* Answer req (method, decoded path). */
 enum MHD_Result dk_route(dk_request *req, const char *method, const char *path);
@@ -46,5 +53,8 @@ enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_distill(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_evaluate(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_job_target(dk_request *req, const dk_route_params *p);
 
 #endif

@@ -44,11 +44,17 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
+static unsigned long body_limit(const dk_server *s, const char *url)
+{
+    return dk_route_takes_upload(url) ? s->max_upload : s->max_body;
+}
+
 static enum MHD_Result too_large(dk_request *req, const char *url)
 {
     req->path = url;
-    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %lu bytes",
-                      req->server->max_body);
+    return dk_problem(
+        req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %lu bytes (the server's %s)",
+        body_limit(req->server, url), dk_route_takes_upload(url) ? "--max-upload" : "--max-body");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -67,7 +73,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* refuse an announced oversize body before reading any of it */
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > s->max_body) return too_large(req, url);
+        if (length && strtoull(length, NULL, 10) > body_limit(s, url)) return too_large(req, url);
         return MHD_YES;
     }
     if (req->status) { /* answered already (413): drop what still arrives */
@@ -75,7 +81,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) { /* keep the body (at most max_body bytes) for the route */
-        if (req->body_in + *upload_size > s->max_body) return too_large(req, url);
+        if (req->body_in + *upload_size > body_limit(s, url)) return too_large(req, url);
         char *grown = realloc(req->body, req->body_in + *upload_size + 1);
         if (!grown) return MHD_NO;
         memcpy(grown + req->body_in, upload, *upload_size);
@@ -126,11 +132,13 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
     if (!(s->ratelimit = dk_ratelimit_new(rate, burst)))
         return dk_err_set(err, DK_ENOMEM, "out of memory");
     s->max_body = c->max_body ? c->max_body : DK_SERVER_MAX_BODY;
-    if (c->data_path && c->binary) {
+    s->max_upload = c->max_upload ? c->max_upload : DK_SERVER_MAX_UPLOAD;
+    s->can_precompute = c->data_path != NULL;
+    if (c->binary) {
         dk_jobs_config jc = {.store_dir = c->store_dir,
                              .binary = c->binary,
                              .teacher = c->teacher_path,
-                             .data = c->data_path,
+                             .data = c->data_path ? c->data_path : "",
                              .queue_max = c->job_queue,
                              .on_finished = job_finished,
                              .ctx = s};
