@@ -400,3 +400,103 @@ Test(server_upload, a_failed_job_says_why_and_a_full_queue_is_429)
     cr_assert(accepted >= 1 && refused >= 1, "%d accepted, %d refused", accepted, refused);
     free(thin.data);
 }
+
+/* 50 clients download every array of a profile (checked against the
+ * catalogue's SHA-256) while one more sends nothing but broken uploads and raw
+ * garbage; every answer must be the right one and the server (in this
+ * process, so ASan/UBSan watch it) must stay up. */
+static const char crowd_py[] =
+    "import hashlib, io, os, socket, struct, sys, threading, requests\n"
+    "import numpy as np\n"
+    "port, token, etoken, dtoken = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]\n"
+    "base = 'http://127.0.0.1:%d' % port\n"
+    "P = {'profile': 'clinical-3.3mm'}\n"
+    "cat = requests.get(base + '/v1/targets', params=P,\n"
+    "                   headers={'Authorization': 'Bearer ' + token}).json()\n"
+    "want = sorted((s['id'], a['kind'], a['sha256']) for s in cat['samples'] for a in "
+    "s['arrays'])\n"
+    "errors, done, got, counts = [], threading.Event(), [], {'bad': 0}  # list.append is atomic\n"
+    "def download(k):\n"
+    "    H = {'Authorization': 'Bearer ' + token}\n"
+    "    with requests.Session() as s:\n"
+    "        for i, (sid, kind, digest) in enumerate(want):\n"
+    "            if (i + k) % 4: continue\n"
+    "            r = s.get(base + '/v1/targets/%s/%s' % (sid, kind), params=P, headers=H)\n"
+    "            if r.status_code != 200: errors.append((sid, kind, r.status_code)); continue\n"
+    "            a = np.load(io.BytesIO(r.content))\n"
+    "            if hashlib.sha256(a.tobytes()).hexdigest() != digest: errors.append((sid, kind))\n"
+    "            got.append(1)\n"
+    "def npy(dict_text, data=b''):\n"
+    "    h = dict_text.encode()\n"
+    "    return b'\\x93NUMPY\\x01\\x00' + struct.pack('<H', len(h)) + h + data\n"
+    "def saved(a):\n"
+    "    b = io.BytesIO(); np.save(b, a); return b.getvalue()\n"
+    "shape = \"'shape': (2, 2, 2), }\"\n"
+    "bad = [(b'PK\\x03\\x04' + os.urandom(300), 'bad magic'),\n"
+    "       (npy(\"{'descr': '|u1', 'fortran_order': False, \" + shape)[:30], 'truncated "
+    "header'),\n"
+    "       (npy(\"{'descr': '|u1', 'fortran_order': False, 'shape': (9999999999999, \"\n"
+    "            \"9999999999999, 9999999999999), }\"), 'overflows'),\n"
+    "       (npy(\"{'descr': '<f4', 'fortran_order': False, \" + shape, b'\\0' * 8), 'declares "
+    "32'),\n"
+    "       (npy(\"{'descr': '|u1', 'fortran_order': True, \" + shape, b'\\0' * 8), 'Fortran'),\n"
+    "       (saved(np.zeros((2, 2, 2), np.float64)), 'got dtype f8'),\n"
+    "       (b'', 'the body is empty')]\n"
+    "routes = [('/v1/evaluate?profile=clinical-3.3mm&sample=vol-03', etoken),\n"
+    "          ('/v1/distill?spacing=3.3,0.31,0.31', dtoken)]\n"
+    "def raw(data):\n"
+    "    s = socket.create_connection(('127.0.0.1', port), timeout=30)\n"
+    "    try:\n"
+    "        s.sendall(data); s.shutdown(socket.SHUT_WR); out = s.recv(65536)\n"
+    "    except OSError: out = b''\n"
+    "    s.close()\n"
+    "    if out and not out.startswith(b'HTTP/1.'): errors.append(('raw', out[:60]))\n"
+    "def garbage():\n"
+    "    with requests.Session() as s:\n"
+    "        while not done.is_set() or counts['bad'] < 3 * len(bad) * len(routes):\n"
+    "            for path, tok in routes:\n"
+    "                H = {'Authorization': 'Bearer ' + tok, 'Content-Type': 'application/x-npy'}\n"
+    "                for body, words in bad:\n"
+    "                    r = s.post(base + path, data=body, headers=H)\n"
+    "                    ok = (r.status_code == 400 and\n"
+    "                          r.headers['Content-Type'] == 'application/problem+json' and\n"
+    "                          words in r.json()['detail'])\n"
+    "                    if not ok: errors.append((path, words, r.status_code, r.text[:200]))\n"
+    "                    counts['bad'] += 1\n"
+    "                r = s.post(base + path, data=b'{}', headers=dict(H, **{'Content-Type': "
+    "'application/json'}))\n"
+    "                if r.status_code != 415: errors.append((path, 'json', r.status_code))\n"
+    "            A = ('Authorization: Bearer %s\\r\\n' % etoken).encode()\n"
+    "            raw(b'POST /v1/evaluate?profile=clinical-3.3mm&sample=vol-03 HTTP/1.1\\r\\nHost: "
+    "x\\r\\n'\n"
+    "                + A + b'Content-Type: application/x-npy\\r\\nContent-Length: "
+    "99999999999\\r\\n\\r\\n')\n"
+    "            raw(b'POST /v1/evaluate?profile=clinical-3.3mm&sample=vol-03 HTTP/1.1\\r\\nHost: "
+    "x\\r\\n'\n"
+    "                + A + b'Content-Type: application/x-npy\\r\\nTransfer-Encoding: "
+    "chunked\\r\\n\\r\\n'\n"
+    "                + b'10\\r\\n\\x93NUMPY\\x01\\x00\\xff\\xff{{{{{{\\r\\n')\n"
+    "            raw(os.urandom(2000))\n"
+    "threads = [threading.Thread(target=download, args=(k,)) for k in range(50)]\n"
+    "g = threading.Thread(target=garbage)\n"
+    "g.start(); [t.start() for t in threads]; [t.join() for t in threads]\n"
+    "done.set(); g.join()\n"
+    "assert not errors, errors[:5]\n"
+    "assert len(got) == 50 * len(want) // 4, len(got)\n"
+    "assert requests.get(base + '/healthz').status_code == 200\n"
+    "print('crowd ok', len(got), counts['bad'])\n";
+
+Test(server_upload, fifty_clients_download_while_one_sends_garbage)
+{
+    char *script = dk_test_path("crowd.py"), cmd[8192], out[16384];
+    FILE *f = fopen(script, "w");
+    fputs(crowd_py, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s %s %d %s %s %s", dk_test_python(), script, env.port, env.all,
+             env.evaluate, env.distill);
+    int rc = dk_test_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "crowd ok 250"), "%s", out);
+    cr_log_info("%s", out);
+    free(script);
+}
