@@ -500,3 +500,103 @@ Test(server_upload, fifty_clients_download_while_one_sends_garbage)
     cr_log_info("%s", out);
     free(script);
 }
+
+/* ---- the curl examples of docs/api.md, run as written ---- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    static char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void save_npy(const char *name, const dk_npy_array *a)
+{
+    void *bytes;
+    size_t n;
+    dk_err err = {0};
+    cr_assert_eq(dk_npy_encode(a, false, &bytes, &n, &err), DK_OK, "%s", err.msg);
+    char *path = dk_test_path(name);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(bytes, 1, n, f) == n && fclose(f) == 0);
+    free(bytes), free(path);
+}
+
+/* Run one example (its lines joined) with the tokens and job id in the
+ * environment; check the first documented output line and every "detail". */
+static void run_example(const char *command, const char *documented, char job[32])
+{
+    char cmd[8192], base[64], out[16384];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", env.port);
+    char *script = dk_test_path("example.sh");
+    FILE *f = fopen(script, "w");
+    const char *p = command, *hit;
+    while ((hit = strstr(p, "http://127.0.0.1:8080"))) { /* the documented port -> this one */
+        fprintf(f, "%.*s%s", (int)(hit - p), p, base);
+        p = hit + strlen("http://127.0.0.1:8080");
+    }
+    fprintf(f, "%s\n", p);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd %s && D=%s E=%s J=%s sh %s", dk_test_dir, env.distill,
+             env.evaluate, job, script);
+    int rc = dk_test_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s: exit %d: %s", command, rc, out);
+    cr_log_info("$ %s\n%s", command, out);
+    char first[256];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(documented, "\n"), documented);
+    cr_assert(!*first || strncmp(out, first, strlen(first)) == 0, "%s:\nwant '%s'\ngot '%.300s'",
+              command, first, out);
+    for (const char *d = documented; (d = strstr(d, "\"detail\"")); d++) {
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(d, "\n"), d);
+        cr_assert(strstr(out, line), "%s: '%s' not in '%s'", command, line, out);
+    }
+    const char *loc = strstr(out, "Location: /v1/jobs/");
+    if (loc) {
+        snprintf(job, 32, "%.*s", (int)strcspn(loc + 19, "\r\n"), loc + 19);
+        char path[64];
+        snprintf(path, sizeof path, "/v1/jobs/%s", job);
+        json_decref(wait_job(path));
+    }
+    free(script);
+}
+
+Test(server_upload, the_curl_examples_in_docs_api_md_run_as_shown)
+{
+    dk_npy_array scan = fetch("vol-01", "input", true), label = fetch("vol-03", "label", false);
+    save_npy("scan.npy", &scan);
+    save_npy("label.npy", &label);
+    dk_npy_array_free(&scan), dk_npy_array_free(&label);
+    char path[4096], job[32] = "none";
+    snprintf(path, sizeof path, "%s/docs/api.md", dk_test_source());
+    char *doc = read_text(path);
+    char *from = strstr(doc, "### `POST /v1/distill`"), *to = from ? strstr(from, "## Errors") : 0;
+    cr_assert(from && to, "the distill and evaluate sections are missing from docs/api.md");
+    *to = '\0';
+    int examples = 0;
+    for (char *line = strstr(from, "\n$ curl"); line; line = strstr(line, "\n$ curl")) {
+        char command[4096] = "", *p = line + 3;
+        for (;;) { /* the command and its continuation lines */
+            size_t n = strcspn(p, "\n");
+            bool more = n && p[n - 1] == '\\';
+            snprintf(command + strlen(command), sizeof command - strlen(command), "%.*s%s",
+                     (int)(more ? n - 1 : n), p, more ? " " : "");
+            p += n + (p[n] != '\0');
+            if (!more) break;
+        }
+        char *hash = strstr(command, "      #"); /* a trailing comment */
+        if (hash) *hash = '\0';
+        char *end = strstr(p, "\n$ "), *fence = strstr(p, "```");
+        char documented[4096];
+        size_t len = (size_t)((end && (!fence || end < fence) ? end : fence) - p);
+        snprintf(documented, sizeof documented, "%.*s", (int)len, p);
+        run_example(command, documented, job);
+        examples++;
+        line = p - 1;
+    }
+    cr_assert_eq(examples, 7, "%d examples", examples);
+}
