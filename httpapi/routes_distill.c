@@ -24,6 +24,9 @@
 #include "httpapi/upload.h"
 
 #define RETRY_AFTER "30"
+/* Voxels of one uploaded volume: an OAI DESS volume (160 x 384 x 384) is 23.6 M;
+ * the child's teacher forward needs a few GiB per 10 M voxels. */
+#define MAX_VOXELS ((size_t)1 << 26)
 
 /* The upload as a float32 volume (ints widened); false after answering 400. */
 static bool to_volume(dk_request *req, const dk_npy_array *a, const double spacing[3], dk_volume *v,
@@ -151,6 +154,12 @@ enum MHD_Result dk_handle_distill(dk_request *req, const dk_route_params *params
     dk_npy_array a;
     enum MHD_Result answered;
     if (!dk_upload_npy(req, "the volume", kinds, 3, &a, &answered)) return answered;
+    if (a.numel > MAX_VOXELS) {
+        dk_npy_array_free(&a);
+        return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "the volume has %zu voxels; this server distills at most %zu at once",
+                          a.numel, MAX_VOXELS);
+    }
     dk_volume v;
     bool ok = to_volume(req, &a, spacing, &v, &answered);
     dk_npy_array_free(&a);
