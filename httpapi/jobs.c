@@ -63,8 +63,7 @@ static double monotonic(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Write text to path atomically (temporary name, fsync, rename). */
-static dk_status write_atomic(const char *path, const char *text, dk_err *err)
+dk_status dk_jobs_write_file(const char *path, const char *text, dk_err *err)
 {
     char tmp[4400];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
@@ -98,7 +97,7 @@ static dk_status persist(const dk_jobs *j, const dk_job_info *job, dk_err *err)
     if (!text) return dk_err_set(err, DK_ENOMEM, "out of memory");
     char path[4400];
     record_path(j, job->id, ".json", path, sizeof path);
-    dk_status st = write_atomic(path, text, err);
+    dk_status st = dk_jobs_write_file(path, text, err);
     free(text);
     return st;
 }
@@ -495,7 +494,7 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
         now_iso(job->created);
         char path[4400];
         record_path(j, job->id, ".profile.json", path, sizeof path);
-        st = write_atomic(path, profile_json, err);
+        st = dk_jobs_write_file(path, profile_json, err);
         if (!st) st = persist(j, job, err);
     }
     if (!st) {

@@ -85,6 +85,8 @@ void dk_jobs_dir_of(const dk_jobs *j, const char *id, char *buf, size_t cap);
  * (the caller removes the directory). */
 dk_status dk_jobs_submit_distill(dk_jobs *j, const char *id, const char *profile, const char *site,
                                  dk_job_info *out, dk_err *err);
+/* Write text to path atomically (a temporary name, fsync, rename). */
+dk_status dk_jobs_write_file(const char *path, const char *text, dk_err *err);
 /* Remove a job directory and what it holds (one level of files, plus the
  * store's partial directory). */
 void dk_jobs_remove_dir(const char *dir);

@@ -99,11 +99,9 @@ static dk_status write_job_files(const dk_server *s, const char *dir, const char
     char *json = dk_profile_to_json(&p);
     if (!json) return dk_err_set(err, DK_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/profile.json", dir);
-    FILE *f = fopen(path, "w");
-    bool ok = f && fputs(json, f) >= 0;
-    ok = (f && fclose(f) == 0) && ok;
+    st = dk_jobs_write_file(path, json, err);
     free(json);
-    return ok ? DK_OK : dk_err_set(err, DK_EIO, "cannot write '%s'", path);
+    return st;
 }
 
 /* 202 with Location, as GET /v1/jobs/{id} answers (routes_jobs.c). */
