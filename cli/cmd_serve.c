@@ -17,8 +17,8 @@
 static const char usage[] =
     "usage: dualkd serve --teacher TEACHER.h5 --store DIR --tokens TOKENS.json [--data REPO.h5]\n"
     "                    [--listen 127.0.0.1:8080] [--threads N] [--grace SECONDS]\n"
-    "                    [--max-body BYTES] [--max-connections N] [--timeout SECONDS]\n"
-    "                    [--rate R] [--burst B]\n"
+    "                    [--max-body BYTES] [--max-upload BYTES] [--max-connections N]\n"
+    "                    [--timeout SECONDS] [--job-queue N] [--rate R] [--burst B]\n"
     "                    [--federation DIR [--fed-student STUDENT.h5] [--fed-tick SECONDS]\n"
     "                     [--fed-max-update BYTES]]\n";
 
@@ -39,6 +39,8 @@ static void print_help(void)
            "  --threads N      polling threads (default 2: one per core; see docs/api.md)\n"
            "  --grace S        seconds to let requests in flight finish on SIGTERM (default 30)\n"
            "  --max-body B     request body bytes; larger is 413 (default 1048576)\n"
+           "  --max-upload B   body bytes of POST /v1/distill, /v1/evaluate (default 256 MiB)\n"
+           "  --job-queue N    teacher jobs queued at once (default 8); more is 429 or 503\n"
            "  --max-connections N  open connections (default 256)\n"
            "  --timeout S      seconds an idle connection is kept (default 60)\n"
            "  --rate R         requests per second per token on /v1, 0 = unlimited (default 20)\n"
@@ -90,7 +92,8 @@ int dk_cmd_serve(int argc, char **argv)
                 return 2;
             }
             c.threads = (int)n;
-        } else if (!strcmp(f, "--max-body") || !strcmp(f, "--max-connections") ||
+        } else if (!strcmp(f, "--max-body") || !strcmp(f, "--max-upload") ||
+                   !strcmp(f, "--job-queue") || !strcmp(f, "--max-connections") ||
                    !strcmp(f, "--timeout") || !strcmp(f, "--rate") || !strcmp(f, "--burst") ||
                    !strcmp(f, "--fed-tick") || !strcmp(f, "--fed-max-update")) {
             double x = strtod(v, &end);
@@ -102,6 +105,10 @@ int dk_cmd_serve(int argc, char **argv)
             }
             if (!strcmp(f, "--max-body"))
                 c.max_body = (unsigned long)x;
+            else if (!strcmp(f, "--max-upload"))
+                c.max_upload = (unsigned long)x;
+            else if (!strcmp(f, "--job-queue"))
+                c.job_queue = x > 256 ? 256 : (int)x;
             else if (!strcmp(f, "--max-connections"))
                 c.max_connections = x > 65536 ? 65536 : (unsigned)x;
             else if (!strcmp(f, "--timeout"))

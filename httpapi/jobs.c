@@ -1,11 +1,12 @@
-/* jobs.c: the precompute job table, its records on disk, and the worker
- * thread that runs one `dualkd teacher precompute` child at a time. */
+/* jobs.c: the job table (precompute and distill), its records on disk, and
+ * the worker thread that runs one `dualkd teacher precompute` child at a time. */
 #define _GNU_SOURCE
 #include "httpapi/jobs.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -62,8 +63,7 @@ static double monotonic(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Write text to path atomically (temporary name, fsync, rename). */
-static dk_status write_atomic(const char *path, const char *text, dk_err *err)
+dk_status dk_jobs_write_file(const char *path, const char *text, dk_err *err)
 {
     char tmp[4400];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
@@ -87,17 +87,17 @@ static void record_path(const dk_jobs *j, const char *id, const char *suffix, ch
 /* Persist one job's record; called with the lock held. */
 static dk_status persist(const dk_jobs *j, const dk_job_info *job, dk_err *err)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "id", job->id, "profile",
-                  job->profile, "site", job->site, "state", dk_job_state_name(job->state), "done",
-                  job->done, "total", job->total, "error", job->error, "created", job->created,
-                  "started", job->started, "finished", job->finished);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "id", job->id,
+                          "kind", job->kind, "profile", job->profile, "site", job->site, "state",
+                          dk_job_state_name(job->state), "done", job->done, "total", job->total,
+                          "error", job->error, "created", job->created, "started", job->started,
+                          "finished", job->finished);
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);
     if (!text) return dk_err_set(err, DK_ENOMEM, "out of memory");
     char path[4400];
     record_path(j, job->id, ".json", path, sizeof path);
-    dk_status st = write_atomic(path, text, err);
+    dk_status st = dk_jobs_write_file(path, text, err);
     free(text);
     return st;
 }
@@ -114,6 +114,10 @@ static bool load_record(const char *path, dk_job_info *job)
     if (ok) {
         memset(job, 0, sizeof *job);
         snprintf(job->id, sizeof job->id, "%s", id);
+        const char *kind =
+            json_string_value(json_object_get(o, "kind")); /* absent before distill */
+        snprintf(job->kind, sizeof job->kind, "%s",
+                 kind && !strcmp(kind, "distill") ? "distill" : "precompute");
         snprintf(job->profile, sizeof job->profile, "%s", profile);
         snprintf(job->site, sizeof job->site, "%s", site);
         snprintf(job->error, sizeof job->error, "%s", error);
@@ -170,21 +174,43 @@ static void progress_line(dk_jobs *j, dk_job_info *job, const char *line, double
     pthread_mutex_unlock(&j->lock);
 }
 
-/* Run the precompute child for job; DK_OK when it exited 0. */
+static bool is_distill(const dk_job_info *job)
+{
+    return strcmp(job->kind, "distill") == 0;
+}
+
+/* Run the precompute child for job; DK_OK when it exited 0. A distill job
+ * reads its own one-volume dataset and writes its store in its directory. */
 static dk_status run_child(dk_jobs *j, dk_job_info *job, dk_err *err)
 {
-    char profile_file[4400], partial[4400];
-    record_path(j, job->id, ".profile.json", profile_file, sizeof profile_file);
-    snprintf(partial, sizeof partial, "%s/%s.h5.partial", j->store_dir, job->profile);
+    char profile_file[4400], partial[4400], dir[4300], data[4400];
+    dk_jobs_dir_of(j, job->id, dir, sizeof dir);
+    bool distill = is_distill(job);
+    if (distill) {
+        snprintf(profile_file, sizeof profile_file, "%s/profile.json", dir);
+        snprintf(data, sizeof data, "%s/input.h5", dir);
+    } else {
+        record_path(j, job->id, ".profile.json", profile_file, sizeof profile_file);
+        snprintf(data, sizeof data, "%s", j->data);
+    }
+    const char *out_dir = distill ? dir : j->store_dir;
+    snprintf(partial, sizeof partial, "%s/%s.h5.partial", out_dir, job->profile);
     struct stat sb;
     bool resume = stat(partial, &sb) == 0 && S_ISDIR(sb.st_mode);
-    char *argv[] = {j->binary,    "teacher",
-                    "precompute", "--teacher",
-                    j->teacher,   "--data",
-                    j->data,      "--profile",
-                    profile_file, "--out",
-                    j->store_dir, "--threads",
-                    "1",          resume ? "--resume" : NULL,
+    char *argv[] = {j->binary,
+                    "teacher",
+                    "precompute",
+                    "--teacher",
+                    j->teacher,
+                    "--data",
+                    data,
+                    "--profile",
+                    profile_file,
+                    "--out",
+                    (char *)out_dir,
+                    "--threads",
+                    "1",
+                    resume ? "--resume" : NULL,
                     NULL};
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return dk_err_set(err, DK_EIO, "pipe: %s", strerror(errno));
@@ -291,7 +317,8 @@ static void *work(void *arg)
         pthread_mutex_unlock(&j->lock);
         dk_err err = {0};
         dk_status st = run_child(j, job, &err);
-        if (!st && !j->stopping) st = j->on_finished(job->profile, j->ctx, &err);
+        if (!st && !j->stopping && !is_distill(job))
+            st = j->on_finished(job->profile, j->ctx, &err);
         pthread_mutex_lock(&j->lock);
         if (j->stopping && st) { /* stopped, not failed: run it again after a restart */
             job->state = DK_JOB_QUEUED, job->started[0] = '\0';
@@ -351,7 +378,7 @@ void dk_jobs_close(dk_jobs *j)
     free(j);
 }
 
-static void new_id(char out[20])
+void dk_jobs_new_id(char out[20])
 {
     unsigned char b[8];
     if (RAND_bytes(b, sizeof b) != 1) { /* ids need to be unique, not secret */
@@ -360,6 +387,75 @@ static void new_id(char out[20])
     }
     for (int i = 0; i < 8; i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+void dk_jobs_dir_of(const dk_jobs *j, const char *id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s.d", j->jobs_dir, id);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    remove(path); /* best effort: keep removing the rest */
+    return 0;
+}
+
+void dk_jobs_remove_dir(const char *dir)
+{
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Make room in a full table: drop the oldest finished distill job (its record
+ * and its directory). With the lock held. */
+static void evict_finished_distill(dk_jobs *j)
+{
+    for (int i = 0; i < j->count; i++) {
+        dk_job_info *job = &j->jobs[i];
+        if (!is_distill(job) || (job->state != DK_JOB_DONE && job->state != DK_JOB_FAILED))
+            continue;
+        char path[4400];
+        record_path(j, job->id, ".json", path, sizeof path);
+        unlink(path);
+        dk_jobs_dir_of(j, job->id, path, sizeof path);
+        dk_jobs_remove_dir(path);
+        memmove(job, job + 1, sizeof *job * (size_t)(j->count - i - 1));
+        j->count--;
+        return;
+    }
+}
+
+dk_status dk_jobs_submit_distill(dk_jobs *j, const char *id, const char *profile, const char *site,
+                                 dk_job_info *out, dk_err *err)
+{
+    pthread_mutex_lock(&j->lock);
+    int queued = 0;
+    for (int i = 0; i < j->count; i++)
+        queued += j->jobs[i].state == DK_JOB_QUEUED;
+    dk_status st = DK_OK;
+    if (queued >= j->queue_max)
+        st = dk_err_set(err, DK_ELIMIT, "the teacher's job queue is full (%d queued)", queued);
+    if (!st && j->count >= DK_JOBS_MAX) evict_finished_distill(j);
+    if (!st && j->count >= DK_JOBS_MAX)
+        st = dk_err_set(err, DK_ELIMIT, "the server's %d job records are all queued or running",
+                        DK_JOBS_MAX);
+    dk_job_info *job = &j->jobs[j->count];
+    if (!st) {
+        memset(job, 0, sizeof *job);
+        snprintf(job->id, sizeof job->id, "%s", id);
+        snprintf(job->kind, sizeof job->kind, "distill");
+        snprintf(job->profile, sizeof job->profile, "%s", profile);
+        snprintf(job->site, sizeof job->site, "%s", site);
+        job->state = DK_JOB_QUEUED, job->eta_seconds = -1;
+        now_iso(job->created);
+        st = persist(j, job, err);
+    }
+    if (!st) {
+        *out = *job;
+        j->count++;
+        pthread_cond_signal(&j->wake);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return st;
 }
 
 dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_json,
@@ -371,7 +467,7 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
     for (int i = 0; i < j->count; i++) {
         dk_job_info *job = &j->jobs[i];
         queued += job->state == DK_JOB_QUEUED;
-        if ((job->state == DK_JOB_QUEUED || job->state == DK_JOB_RUNNING) &&
+        if ((job->state == DK_JOB_QUEUED || job->state == DK_JOB_RUNNING) && !is_distill(job) &&
             strcmp(job->profile, profile) == 0) {
             *out = *job;
             st =
@@ -381,6 +477,7 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
     }
     if (!st && queued >= j->queue_max)
         st = dk_err_set(err, DK_ELIMIT, "the precompute queue is full (%d queued)", queued);
+    if (!st && j->count >= DK_JOBS_MAX) evict_finished_distill(j);
     if (!st && j->count >= DK_JOBS_MAX)
         st = dk_err_set(err, DK_ELIMIT,
                         "the server keeps at most %d job records; an operator can remove finished "
@@ -389,14 +486,15 @@ dk_status dk_jobs_submit(dk_jobs *j, const char *profile, const char *profile_js
     dk_job_info *job = &j->jobs[j->count];
     if (!st) {
         memset(job, 0, sizeof *job);
-        new_id(job->id);
+        dk_jobs_new_id(job->id);
+        snprintf(job->kind, sizeof job->kind, "precompute");
         snprintf(job->profile, sizeof job->profile, "%s", profile);
         snprintf(job->site, sizeof job->site, "%s", site);
         job->state = DK_JOB_QUEUED, job->eta_seconds = -1;
         now_iso(job->created);
         char path[4400];
         record_path(j, job->id, ".profile.json", path, sizeof path);
-        st = write_atomic(path, profile_json, err);
+        st = dk_jobs_write_file(path, profile_json, err);
         if (!st) st = persist(j, job, err);
     }
     if (!st) {
@@ -427,4 +525,11 @@ void dk_jobs_counts(dk_jobs *j, int *queued, int *running)
         *running += j->jobs[i].state == DK_JOB_RUNNING;
     }
     pthread_mutex_unlock(&j->lock);
+}
+
+bool dk_jobs_queue_full(dk_jobs *j)
+{
+    int queued, running;
+    dk_jobs_counts(j, &queued, &running);
+    return queued >= j->queue_max;
 }

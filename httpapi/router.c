@@ -46,7 +46,16 @@ static const struct {
                              DK_SCOPE_FEDERATION, 0},
     [DK_ROUTE_FED_UPDATES] = {"/v1/federation/{name}/rounds/{round}/updates", NULL,
                               dk_handle_fed_update, true, 0, DK_SCOPE_FEDERATION},
+    [DK_ROUTE_DISTILL] = {"/v1/distill", NULL, dk_handle_distill, true, 0, DK_SCOPE_DISTILL},
+    [DK_ROUTE_EVALUATE] = {"/v1/evaluate", NULL, dk_handle_evaluate, true, 0, DK_SCOPE_EVALUATE},
+    [DK_ROUTE_JOB_TARGET] = {"/v1/jobs/{id}/targets/{kind}", dk_handle_job_target, NULL, true, 0,
+                             0},
 };
+
+bool dk_route_takes_upload(const char *path)
+{
+    return strcmp(path, "/v1/distill") == 0 || strcmp(path, "/v1/evaluate") == 0;
+}
 
 const char *dk_route_name(int route)
 {
@@ -118,9 +127,17 @@ static int match(char **seg, int n, dk_route_params *p)
     if (n < 2 || strcmp(seg[0], "v1") != 0) return DK_ROUTE_UNMATCHED;
     if (n == 2 && strcmp(seg[1], "teacher") == 0) return DK_ROUTE_TEACHER;
     if (n == 2 && strcmp(seg[1], "profiles") == 0) return DK_ROUTE_PROFILES;
-    if (n == 3 && strcmp(seg[1], "jobs") == 0 && *seg[2] && strlen(seg[2]) < sizeof p->sample) {
+    if (n == 2 && strcmp(seg[1], "distill") == 0) return DK_ROUTE_DISTILL;
+    if (n == 2 && strcmp(seg[1], "evaluate") == 0) return DK_ROUTE_EVALUATE;
+    if (n >= 3 && strcmp(seg[1], "jobs") == 0 && *seg[2] && strlen(seg[2]) < sizeof p->sample) {
         snprintf(p->sample, sizeof p->sample, "%s", seg[2]);
-        return DK_ROUTE_JOB;
+        if (n == 3) return DK_ROUTE_JOB;
+        bool feature = n == 6 && strcmp(seg[4], "features") == 0;
+        if ((n != 5 && !feature) || strcmp(seg[3], "targets") != 0 || !*seg[n - 1] ||
+            strlen(seg[n - 1]) + 10 > sizeof p->kind)
+            return DK_ROUTE_UNMATCHED;
+        snprintf(p->kind, sizeof p->kind, "%s%s", feature ? "features/" : "", seg[n - 1]);
+        return DK_ROUTE_JOB_TARGET;
     }
     if (strcmp(seg[1], "federation") == 0) return match_federation(seg, n, p);
     if (strcmp(seg[1], "targets") != 0) return DK_ROUTE_UNMATCHED;

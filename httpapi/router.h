@@ -22,6 +22,9 @@ enum {
     DK_ROUTE_FED_JOIN,
     DK_ROUTE_FED_GLOBAL,
     DK_ROUTE_FED_UPDATES,
+    DK_ROUTE_DISTILL,
+    DK_ROUTE_EVALUATE,
+    DK_ROUTE_JOB_TARGET,
     DK_ROUTE_COUNT
 };
 
@@ -33,6 +36,10 @@ typedef struct dk_route_params {
     char sample[128]; /* or the job id, or the federation */
     char kind[96];    /* "response", "features/bottleneck", ...; or the round */
 } dk_route_params;
+
+/* True for the paths whose POST body is an uploaded array (bounded by
+ * --max-upload instead of --max-body). */
+bool dk_route_takes_upload(const char *path);
 
 /* Answer req (method, decoded path). */
 enum MHD_Result dk_route(dk_request *req, const char *method, const char *path);
@@ -52,6 +59,9 @@ enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_distill(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_evaluate(dk_request *req, const dk_route_params *p);
+enum MHD_Result dk_handle_job_target(dk_request *req, const dk_route_params *p);
 /* routes_federation.c */
 enum MHD_Result dk_handle_fed_create(dk_request *req, const dk_route_params *p);
 enum MHD_Result dk_handle_fed_status(dk_request *req, const dk_route_params *p);

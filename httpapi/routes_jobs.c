@@ -9,14 +9,22 @@
 #include "httpapi/router.h"
 #include "httpapi/server_internal.h"
 
+static bool is_distill(const dk_job_info *job)
+{
+    return strcmp(job->kind, "distill") == 0;
+}
+
 static json_t *job_json(const dk_job_info *job)
 {
     char location[64], result[128];
     snprintf(location, sizeof location, "/v1/jobs/%s", job->id);
-    snprintf(result, sizeof result, "/v1/targets?profile=%s", job->profile);
+    if (is_distill(job))
+        snprintf(result, sizeof result, "/v1/jobs/%s/targets/response", job->id);
+    else
+        snprintf(result, sizeof result, "/v1/targets?profile=%s", job->profile);
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s?, s:s?}", "id", job->id, "kind",
-                  "precompute", "profile", job->profile, "site", job->site, "state",
+                  job->kind, "profile", job->profile, "site", job->site, "state",
                   dk_job_state_name(job->state), "samples", "done", job->done, "total", job->total,
                   "created", job->created, "started", job->started[0] ? job->started : NULL,
                   "finished", job->finished[0] ? job->finished : NULL);
@@ -34,6 +42,8 @@ static enum MHD_Result answer_job(dk_request *req, unsigned status, const dk_job
     char location[64];
     snprintf(location, sizeof location, "/v1/jobs/%s", job->id);
     json_t *o = job_json(job);
+    if (o && is_distill(job) && job->state == DK_JOB_DONE)
+        json_object_set_new(o, "arrays", dk_distill_arrays_json(req->server, job));
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(4)) : NULL;
     json_decref(o);
     if (!text) return MHD_NO;
@@ -88,7 +98,7 @@ enum MHD_Result dk_handle_profiles_post(dk_request *req, const dk_route_params *
         return dk_problem(req, MHD_HTTP_FORBIDDEN,
                           "the token of site '%s' is not granted profile '%s'", req->who.site,
                           p.name);
-    if (!s->jobs)
+    if (!s->jobs || !s->can_precompute)
         return dk_problem(
             req, MHD_HTTP_SERVICE_UNAVAILABLE,
             "this server was started without --data, so it cannot precompute profiles");
@@ -119,7 +129,8 @@ enum MHD_Result dk_handle_job(dk_request *req, const dk_route_params *params)
 {
     dk_job_info job;
     if (!req->server->jobs || !dk_jobs_get(req->server->jobs, params->sample, &job) ||
-        !dk_token_grants(&req->who, job.profile))
+        (is_distill(&job) ? strcmp(job.site, req->who.site) != 0
+                          : !dk_token_grants(&req->who, job.profile)))
         return dk_problem(req, MHD_HTTP_NOT_FOUND, "no job '%.40s' that this token may see",
                           params->sample);
     return answer_job(req, MHD_HTTP_OK, &job);

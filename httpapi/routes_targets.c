@@ -22,7 +22,7 @@
 #define PER_PAGE_MAX     500
 
 /* The store for ?profile=, or an answer already sent (*answered). */
-static const dk_served_store *profile_store(dk_request *req, enum MHD_Result *answered)
+const dk_served_store *dk_profile_store(dk_request *req, enum MHD_Result *answered)
 {
     const char *profile = dk_request_arg(req, "profile");
     if (!profile || !*profile) {
@@ -91,7 +91,7 @@ static json_t *sample_json(const dk_served_store *s, int i)
 enum MHD_Result dk_handle_targets(dk_request *req, const dk_route_params *p)
 {
     enum MHD_Result answered;
-    const dk_served_store *s = profile_store(req, &answered);
+    const dk_served_store *s = dk_profile_store(req, &answered);
     if (!s) return answered;
     long page = positive_arg(req, "page", 1, 1000000);
     long per_page = positive_arg(req, "per_page", PER_PAGE_DEFAULT, PER_PAGE_MAX);
@@ -144,7 +144,7 @@ static dk_npy_dtype npy_dtype(dk_store_dtype t)
 /* Resolve sample, kind and dtype; false when an answer was sent. */
 static bool resolve(dk_request *req, const dk_route_params *p, target *t, enum MHD_Result *answered)
 {
-    if (!(t->s = profile_store(req, answered))) return false;
+    if (!(t->s = dk_profile_store(req, answered))) return false;
     t->index = dk_store_find(t->s->store, p->sample);
     if (t->index < 0) {
         *answered =

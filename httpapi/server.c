@@ -44,11 +44,21 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
+/* The body a request may send: uploads (--max-upload), a federation member's update
+ * (--fed-max-update), anything else (--max-body). */
+static unsigned long body_limit(const dk_server *s, struct MHD_Connection *conn, const char *url)
+{
+    return dk_route_takes_upload(url) ? s->max_upload : dk_fed_body_limit(s, conn, url);
+}
+
 static enum MHD_Result too_large(dk_request *req, const char *url)
 {
     req->path = url;
-    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %llu bytes",
-                      (unsigned long long)req->body_max);
+    return dk_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "the request body exceeds %llu bytes (%s)",
+                      (unsigned long long)req->body_max,
+                      dk_route_takes_upload(url) ? "the server's --max-upload"
+                                                 : "the server's --max-body, or --fed-max-update "
+                                                   "for a federation member's update");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -61,7 +71,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = calloc(1, sizeof *req);
         if (!req) return MHD_NO;
         req->server = s, req->conn = conn;
-        req->body_max = dk_fed_body_limit(s, conn, url);
+        req->body_max = body_limit(s, conn, url);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = req;
@@ -127,11 +137,13 @@ static dk_status load(dk_server *s, const dk_server_config *c, dk_err *err)
     if (!(s->ratelimit = dk_ratelimit_new(rate, burst)))
         return dk_err_set(err, DK_ENOMEM, "out of memory");
     s->max_body = c->max_body ? c->max_body : DK_SERVER_MAX_BODY;
-    if (c->data_path && c->binary) {
+    s->max_upload = c->max_upload ? c->max_upload : DK_SERVER_MAX_UPLOAD;
+    s->can_precompute = c->data_path != NULL;
+    if (c->binary) {
         dk_jobs_config jc = {.store_dir = c->store_dir,
                              .binary = c->binary,
                              .teacher = c->teacher_path,
-                             .data = c->data_path,
+                             .data = c->data_path ? c->data_path : "",
                              .queue_max = c->job_queue,
                              .on_finished = job_finished,
                              .ctx = s};

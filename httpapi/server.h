@@ -18,12 +18,14 @@ typedef struct dk_server_config {
     const char *listen;       /* "127.0.0.1:8080"; port 0 picks a free one */
     int threads;              /* polling threads; 0 = 2 */
     const char *version;      /* reported in the model card; NULL = "unknown" */
-    /* Background precompute for POST /v1/profiles: both set, or the route answers 503. */
+    /* Background jobs: binary runs them (POST /v1/distill answers 503 without it);
+     * POST /v1/profiles also needs data_path. */
     const char *data_path; /* the repository dataset precompute reads */
     const char *binary;    /* the dualkd executable (runs `teacher precompute`) */
     int job_queue;         /* queued jobs at most [8] */
     /* Limits; 0 takes the default in brackets. */
     unsigned long max_body;   /* request body bytes [1 MiB]; more is 413 */
+    unsigned long max_upload; /* body bytes of POST /v1/distill and /v1/evaluate [256 MiB] */
     unsigned max_connections; /* open connections [256]; more are refused at accept */
     unsigned timeout;         /* seconds a connection may sit idle [60] */
     double rate, burst; /* requests/s per token on /v1 and its burst [20, 40]; < 0: no limit */
@@ -35,6 +37,7 @@ typedef struct dk_server_config {
 } dk_server_config;
 
 #define DK_SERVER_MAX_BODY        (1ul << 20)
+#define DK_SERVER_MAX_UPLOAD      (256ul << 20)
 #define DK_SERVER_MAX_CONNECTIONS 256
 #define DK_SERVER_TIMEOUT         60
 #define DK_SERVER_RATE            20.0

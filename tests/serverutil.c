@@ -124,6 +124,13 @@ dk_http_reply dk_http(const dk_test_env *env, const char *method, const char *pa
 dk_http_reply dk_http_body(const dk_test_env *env, const char *method, const char *path,
                            const char *token, const char *const *headers, const char *body)
 {
+    return dk_http_bytes(env, method, path, token, headers, body, body ? strlen(body) : 0);
+}
+
+dk_http_reply dk_http_bytes(const dk_test_env *env, const char *method, const char *path,
+                            const char *token, const char *const *headers, const void *body,
+                            size_t len)
+{
     dk_http_reply r;
     memset(&r, 0, sizeof r);
     r.body = calloc(1, 1);
@@ -142,7 +149,10 @@ dk_http_reply dk_http_body(const dk_test_env *env, const char *method, const cha
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* send "../" as written */
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);

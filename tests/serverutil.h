@@ -50,6 +50,10 @@ dk_http_reply dk_http(const dk_test_env *env, const char *method, const char *pa
 /* The same with a request body (NUL-terminated text). */
 dk_http_reply dk_http_body(const dk_test_env *env, const char *method, const char *path,
                            const char *token, const char *const *headers, const char *body);
+/* The same with a binary body of len bytes. */
+dk_http_reply dk_http_bytes(const dk_test_env *env, const char *method, const char *path,
+                            const char *token, const char *const *headers, const void *body,
+                            size_t len);
 void dk_http_free(dk_http_reply *r);
 /* A response header's value (case-insensitive name) into buf, or NULL. */
 const char *dk_http_header(const dk_http_reply *r, const char *name, char *buf, size_t cap);
