@@ -298,7 +298,10 @@ dk_status dk_fetch_json(const dk_fetch_options *o, const char *url, const char *
             if (!st && !*not_modified) *body = a.mem, *len = a.mem_len, a.mem = NULL;
         }
         free(a.mem);
-        if (!st || !retry || i >= o->retries) break;
+        if (!st || !retry || i >= o->retries) {
+            if (st && i > 0) dk_err_prefix(err, st, "after %d attempts", i + 1);
+            break;
+        }
         back_off(o, i, &rng);
     }
     return st;

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "datasets/npy.h"
@@ -121,6 +122,12 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
     dk_unet_config s;
     if ((st = dk_unet_config_from_json(m->student_architecture, &s, err)))
         return dk_err_prefix(err, st, "%s: student_architecture", where);
+    /* canonical text, as the trainer writes its own: the server prints reals with 7
+     * digits, so a float field (leaky_slope) would otherwise differ in the last bits */
+    char *canonical = dk_unet_config_to_json(&s);
+    if (!canonical) return dk_err_set(err, DK_ENOMEM, "no memory for the architecture");
+    snprintf(m->student_architecture, sizeof m->student_architecture, "%s", canonical);
+    free(canonical);
     if (s.classes != m->classes.count || s.in_channels != 1)
         return dk_err_set(err, DK_EMISMATCH, "%s: the student architecture has %d classes and "
                           "%d input channels; the targets have %d classes and 1 channel", where,
