@@ -198,6 +198,7 @@ static void on_pull(const dk_pull_progress *p, void *ctx)
 {
     pull_display *d = ctx;
     bool end = p->arrays_done == p->arrays_total;
+    if (p->bytes_total == 0) return; /* all cached: the summary line says so */
     if (!end && p->seconds - d->last < (d->tty ? 0.2 : 10.0)) return;
     d->last = p->seconds;
     double mb = p->bytes / 1e6, total = p->bytes_total / 1e6;
