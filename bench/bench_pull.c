@@ -26,15 +26,18 @@ int main(int argc, char **argv)
     for (int i = 0; i < repeats; i++) {
         char dir[] = "/tmp/bench_pull-XXXXXX", cmd[300];
         if (!mkdtemp(dir)) return 1;
-        dk_pull_options o = {.server = argv[1], .profile = argv[3], .cache_dir = dir,
+        dk_pull_options o = {.server = argv[1],
+                             .profile = argv[3],
+                             .cache_dir = dir,
                              .fetch = dk_fetch_options_default()};
         o.fetch.token = argv[2];
         for (int warm = 0; warm < 2; warm++) {
             dk_pull_result r;
             if (dk_pull(&o, &r, &err)) return fprintf(stderr, "bench_pull: %s\n", err.msg), 1;
             printf("%s pull %d: %d samples, %d arrays downloaded, %d cached, %.1f MB in %.3f s: "
-                   "%.1f MB/s\n", warm ? "warm" : "cold", i + 1, r.samples, r.downloaded,
-                   r.cached, r.bytes / 1e6, r.seconds, r.bytes / 1e6 / r.seconds);
+                   "%.1f MB/s\n",
+                   warm ? "warm" : "cold", i + 1, r.samples, r.downloaded, r.cached, r.bytes / 1e6,
+                   r.seconds, r.bytes / 1e6 / r.seconds);
         }
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd)) return 1;

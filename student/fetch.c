@@ -26,8 +26,8 @@
 
 dk_fetch_options dk_fetch_options_default(void)
 {
-    return (dk_fetch_options){.retries = 4, .backoff_s = 0.5, .connect_timeout_s = 10,
-                              .low_speed_s = 30};
+    return (dk_fetch_options){
+        .retries = 4, .backoff_s = 0.5, .connect_timeout_s = 10, .low_speed_s = 30};
 }
 
 dk_status dk_fetch_global_init(dk_err *err)
@@ -122,8 +122,10 @@ static size_t decide_file(attempt *a)
         return stop(a, DK_EFORMAT, "answered Content-Type '%.100s', not application/x-npy",
                     content_type(a->curl));
     if (strcmp(a->etag, a->want_etag))
-        return stop(a, DK_EMISMATCH, "answered ETag '%.100s', not the catalogue's checksum "
-                    "(the store changed while pulling? pull again)", a->etag);
+        return stop(a, DK_EMISMATCH,
+                    "answered ETag '%.100s', not the catalogue's checksum "
+                    "(the store changed while pulling? pull again)",
+                    a->etag);
     if (a->status == 200 && a->have) { /* the server sends everything: start over */
         if (ftruncate(a->fd, 0) || lseek(a->fd, 0, SEEK_SET) < 0)
             return stop(a, DK_EIO, "cannot truncate the partial file: %s", strerror(errno));
@@ -133,8 +135,10 @@ static size_t decide_file(attempt *a)
         char want[64];
         snprintf(want, sizeof want, "bytes %" PRIu64 "-", a->have);
         if (strncmp(a->content_range, want, strlen(want)))
-            return stop(a, DK_EFORMAT, "answered Content-Range '%.100s' to a Range request "
-                        "from the partial file's end", a->content_range);
+            return stop(a, DK_EFORMAT,
+                        "answered Content-Range '%.100s' to a Range request "
+                        "from the partial file's end",
+                        a->content_range);
     }
     a->to_file = true;
     return 1;
@@ -148,16 +152,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
         a->decided = true;
         curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &a->status);
         bool ok = a->want_file ? a->status == 200 || a->status == 206 : a->status == 200;
-        if (!ok) a->mem_max = ERROR_BODY_MAX; /* keep the refusal for the message */
-        else if (a->want_file && !decide_file(a)) return 0;
+        if (!ok)
+            a->mem_max = ERROR_BODY_MAX; /* keep the refusal for the message */
+        else if (a->want_file && !decide_file(a))
+            return 0;
         else if (!a->want_file && !content_type_is(a->curl, "application/json"))
             return stop(a, DK_EFORMAT, "answered Content-Type '%.100s', not application/json",
                         content_type(a->curl));
     }
     if (a->to_file) {
         if (a->have + a->received + n > a->max)
-            return stop(a, DK_ELIMIT, "sent more than the %" PRIu64 " bytes the catalogue's "
-                        "dtype and shape allow", a->max);
+            return stop(a, DK_ELIMIT,
+                        "sent more than the %" PRIu64 " bytes the catalogue's "
+                        "dtype and shape allow",
+                        a->max);
         for (size_t done = 0; done < n;) {
             ssize_t w = write(a->fd, data + done, n - done);
             if (w < 0 && errno == EINTR) continue;
@@ -240,8 +248,8 @@ static dk_status perform(attempt *a, const char *url, const char *const *extra, 
         st = dk_err_set(err, a->st, "GET %s: %s", url, a->why);
     } else if (rc != CURLE_OK) {
         *retry = true;
-        st = dk_err_set(err, DK_EIO, "GET %s: %s", url, curl_msg[0] ? curl_msg
-                                                                     : curl_easy_strerror(rc));
+        st = dk_err_set(err, DK_EIO, "GET %s: %s", url,
+                        curl_msg[0] ? curl_msg : curl_easy_strerror(rc));
     } else if (a->status != 200 && !(a->want_file && a->status == 206) && a->status != 304) {
         char why[400];
         refusal(a, why, sizeof why);
@@ -318,8 +326,7 @@ static dk_status open_part(const char *path, int *fd, uint64_t *have, dk_err *er
 }
 
 dk_status dk_fetch_file(const dk_fetch_options *o, const char *url, const char *etag,
-                        const char *part_path, uint64_t max, dk_fetch_file_result *res,
-                        dk_err *err)
+                        const char *part_path, uint64_t max, dk_fetch_file_result *res, dk_err *err)
 {
     memset(res, 0, sizeof *res);
     dk_rng rng = jitter_rng(url);
@@ -353,7 +360,6 @@ dk_status dk_fetch_file(const dk_fetch_options *o, const char *url, const char *
         if (!st || !retry || i >= o->retries) break;
         back_off(o, i, &rng);
     }
-    if (st && res->attempts > 1)
-        dk_err_prefix(err, st, "after %d attempts", res->attempts);
+    if (st && res->attempts > 1) dk_err_prefix(err, st, "after %d attempts", res->attempts);
     return st;
 }

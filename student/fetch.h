@@ -15,11 +15,11 @@
 #include "distill/err.h"
 
 typedef struct dk_fetch_options {
-    const char *token;     /* bearer token; NULL for none */
-    int retries;           /* attempts after the first (transport errors, 429, 5xx) */
-    double backoff_s;      /* first wait; doubled each retry, times a jitter in [0.5, 1.5) */
+    const char *token; /* bearer token; NULL for none */
+    int retries;       /* attempts after the first (transport errors, 429, 5xx) */
+    double backoff_s;  /* first wait; doubled each retry, times a jitter in [0.5, 1.5) */
     long connect_timeout_s;
-    long low_speed_s;      /* give up when under 1 KiB/s for this long */
+    long low_speed_s; /* give up when under 1 KiB/s for this long */
     /* Called with each chunk's byte count as body bytes arrive (may be NULL). */
     void (*on_bytes)(size_t n, void *ctx);
     void *ctx;

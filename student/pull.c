@@ -65,17 +65,20 @@ static dk_status profile_entry(puller *p, char **entry, dk_err *err)
     for (size_t i = 0, n = 0; i < json_array_size(list) && !*entry; i++) {
         json_t *e = json_array_get(list, i);
         const char *name = json_string_value(json_object_get(e, "name"));
-        if (name && !strcmp(name, p->o->profile)) *entry = json_dumps(e, JSON_COMPACT);
+        if (name && !strcmp(name, p->o->profile))
+            *entry = json_dumps(e, JSON_COMPACT);
         else if (name && n < sizeof names - 70)
             n += (size_t)snprintf(names + n, sizeof names - n, "%s%.64s", n ? ", " : "", name);
     }
-    st = !json_is_array(list)
-             ? dk_err_set(err, DK_EFORMAT, "GET %s/v1/profiles: the answer has no 'profiles' "
-                          "list", p->base)
-         : !*entry ? dk_err_set(err, DK_ENOTFOUND, "GET %s/v1/profiles: no profile '%s' for this "
-                                "token (it may read: %s)", p->base, p->o->profile,
-                                names[0] ? names : "none")
-                   : DK_OK;
+    st = !json_is_array(list) ? dk_err_set(err, DK_EFORMAT,
+                                           "GET %s/v1/profiles: the answer has no 'profiles' "
+                                           "list",
+                                           p->base)
+         : !*entry            ? dk_err_set(err, DK_ENOTFOUND,
+                                           "GET %s/v1/profiles: no profile '%s' for this "
+                                                      "token (it may read: %s)",
+                                           p->base, p->o->profile, names[0] ? names : "none")
+                              : DK_OK;
     json_decref(root);
     return st;
 }
@@ -94,8 +97,10 @@ static dk_status catalogue_page(puller *p, int page, json_t *all, long *pages, d
     if (!json_is_array(samples) || !json_is_integer(total) || !json_is_integer(np) ||
         json_integer_value(total) < 0 || json_integer_value(total) > DK_PULL_MAX_SAMPLES ||
         json_integer_value(np) != (json_integer_value(total) + PER_PAGE - 1) / PER_PAGE)
-        st = dk_err_set(err, DK_EFORMAT, "GET %s%s: not a catalogue page (samples, total at most "
-                        "%d, pages)", p->base, path, DK_PULL_MAX_SAMPLES);
+        st = dk_err_set(err, DK_EFORMAT,
+                        "GET %s%s: not a catalogue page (samples, total at most "
+                        "%d, pages)",
+                        p->base, path, DK_PULL_MAX_SAMPLES);
     else if (json_array_extend(all, samples))
         st = dk_err_set(err, DK_ENOMEM, "no memory for the catalogue");
     if (!st && page == 1) p->res->samples = (int)json_integer_value(total);
@@ -115,9 +120,15 @@ static dk_status metadata(puller *p, dk_err *err)
     for (int page = 1; !st && page <= pages; page++)
         st = catalogue_page(p, page, all, &pages, err);
     if (!st && (int)json_array_size(all) != p->res->samples)
-        st = dk_err_set(err, DK_EFORMAT, "GET %s/v1/targets?profile=%s: the catalogue says %d "
-                        "samples but its pages list %zu", p->base, p->o->profile,
-                        p->res->samples, json_array_size(all));
+        st = dk_err_set(err, DK_EFORMAT,
+                        "GET %s/v1/targets?profile=%s: the catalogue says %d "
+                        "samples but its pages list %zu",
+                        p->base, p->o->profile, p->res->samples, json_array_size(all));
+    if (!st && p->res->samples == 0)
+        st = dk_err_set(err, DK_ENOTFOUND,
+                        "GET %s/v1/targets?profile=%s: the catalogue lists "
+                        "no samples: there is nothing to distil from",
+                        p->base, p->o->profile);
     if (!st && !(catalogue = json_dumps(all, JSON_COMPACT)))
         st = dk_err_set(err, DK_ENOMEM, "no memory for the catalogue");
     char where[2200];
@@ -151,7 +162,7 @@ static dk_status pull_array(puller *p, const dk_store_sample_info *s, const dk_s
     p->progress.array_bytes = stat(part, &sb) ? 0 : (uint64_t)sb.st_size;
     if (!st) st = dk_fetch_file(&p->fetch, url, etag, part, max, &fr, err);
     if (!st) st = dk_pull_cache_check(part, a, url, NULL, &bytes, err);
-    if (st == DK_EFORMAT || st == DK_EMISMATCH) unlink(part); /* never resume a bad body */
+    if (st && st != DK_EIO) unlink(part); /* resume a broken transfer, never a bad body */
     if (!st && rename(part, path))
         st = dk_err_set(err, DK_EIO, "cannot rename '%s' into place", part);
     if (!st) st = dk_pull_cache_index_put(&p->cache, s->id, a, bytes, err);
@@ -178,8 +189,10 @@ static dk_status arrays(puller *p, dk_err *err)
             const dk_store_array_info *a = &c->samples[i].arrays[k];
             p->res->arrays++;
             dk_status st = DK_OK;
-            if (dk_pull_cache_has(c, c->samples[i].id, a)) p->res->cached++;
-            else st = pull_array(p, &c->samples[i], a, err);
+            if (dk_pull_cache_has(c, c->samples[i].id, a))
+                p->res->cached++;
+            else
+                st = pull_array(p, &c->samples[i], a, err);
             if (st) return st;
             p->progress.arrays_done++;
             report(p);
@@ -194,8 +207,10 @@ static dk_status check_options(const dk_pull_options *o, puller *p, dk_err *err)
         return dk_err_set(err, DK_EINVAL, "server '%s': expected an http:// or https:// URL",
                           s ? s : "");
     if (strlen(s) >= sizeof p->base - 1 || strpbrk(s, " \t\r\n?#"))
-        return dk_err_set(err, DK_EINVAL, "server '%.100s': a base URL (no spaces, query or "
-                          "fragment, under %zu bytes)", s, sizeof p->base - 1);
+        return dk_err_set(err, DK_EINVAL,
+                          "server '%.100s': a base URL (no spaces, query or "
+                          "fragment, under %zu bytes)",
+                          s, sizeof p->base - 1);
     snprintf(p->base, sizeof p->base, "%s", s);
     for (size_t n = strlen(p->base); n > 0 && p->base[n - 1] == '/'; n--)
         p->base[n - 1] = '\0';

@@ -20,16 +20,16 @@
 #include "student/target_source.h"
 
 typedef struct dk_pull_progress {
-    int arrays_done, arrays_total; /* arrays checked, of all the profile's */
-    uint64_t bytes, bytes_total;   /* body bytes received, of those still to fetch */
+    int arrays_done, arrays_total;     /* arrays checked, of all the profile's */
+    uint64_t bytes, bytes_total;       /* body bytes received, of those still to fetch */
     uint64_t array_bytes, array_total; /* of the array being fetched (0, 0 between arrays) */
-    double seconds;                /* since the pull started */
+    double seconds;                    /* since the pull started */
 } dk_pull_progress;
 
 typedef struct dk_pull_options {
-    const char *server;    /* "http://host:port" (a trailing '/' is ignored) */
+    const char *server; /* "http://host:port" (a trailing '/' is ignored) */
     const char *profile;
-    const char *cache_dir; /* the cache's root; the profile's directory is made inside */
+    const char *cache_dir;  /* the cache's root; the profile's directory is made inside */
     dk_fetch_options fetch; /* token, retries, timeouts (dk_fetch_options_default) */
     void (*progress)(const dk_pull_progress *p, void *ctx); /* may be NULL */
     void *ctx;

@@ -31,8 +31,10 @@ dk_status dk_pull_cache_init(dk_pull_cache *c, const char *root, const char *pro
 {
     memset(c, 0, sizeof *c);
     if (!dk_volume_id_valid(profile))
-        return dk_err_set(err, DK_EINVAL, "profile '%s' cannot name a cache directory "
-                          "([A-Za-z0-9._-], under 64 bytes)", profile);
+        return dk_err_set(err, DK_EINVAL,
+                          "profile '%s' cannot name a cache directory "
+                          "([A-Za-z0-9._-], under 64 bytes)",
+                          profile);
     snprintf(c->dir, sizeof c->dir, "%.3900s/%s", root, profile);
     char arrays[4200];
     snprintf(arrays, sizeof arrays, "%s/arrays", c->dir);
@@ -105,6 +107,30 @@ static char *read_file(const char *path, size_t max, size_t *len, dk_err *err)
     return buf;
 }
 
+static int by_id(const void *a, const void *b)
+{
+    return strcmp((*(const dk_store_sample_info *const *)a)->id,
+                  (*(const dk_store_sample_info *const *)b)->id);
+}
+
+/* Ids name cache directories: two samples with one id would share files. */
+static dk_status check_unique(const dk_store_sample_info *samples, size_t n, const char *where,
+                              dk_err *err)
+{
+    const dk_store_sample_info **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) return dk_err_set(err, DK_ENOMEM, "no memory for %zu sample ids", n);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &samples[i];
+    qsort(sorted, n, sizeof *sorted, by_id);
+    dk_status st = DK_OK;
+    for (size_t i = 1; !st && i < n; i++)
+        if (!strcmp(sorted[i - 1]->id, sorted[i]->id))
+            st = dk_err_set(err, DK_EFORMAT, "%s: sample '%s' is listed twice", where,
+                            sorted[i]->id);
+    free(sorted);
+    return st;
+}
+
 dk_status dk_pull_cache_parse(dk_pull_cache *c, const char *card, const char *entry,
                               const char *catalogue, const char *where, dk_err *err)
 {
@@ -121,14 +147,10 @@ dk_status dk_pull_cache_parse(dk_pull_cache *c, const char *card, const char *en
     }
     c->samples = calloc(n ? n : 1, sizeof *c->samples);
     if (!c->samples) st = dk_err_set(err, DK_ENOMEM, "no memory for %zu samples", n);
-    for (size_t i = 0; !st && i < n; i++) {
+    for (size_t i = 0; !st && i < n; i++)
         st = dk_pull_sample(json_array_get(list, i), &c->manifest, where, &c->samples[i], err);
-        for (size_t j = 0; !st && j < i; j++)
-            if (!strcmp(c->samples[j].id, c->samples[i].id))
-                st = dk_err_set(err, DK_EFORMAT, "%s: sample '%s' is listed twice", where,
-                                c->samples[i].id);
-    }
     json_decref(list);
+    if (!st) st = check_unique(c->samples, n, where, err);
     if (!st) c->count = (int)n;
     return st;
 }
@@ -142,8 +164,10 @@ dk_status dk_pull_cache_load(dk_pull_cache *c, dk_err *err)
         size_t len;
         snprintf(path, sizeof path, "%s/%s", c->dir, names[k]);
         if (!(text[k] = read_file(path, META_MAX, &len, err)))
-            st = dk_err_prefix(err, DK_ENOTFOUND, "the pull cache '%s' is incomplete (pull with "
-                               "--server first)", c->dir);
+            st = dk_err_prefix(err, DK_ENOTFOUND,
+                               "the pull cache '%s' is incomplete (pull with "
+                               "--server first)",
+                               c->dir);
     }
     char where[4300];
     snprintf(where, sizeof where, "pull cache '%s'", c->dir);
@@ -203,15 +227,15 @@ dk_status dk_pull_cache_index_put(dk_pull_cache *c, const char *id, const dk_sto
     char key[128], etag[80];
     key_of(id, a->kind, key, sizeof key);
     snprintf(etag, sizeof etag, "\"%s\"", a->sha256);
-    json_t *e = json_pack("{s:s, s:s, s:I}", "etag", etag, "sha256", a->sha256, "bytes",
-                          (json_int_t)bytes);
+    json_t *e =
+        json_pack("{s:s, s:s, s:I}", "etag", etag, "sha256", a->sha256, "bytes", (json_int_t)bytes);
     if (!e || json_object_set_new(c->index, key, e))
         return dk_err_set(err, DK_ENOMEM, "no memory for the cache index");
     return DK_OK;
 }
 
-void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind,
-                              char *out, size_t cap)
+void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind, char *out,
+                              size_t cap)
 {
     char file[40];
     dk_pull_kind_file(kind, file, sizeof file);
@@ -248,22 +272,25 @@ static dk_status sha256_hex(const void *data, size_t n, char hex[65], dk_err *er
     return DK_OK;
 }
 
-static dk_status check_header(const dk_npy_header *h, const dk_store_array_info *a,
-                              size_t size, const char *what, dk_err *err)
+static dk_status check_header(const dk_npy_header *h, const dk_store_array_info *a, size_t size,
+                              const char *what, dk_err *err)
 {
     dk_npy_dtype want = a->dtype == DK_STORE_F32 ? DK_NPY_F4 : DK_NPY_F2;
     bool same = h->dtype == want && !h->big_endian && h->rank == a->rank;
     for (int d = 0; same && d < a->rank; d++)
         same = h->shape[d] == (size_t)a->dims[d];
     if (!same)
-        return dk_err_set(err, DK_EMISMATCH, "%s: the .npy holds %s%s of rank %d (first dim %zu); "
-                          "the catalogue says %s of rank %d (first dim %d)", what,
-                          h->big_endian ? "big-endian " : "", dk_npy_dtype_name(h->dtype),
+        return dk_err_set(err, DK_EMISMATCH,
+                          "%s: the .npy holds %s%s of rank %d (first dim %zu); "
+                          "the catalogue says %s of rank %d (first dim %d)",
+                          what, h->big_endian ? "big-endian " : "", dk_npy_dtype_name(h->dtype),
                           h->rank, h->rank ? h->shape[0] : 0, dk_npy_dtype_name(want), a->rank,
                           a->dims[0]);
     if (size != h->data_offset + h->data_bytes)
-        return dk_err_set(err, DK_EFORMAT, "%s: the .npy is %zu bytes; its header says %zu "
-                          "(%s)", what, size, h->data_offset + h->data_bytes,
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: the .npy is %zu bytes; its header says %zu "
+                          "(%s)",
+                          what, size, h->data_offset + h->data_bytes,
                           size < h->data_offset + h->data_bytes ? "truncated" : "trailing bytes");
     return DK_OK;
 }
@@ -282,8 +309,10 @@ dk_status dk_pull_cache_check(const char *path, const dk_store_array_info *a, co
     char sha[65];
     if (!st) st = sha256_hex(buf + h.data_offset, h.data_bytes, sha, err);
     if (!st && strcmp(sha, a->sha256))
-        st = dk_err_set(err, DK_EFORMAT, "%s: the data's SHA-256 is %.16s..., the catalogue's "
-                        "%.16s... (damaged in transit or on disk)", what, sha, a->sha256);
+        st = dk_err_set(err, DK_EFORMAT,
+                        "%s: the data's SHA-256 is %.16s..., the catalogue's "
+                        "%.16s... (damaged in transit or on disk)",
+                        what, sha, a->sha256);
     const char *data = buf + h.data_offset;
     for (size_t i = 0; !st && out && i < numel; i++) {
         if (a->dtype == DK_STORE_F32) {
@@ -306,8 +335,8 @@ static const dk_store_sample_info *pulled_sample(dk_target_source *s, int i)
     return &((dk_pull_cache *)s->impl)->samples[i];
 }
 
-static dk_status pulled_read(dk_target_source *s, int i, const char *kind, float *out,
-                             size_t count, dk_err *err)
+static dk_status pulled_read(dk_target_source *s, int i, const char *kind, float *out, size_t count,
+                             dk_err *err)
 {
     dk_pull_cache *c = s->impl;
     const dk_store_sample_info *info = &c->samples[i];
@@ -342,9 +371,10 @@ dk_status dk_target_source_open_pulled(const char *cache_dir, const char *profil
     for (int i = 0; !st && i < c->count; i++)
         for (int k = 0; !st && k < c->samples[i].array_count; k++)
             if (!dk_pull_cache_has(c, c->samples[i].id, &c->samples[i].arrays[k]))
-                st = dk_err_set(err, DK_ENOTFOUND, "the pull cache '%s' lacks sample '%s', array "
-                                "'%s' (an interrupted pull? pull again with --server)", c->dir,
-                                c->samples[i].id, c->samples[i].arrays[k].kind);
+                st = dk_err_set(err, DK_ENOTFOUND,
+                                "the pull cache '%s' lacks sample '%s', array "
+                                "'%s' (an interrupted pull? pull again with --server)",
+                                c->dir, c->samples[i].id, c->samples[i].arrays[k].kind);
     if (st) {
         dk_pull_cache_release(c);
         free(c);

@@ -44,8 +44,8 @@ dk_status dk_pull_cache_index_put(dk_pull_cache *c, const char *id, const dk_sto
                                   uint64_t bytes, dk_err *err);
 
 /* <dir>/arrays/<id>/<kind>.npy, and the partial download <...>/<kind>.<etag16>.part. */
-void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind,
-                              char *out, size_t cap);
+void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind, char *out,
+                              size_t cap);
 void dk_pull_cache_part_path(const dk_pull_cache *c, const char *id, const dk_store_array_info *a,
                              char *out, size_t cap);
 /* mkdir <dir>/arrays/<id>. */

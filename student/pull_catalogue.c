@@ -64,8 +64,8 @@ static dk_status classes_of(const json_t *list, dk_classes *c, const char *where
     for (size_t i = 0; i < n; i++) {
         const char *name = json_string_value(json_array_get(list, i));
         if (!name || !*name || strlen(name) >= sizeof c->names[0])
-            return dk_err_set(err, DK_EFORMAT, "%s: class %zu is not a name of 1..31 bytes",
-                              where, i);
+            return dk_err_set(err, DK_EFORMAT, "%s: class %zu is not a name of 1..31 bytes", where,
+                              i);
         snprintf(c->names[i], sizeof c->names[i], "%s", name);
     }
     return DK_OK;
@@ -77,11 +77,13 @@ static dk_status feature_of(const json_t *f, const dk_unet_config *s, const char
     const char *layer = json_string_value(json_object_get(f, "layer"));
     json_t *ch = json_object_get(f, "channels"), *sch = json_object_get(f, "student_channels");
     if (!layer || strlen(layer) >= sizeof out->layer || !dk_volume_id_valid(layer) ||
-        !json_is_integer(ch) ||
-        !json_is_integer(sch) || json_integer_value(ch) < 1 || json_integer_value(ch) > 4096 ||
+        !json_is_integer(ch) || !json_is_integer(sch) || json_integer_value(ch) < 1 ||
+        json_integer_value(ch) > 4096 ||
         !doubles(json_object_get(f, "spacing"), out->spacing, true))
-        return dk_err_set(err, DK_EFORMAT, "%s: a feature layer lacks a layer name, channels, "
-                          "student_channels or spacing", where);
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: a feature layer lacks a layer name, channels, "
+                          "student_channels or spacing",
+                          where);
     snprintf(out->layer, sizeof out->layer, "%s", layer);
     out->channels = (int)json_integer_value(ch);
     out->student_channels = (int)json_integer_value(sch);
@@ -90,9 +92,10 @@ static dk_status feature_of(const json_t *f, const dk_unet_config *s, const char
     int one[3] = {1, 1, 1}, dims[3], channels = 0;
     if (out->student_tap >= 0) dk_unet_tap_dims(s, out->student_tap, one, &channels, dims);
     if (out->student_tap < 0 || channels != out->student_channels)
-        return dk_err_set(err, DK_EMISMATCH, "%s: feature layer '%s' (%d student channels) is "
-                          "not a tap of the student architecture it names", where, layer,
-                          out->student_channels);
+        return dk_err_set(err, DK_EMISMATCH,
+                          "%s: feature layer '%s' (%d student channels) is "
+                          "not a tap of the student architecture it names",
+                          where, layer, out->student_channels);
     return DK_OK;
 }
 
@@ -103,20 +106,23 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
     const char *tsha = json_string_value(json_object_get(e, "teacher_sha256"));
     const char *created = json_string_value(json_object_get(e, "created"));
     json_t *T = json_object_get(e, "temperature"), *passes = json_object_get(e, "passes");
-    json_t *feats = json_object_get(e, "feature_layers"), *sarch = json_object_get(e,
-                                                                                    "student_architecture");
+    json_t *feats = json_object_get(e, "feature_layers"),
+           *sarch = json_object_get(e, "student_architecture");
     if (!name || !dk_volume_id_valid(name) || !is_hex64(tsha) || !json_is_number(T) ||
         !(json_number_value(T) > 0 && json_number_value(T) <= 100) || !json_is_integer(passes) ||
         !json_is_array(feats) || json_array_size(feats) > DK_STORE_MAX_FEATURES ||
         !doubles(json_object_get(e, "spacing"), m->profile_spacing, true))
-        return dk_err_set(err, DK_EFORMAT, "%s: the profile entry lacks a valid name, "
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: the profile entry lacks a valid name, "
                           "teacher_sha256, temperature (0, 100], passes, spacing or "
-                          "feature_layers (at most %d)", where, DK_STORE_MAX_FEATURES);
+                          "feature_layers (at most %d)",
+                          where, DK_STORE_MAX_FEATURES);
     if (!dump(sarch, m->student_architecture, sizeof m->student_architecture))
-        return dk_err_set(err, DK_EFORMAT, "%s: profile '%s' does not say which student "
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: profile '%s' does not say which student "
                           "architecture its targets were made for (field "
-                          "'student_architecture'; a dualkd serve of this release does)", where,
-                          name);
+                          "'student_architecture'; a dualkd serve of this release does)",
+                          where, name);
     dk_status st = classes_of(json_object_get(e, "classes"), &m->classes, where, err);
     if (st) return st;
     dk_unet_config s;
@@ -129,9 +135,10 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
     snprintf(m->student_architecture, sizeof m->student_architecture, "%s", canonical);
     free(canonical);
     if (s.classes != m->classes.count || s.in_channels != 1)
-        return dk_err_set(err, DK_EMISMATCH, "%s: the student architecture has %d classes and "
-                          "%d input channels; the targets have %d classes and 1 channel", where,
-                          s.classes, s.in_channels, m->classes.count);
+        return dk_err_set(err, DK_EMISMATCH,
+                          "%s: the student architecture has %d classes and "
+                          "%d input channels; the targets have %d classes and 1 channel",
+                          where, s.classes, s.in_channels, m->classes.count);
     snprintf(m->profile, sizeof m->profile, "%s", name);
     snprintf(m->teacher_sha256, sizeof m->teacher_sha256, "%s", tsha);
     snprintf(m->created, sizeof m->created, "%.31s", created ? created : "");
@@ -159,8 +166,10 @@ dk_status dk_pull_manifest(const char *card, const char *entry, const char *wher
     memset(m, 0, sizeof *m);
     json_t *c = json_loads(card, 0, NULL), *e = json_loads(entry, 0, NULL);
     dk_status st = !json_is_object(c) || !json_is_object(e)
-                       ? dk_err_set(err, DK_EFORMAT, "%s: the model card or profile entry is "
-                                    "not a JSON object", where)
+                       ? dk_err_set(err, DK_EFORMAT,
+                                    "%s: the model card or profile entry is "
+                                    "not a JSON object",
+                                    where)
                        : from_json(c, e, where, m, err);
     json_decref(c);
     json_decref(e);
@@ -173,16 +182,19 @@ static dk_status grid_of(const json_t *g, dk_grid *out, const char *where, const
                          dk_err *err)
 {
     const json_t *dims = json_object_get(g, "dims");
-    bool ok = json_array_size(dims) == 3 && doubles(json_object_get(g, "spacing"), out->spacing,
-                                                    true) &&
+    bool ok = json_array_size(dims) == 3 &&
+              doubles(json_object_get(g, "spacing"), out->spacing, true) &&
               doubles(json_object_get(g, "origin"), out->origin, false);
     for (size_t a = 0; ok && a < 3; a++) {
         json_int_t d = json_integer_value(json_array_get(dims, a));
         ok = d >= 1 && d <= MAX_DIM;
         out->dims[a] = (int)d;
     }
-    return ok ? DK_OK : dk_err_set(err, DK_EFORMAT, "%s: sample '%s' has no valid grid (dims "
-                                   "1..%d, spacing > 0, origin)", where, id, MAX_DIM);
+    return ok ? DK_OK
+              : dk_err_set(err, DK_EFORMAT,
+                           "%s: sample '%s' has no valid grid (dims "
+                           "1..%d, spacing > 0, origin)",
+                           where, id, MAX_DIM);
 }
 
 /* The shape the manifest wants for kind: rank and dims; false for a kind not pulled. */
@@ -235,17 +247,19 @@ static dk_status array_of(const json_t *j, const dk_store_manifest *m, const dk_
     dk_store_array_info *a = &info->arrays[info->array_count];
     bool f4 = dtype && !strcmp(dtype, "<f4"), f2 = dtype && !strcmp(dtype, "<f2");
     if ((!f4 && !f2) || !is_hex64(sha))
-        return dk_err_set(err, DK_EFORMAT, "%s: sample '%s', array '%s': dtype '%s' (expected "
-                          "<f4 or <f2) or sha256 is not valid", where, id, kind,
-                          dtype ? dtype : "none");
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: sample '%s', array '%s': dtype '%s' (expected "
+                          "<f4 or <f2) or sha256 is not valid",
+                          where, id, kind, dtype ? dtype : "none");
     bool same = json_array_size(shape) == (size_t)rank;
     for (int d = 0; same && d < rank; d++)
         same = json_integer_value(json_array_get(shape, (size_t)d)) == dims[d];
     if (!same) {
         char *got = json_dumps(shape, JSON_COMPACT | JSON_ENCODE_ANY);
-        dk_status st = dk_err_set(err, DK_EMISMATCH, "%s: sample '%s', array '%s' has shape %s; "
-                                  "the manifest wants [%d, %d, %d%s%d] (rank %d)", where, id,
-                                  kind, got ? got : "?", dims[0], dims[1], dims[2],
+        dk_status st = dk_err_set(err, DK_EMISMATCH,
+                                  "%s: sample '%s', array '%s' has shape %s; "
+                                  "the manifest wants [%d, %d, %d%s%d] (rank %d)",
+                                  where, id, kind, got ? got : "?", dims[0], dims[1], dims[2],
                                   rank == 4 ? ", " : "", rank == 4 ? dims[3] : 0, rank);
         free(got);
         return st;
@@ -274,8 +288,10 @@ dk_status dk_pull_sample(const json_t *sample, const dk_store_manifest *m, const
     const char *split = json_string_value(json_object_get(sample, "split"));
     const json_t *arrays = json_object_get(sample, "arrays");
     if (!id || !dk_volume_id_valid(id) || !json_is_array(arrays))
-        return dk_err_set(err, DK_EFORMAT, "%s: a sample has no valid id ([A-Za-z0-9._-], under "
-                          "64 bytes) or no arrays", where);
+        return dk_err_set(err, DK_EFORMAT,
+                          "%s: a sample has no valid id ([A-Za-z0-9._-], under "
+                          "64 bytes) or no arrays",
+                          where);
     snprintf(info->id, sizeof info->id, "%s", id);
     snprintf(info->split, sizeof info->split, "%.15s", split ? split : "");
     dk_status st = grid_of(json_object_get(sample, "grid"), &info->grid, where, id, err);
@@ -287,16 +303,15 @@ dk_status dk_pull_sample(const json_t *sample, const dk_store_manifest *m, const
         snprintf(kind, sizeof kind, k < 3 ? "%s" : "features/%s",
                  k < 3 ? need[k] : m->features[k - 3].layer);
         if (!has_kind(info, kind))
-            st = dk_err_set(err, DK_EFORMAT, "%s: sample '%s' lists no array '%s'", where, id,
-                            kind);
+            st =
+                dk_err_set(err, DK_EFORMAT, "%s: sample '%s' lists no array '%s'", where, id, kind);
     }
     return st;
 }
 
 uint64_t dk_pull_npy_bytes(const dk_store_array_info *a)
 {
-    dk_npy_header h = {.dtype = a->dtype == DK_STORE_F32 ? DK_NPY_F4 : DK_NPY_F2,
-                       .rank = a->rank};
+    dk_npy_header h = {.dtype = a->dtype == DK_STORE_F32 ? DK_NPY_F4 : DK_NPY_F2, .rank = a->rank};
     for (int d = 0; d < a->rank; d++)
         h.shape[d] = (size_t)a->dims[d];
     char buf[DK_NPY_PREFIX_CAP];

@@ -47,7 +47,9 @@ TestSuite(pull, .init = setup, .fini = teardown, .timeout = 600);
 static dk_pull_options options(int port, const char *cache, char *url, size_t cap)
 {
     snprintf(url, cap, "http://127.0.0.1:%d", port);
-    dk_pull_options o = {.server = url, .profile = DK_TEST_PROFILE_A, .cache_dir = cache,
+    dk_pull_options o = {.server = url,
+                         .profile = DK_TEST_PROFILE_A,
+                         .cache_dir = cache,
                          .fetch = dk_fetch_options_default()};
     o.fetch.token = env.all;
     o.fetch.retries = 1;
@@ -117,7 +119,8 @@ Test(pull, pulls_then_hits_the_cache_and_reads_as_the_store)
     dk_err err = {0};
     cr_assert_eq(dk_pull(&o, &r, &err), DK_OK, "%s", err.msg);
     cr_expect_eq(r.samples, 4, "%d samples", r.samples); /* 3 train + 1 validation */
-    cr_expect_eq(r.arrays, 4 * 4, "%d arrays", r.arrays); /* input, response, uncertainty, features/bottleneck */
+    cr_expect_eq(r.arrays, 4 * 4, "%d arrays",
+                 r.arrays); /* input, response, uncertainty, features/bottleneck */
     cr_expect_eq(r.downloaded, r.arrays);
     cr_expect_eq(r.cached, 0);
     cr_expect_gt(r.bytes, 0);
@@ -133,8 +136,8 @@ Test(pull, pulls_then_hits_the_cache_and_reads_as_the_store)
     char store_path[4200];
     snprintf(store_path, sizeof store_path, "%s/%s.h5", env.store_dir, DK_TEST_PROFILE_A);
     dk_target_source pulled, store;
-    cr_assert_eq(dk_target_source_open_pulled(cache, DK_TEST_PROFILE_A, &pulled, &err), DK_OK,
-                 "%s", err.msg);
+    cr_assert_eq(dk_target_source_open_pulled(cache, DK_TEST_PROFILE_A, &pulled, &err), DK_OK, "%s",
+                 err.msg);
     cr_assert_eq(dk_target_source_open_store(store_path, &store, &err), DK_OK, "%s", err.msg);
     cr_assert_eq(pulled.count, store.count);
     const dk_store_manifest *pm = pulled.manifest, *sm = store.manifest;
@@ -207,9 +210,21 @@ static spawned spawn(char *const argv[])
 
 static spawned spawn_serve(void)
 {
-    char *argv[] = {(char *)dk_test_bin(), "serve", "--teacher", env.teacher, "--store",
-                    env.store_dir, "--tokens", env.tokens, "--listen", "127.0.0.1:0", "--rate",
-                    "0", "--threads", "1", NULL};
+    char *argv[] = {(char *)dk_test_bin(),
+                    "serve",
+                    "--teacher",
+                    env.teacher,
+                    "--store",
+                    env.store_dir,
+                    "--tokens",
+                    env.tokens,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--rate",
+                    "0",
+                    "--threads",
+                    "1",
+                    NULL};
     return spawn(argv);
 }
 
@@ -330,8 +345,8 @@ Test(pull, a_server_answering_garbage_gets_a_clear_error)
         cr_expect_eq(st, g->status, "%s: %s (%s)", g->mode, err.msg, dk_status_name(st));
         cr_expect(strstr(err.msg, g->says), "%s: %s", g->mode, err.msg);
         if (strcmp(g->mode, "shape")) /* the others name the array's URL */
-            cr_expect(strstr(err.msg, "/v1/targets/") && strstr(err.msg, url), "%s: %s",
-                      g->mode, err.msg);
+            cr_expect(strstr(err.msg, "/v1/targets/") && strstr(err.msg, url), "%s: %s", g->mode,
+                      err.msg);
         dk_target_source src;
         cr_expect_neq(dk_target_source_open_pulled(cache, DK_TEST_PROFILE_A, &src, NULL), DK_OK,
                       "%s: the trainer would accept a short cache", g->mode);
@@ -348,7 +363,8 @@ Test(pull, student_train_with_server_twice)
     dk_test_write_phantoms(site, 2, 1, true);
     FILE *f = fopen(cfg, "w");
     fputs("{\"patch\": [2, 16, 16], \"batch\": 1, \"steps\": 2, \"steps_per_epoch\": 2,"
-          " \"checkpoint_every\": 0, \"distill\": {\"transfer_batch\": 1}}", f);
+          " \"checkpoint_every\": 0, \"distill\": {\"transfer_batch\": 1}}",
+          f);
     fclose(f);
     char cmd[8192], text[1 << 14];
     snprintf(cmd, sizeof cmd,
@@ -361,7 +377,8 @@ Test(pull, student_train_with_server_twice)
     cr_expect(!strstr(text, env.all), "the token is in the log: %s", text);
     cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
     cr_expect(strstr(text, "0 downloaded (0 resumed), 16 from the cache") &&
-              strstr(text, "nothing new to download"), "%s", text);
+                  strstr(text, "nothing new to download"),
+              "%s", text);
     char cache[4200];
     snprintf(cache, sizeof cache, "%s/st.h5.cache/%s/index.json", dk_test_dir, DK_TEST_PROFILE_A);
     cr_expect_eq(access(cache, R_OK), 0, "no cache index at %s", cache);
