@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "datasets/npy.h"
+#include "datasets/profile.h"
 #include "datasets/volume.h"
 #include "distill/unet.h"
 
@@ -33,15 +34,40 @@ static bool doubles(const json_t *a, double out[3], bool positive)
     return true;
 }
 
-/* A JSON object or array as compact text into out (what the store's manifest keeps). */
-static bool dump(const json_t *v, char *out, size_t cap)
+/* An architecture (JSON object) parsed into cfg and written back as the text
+ * dk_unet_config_to_json makes, as precompute and the trainer write theirs: the
+ * server prints reals with 7 digits, so a float field (leaky_slope) would
+ * otherwise differ in its last bits from the store's and the trainer's text. */
+static dk_status canonical_arch(const json_t *v, const char *field, const char *where,
+                                dk_unet_config *cfg, char *out, size_t cap, dk_err *err)
 {
-    if (!json_is_object(v)) return false;
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    bool ok = text && strlen(text) < cap;
-    if (ok) snprintf(out, cap, "%s", text);
+    char *text = json_is_object(v) ? json_dumps(v, JSON_COMPACT) : NULL;
+    dk_status st = text ? dk_unet_config_from_json(text, cfg, err)
+                        : dk_err_set(err, DK_EFORMAT, "no architecture object");
     free(text);
-    return ok;
+    char *canonical = st ? NULL : dk_unet_config_to_json(cfg);
+    if (!st && (!canonical || strlen(canonical) >= cap))
+        st = dk_err_set(err, DK_ELIMIT, "the architecture's JSON is over %zu bytes", cap);
+    if (!st) snprintf(out, cap, "%s", canonical);
+    free(canonical);
+    return st ? dk_err_prefix(err, st, "%s: field '%s'", where, field) : DK_OK;
+}
+
+/* The profile in the text dk_profile_to_json makes (as precompute writes it). */
+static dk_status canonical_profile(const json_t *v, const char *where, char *out, size_t cap,
+                                   dk_err *err)
+{
+    char *text = json_is_object(v) ? json_dumps(v, JSON_COMPACT) : NULL;
+    dk_profile p;
+    dk_status st = text ? dk_profile_from_json_text(text, "profile", &p, err)
+                        : dk_err_set(err, DK_EFORMAT, "no profile object");
+    free(text);
+    char *canonical = st ? NULL : dk_profile_to_json(&p);
+    if (!st && (!canonical || strlen(canonical) >= cap))
+        st = dk_err_set(err, DK_ELIMIT, "the profile's JSON is over %zu bytes", cap);
+    if (!st) snprintf(out, cap, "%s", canonical);
+    free(canonical);
+    return st ? dk_err_prefix(err, st, "%s", where) : DK_OK;
 }
 
 /* Tap index of "bottleneck" or "decK" in c; -1 when c has no such tap (as precompute). */
@@ -71,7 +97,8 @@ static dk_status classes_of(const json_t *list, dk_classes *c, const char *where
     return DK_OK;
 }
 
-static dk_status feature_of(const json_t *f, const dk_unet_config *s, const char *where,
+static dk_status feature_of(const json_t *f, const dk_unet_config *s, const dk_unet_config *t,
+                            const double profile_spacing[3], const char *where,
                             dk_store_feature *out, dk_err *err)
 {
     const char *layer = json_string_value(json_object_get(f, "layer"));
@@ -88,14 +115,27 @@ static dk_status feature_of(const json_t *f, const dk_unet_config *s, const char
     out->channels = (int)json_integer_value(ch);
     out->student_channels = (int)json_integer_value(sch);
     out->student_tap = tap_of(s, layer);
-    out->teacher_tap = -1; /* the teacher's architecture is not needed at a site */
-    int one[3] = {1, 1, 1}, dims[3], channels = 0;
+    out->teacher_tap = tap_of(t, layer);
+    int one[3] = {1, 1, 1}, dims[3], channels = 0, teacher_channels = 0;
     if (out->student_tap >= 0) dk_unet_tap_dims(s, out->student_tap, one, &channels, dims);
-    if (out->student_tap < 0 || channels != out->student_channels)
+    if (out->teacher_tap >= 0) dk_unet_tap_dims(t, out->teacher_tap, one, &teacher_channels, dims);
+    if (out->student_tap < 0 || channels != out->student_channels || out->teacher_tap < 0 ||
+        teacher_channels != out->channels)
         return dk_err_set(err, DK_EMISMATCH,
-                          "%s: feature layer '%s' (%d student channels) is "
-                          "not a tap of the student architecture it names",
-                          where, layer, out->student_channels);
+                          "%s: feature layer '%s' (%d channels, %d student channels) is not a "
+                          "tap of the teacher and student architectures named",
+                          where, layer, out->channels, out->student_channels);
+    for (int a = 0; a < 3; a++) { /* as precompute: the profile's grid below the pooling */
+        double spacing = profile_spacing[a];
+        for (int l = 0; l < out->student_tap; l++)
+            spacing *= s->pool[l][a];
+        if (fabs(spacing - out->spacing[a]) > 1e-6 * spacing)
+            return dk_err_set(err, DK_EMISMATCH,
+                              "%s: feature layer '%s' has spacing %g along axis %d; the profile "
+                              "and the student's pooling make it %g",
+                              where, layer, out->spacing[a], a, spacing);
+        out->spacing[a] = spacing;
+    }
     return DK_OK;
 }
 
@@ -117,23 +157,23 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
                           "teacher_sha256, temperature (0, 100], passes, spacing or "
                           "feature_layers (at most %d)",
                           where, DK_STORE_MAX_FEATURES);
-    if (!dump(sarch, m->student_architecture, sizeof m->student_architecture))
+    if (!sarch)
         return dk_err_set(err, DK_EFORMAT,
-                          "%s: profile '%s' does not say which student "
-                          "architecture its targets were made for (field "
-                          "'student_architecture'; a dualkd serve of this release does)",
+                          "%s: profile '%s' does not say which student architecture its targets "
+                          "were made for (field 'student_architecture'; a dualkd serve of this "
+                          "release does)",
                           where, name);
-    dk_status st = classes_of(json_object_get(e, "classes"), &m->classes, where, err);
+    dk_unet_config s, t;
+    dk_status st = canonical_arch(sarch, "student_architecture", where, &s, m->student_architecture,
+                                  sizeof m->student_architecture, err);
+    if (!st)
+        st = canonical_arch(json_object_get(card, "architecture"), "architecture", where, &t,
+                            m->teacher_architecture, sizeof m->teacher_architecture, err);
+    if (!st)
+        st = canonical_profile(json_object_get(e, "profile"), where, m->profile_json,
+                               sizeof m->profile_json, err);
+    if (!st) st = classes_of(json_object_get(e, "classes"), &m->classes, where, err);
     if (st) return st;
-    dk_unet_config s;
-    if ((st = dk_unet_config_from_json(m->student_architecture, &s, err)))
-        return dk_err_prefix(err, st, "%s: student_architecture", where);
-    /* canonical text, as the trainer writes its own: the server prints reals with 7
-     * digits, so a float field (leaky_slope) would otherwise differ in the last bits */
-    char *canonical = dk_unet_config_to_json(&s);
-    if (!canonical) return dk_err_set(err, DK_ENOMEM, "no memory for the architecture");
-    snprintf(m->student_architecture, sizeof m->student_architecture, "%s", canonical);
-    free(canonical);
     if (s.classes != m->classes.count || s.in_channels != 1)
         return dk_err_set(err, DK_EMISMATCH,
                           "%s: the student architecture has %d classes and "
@@ -145,10 +185,8 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
     m->temperature = json_number_value(T);
     m->passes = (int)json_integer_value(passes);
     m->input_noise = json_number_value(json_object_get(e, "input_noise"));
-    dump(json_object_get(e, "profile"), m->profile_json, sizeof m->profile_json);
-    dump(json_object_get(card, "architecture"), m->teacher_architecture,
-         sizeof m->teacher_architecture);
-    doubles(json_object_get(card, "training_spacing"), m->teacher_spacing, true);
+    if (!doubles(json_object_get(card, "training_spacing"), m->teacher_spacing, true))
+        return dk_err_set(err, DK_EFORMAT, "%s: the model card has no training_spacing", where);
     for (int a = 0; a < 3; a++) { /* as precompute: the pooling product of every level */
         m->student_multiple[a] = 1;
         for (int l = 0; l < s.levels - 1; l++)
@@ -156,7 +194,8 @@ static dk_status from_json(json_t *card, json_t *e, const char *where, dk_store_
     }
     m->feature_count = (int)json_array_size(feats);
     for (int k = 0; !st && k < m->feature_count; k++)
-        st = feature_of(json_array_get(feats, (size_t)k), &s, where, &m->features[k], err);
+        st = feature_of(json_array_get(feats, (size_t)k), &s, &t, m->profile_spacing, where,
+                        &m->features[k], err);
     return st;
 }
 

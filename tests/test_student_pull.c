@@ -162,6 +162,10 @@ Test(pull, pulls_then_hits_the_cache_and_reads_as_the_store)
             free(a), free(b);
         }
     }
+    /* the pulled manifest is the store's in every field a union compares */
+    dk_target_source both;
+    cr_expect_eq(dk_target_source_union(&pulled, &store, &both, &err), DK_OK, "%s", err.msg);
+    dk_target_source_close(&both);
     dk_target_source_close(&pulled);
     dk_target_source_close(&store);
     free(cache);
