@@ -41,7 +41,7 @@ static void print_help(void)
            "  --cache DIR        where pulled targets are kept (default STUDENT.h5.cache)\n"
            "  --site-targets F   a store of the teacher's targets for the site's own volumes\n"
            "                     (`dualkd teacher precompute --data SITE.h5` on premises, same\n"
-           "                     teacher, profile and student): drawn from with the --store's or pulled ones\n"
+           "                     teacher, profile and student): drawn from with the targets above\n"
            "  --data FILE        the site's dataset (labelled, validation volumes)\n"
            "  --out FILE         the best checkpoint\n"
            "  --config FILE      training config JSON over the defaults (docs/student.md)\n"
