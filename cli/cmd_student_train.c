@@ -225,9 +225,10 @@ static int pull(const options *o, dk_target_source *src)
     dk_fetch_global_cleanup();
     if (d.tty) fputc('\n', stderr);
     if (st) return dk_cli_fail("student train: pull", err.msg);
-    fprintf(stderr, "pull: %d samples, %d arrays: %d downloaded (%d resumed), %d from the cache; "
-            "%.1f MB in %.1f s (%.1f MB/s)%s\n", r.samples, r.arrays, r.downloaded, r.resumed,
-            r.cached, r.bytes / 1e6, r.seconds, r.bytes / 1e6 / (r.seconds > 1e-6 ? r.seconds : 1e-6),
+    fprintf(stderr, "pull: %d samples (catalogue: %d page%s, %d unchanged), %d arrays: %d "
+            "downloaded (%d resumed), %d from the cache; %.1f MB in %.1f s (%.1f MB/s)%s\n",
+            r.samples, r.pages, r.pages == 1 ? "" : "s", r.pages_cached, r.arrays, r.downloaded,
+            r.resumed, r.cached, r.bytes / 1e6, r.seconds, r.bytes / 1e6 / (r.seconds > 1e-6 ? r.seconds : 1e-6),
             r.downloaded ? "" : "; nothing new to download");
     if (dk_target_source_open_pulled(cache, o->profile, src, &err))
         return dk_cli_fail("student train", err.msg);

@@ -52,6 +52,28 @@ static dk_status get_json(puller *p, const char *path, size_t max, char **body, 
     return dk_fetch_json(&p->fetch, url, NULL, max, body, &len, etag, &not_modified, err);
 }
 
+/* Catalogue page n as text (caller frees): the kept copy when the server answers
+ * 304 to its ETag, else the new one, kept with its ETag. */
+static dk_status get_page(puller *p, const char *path, int n, char **text, dk_err *err)
+{
+    char url[4096], etag[128];
+    size_t len;
+    bool not_modified;
+    snprintf(url, sizeof url, "%s%s", p->base, path);
+    const char *kept = dk_pull_cache_page_etag(&p->cache, n);
+    char *kept_text = kept[0] ? dk_pull_cache_page_text(&p->cache, n) : NULL;
+    dk_status st = dk_fetch_json(&p->fetch, url, kept_text ? kept : NULL, PAGE_MAX, text, &len,
+                                 etag, &not_modified, err);
+    if (!st && not_modified) {
+        *text = kept_text, kept_text = NULL;
+        p->res->pages_cached++;
+    } else if (!st) {
+        st = dk_pull_cache_page_put(&p->cache, n, etag, *text, err);
+    }
+    free(kept_text);
+    return st;
+}
+
 /* The profile's entry of GET /v1/profiles as JSON text (caller frees). */
 static dk_status profile_entry(puller *p, char **entry, dk_err *err)
 {
@@ -89,8 +111,9 @@ static dk_status catalogue_page(puller *p, int page, json_t *all, long *pages, d
     char path[256], *text = NULL;
     snprintf(path, sizeof path, "/v1/targets?profile=%s&page=%d&per_page=%d", p->o->profile, page,
              PER_PAGE);
-    dk_status st = get_json(p, path, PAGE_MAX, &text, err);
+    dk_status st = get_page(p, path, page, &text, err);
     if (st) return st;
+    p->res->pages++;
     json_t *root = json_loads(text, 0, NULL), *samples = json_object_get(root, "samples");
     free(text);
     json_t *total = json_object_get(root, "total"), *np = json_object_get(root, "pages");
@@ -134,6 +157,7 @@ static dk_status metadata(puller *p, dk_err *err)
     char where[2200];
     snprintf(where, sizeof where, "server %s, profile '%s'", p->base, p->o->profile);
     if (!st) st = dk_pull_cache_parse(&p->cache, card, entry, catalogue, where, err);
+    if (!st) st = dk_pull_cache_index_save(&p->cache, err); /* the pages' ETags */
     if (!st) st = dk_pull_cache_write(&p->cache, "teacher.json", card, strlen(card), err);
     if (!st) st = dk_pull_cache_write(&p->cache, "profile.json", entry, strlen(entry), err);
     if (!st)

@@ -4,9 +4,10 @@
  *
  * The cache, <cache>/<profile>/: teacher.json (GET /v1/teacher), profile.json
  * (the profile's entry of GET /v1/profiles), catalogue.json (every page of GET
- * /v1/targets), index.json ("<sample>/<kind>" -> ETag, sha256, bytes) and
- * arrays/<sample>/<kind>.npy as the server sent them. Every file is written to a
- * temporary name, fsync'ed and renamed; an array joins the index only after its
+ * /v1/targets), pages/<n>.json (each page as sent), index.json (page -> ETag,
+ * "<sample>/<kind>" -> ETag, sha256, bytes) and arrays/<sample>/<kind>.npy as the
+ * server sent them. Pages are asked for with If-None-Match; a 304 reuses the kept one. Every file
+ * is written to a temporary name, fsync'ed and renamed; an array joins the index only after its
  * header matched the catalogue and its data the catalogue's SHA-256. A download
  * in progress is arrays/<sample>/<kind>.<etag>.part: an interrupted pull leaves
  * it, and the next one resumes it with Range and If-Range. An array whose index
@@ -37,10 +38,11 @@ typedef struct dk_pull_options {
 
 typedef struct dk_pull_result {
     int samples, arrays;
-    int cached;     /* arrays already in the cache with the catalogue's checksum */
-    int downloaded; /* arrays fetched by this pull */
-    int resumed;    /* of those, continued from a .part left by an earlier pull */
-    uint64_t bytes; /* body bytes received */
+    int pages, pages_cached; /* catalogue pages; of them, unchanged (304 to their ETag) */
+    int cached;              /* arrays already in the cache with the catalogue's checksum */
+    int downloaded;          /* arrays fetched by this pull */
+    int resumed;             /* of those, continued from a .part left by an earlier pull */
+    uint64_t bytes;          /* body bytes received */
     double seconds;
 } dk_pull_result;
 

@@ -41,7 +41,10 @@ dk_status dk_pull_cache_init(dk_pull_cache *c, const char *root, const char *pro
     dk_status st = DK_OK;
     if (make && !(st = make_dir(root, err)) && !(st = make_dir(c->dir, err)))
         st = make_dir(arrays, err);
+    snprintf(arrays, sizeof arrays, "%s/pages", c->dir);
+    if (make && !st) st = make_dir(arrays, err);
     c->index = json_object();
+    c->pages = json_object();
     return st;
 }
 
@@ -49,6 +52,7 @@ void dk_pull_cache_release(dk_pull_cache *c)
 {
     free(c->samples);
     json_decref(c->index);
+    json_decref(c->pages);
     memset(c, 0, sizeof *c);
 }
 
@@ -83,7 +87,8 @@ dk_status dk_pull_cache_write(const dk_pull_cache *c, const char *name, const ch
         unlink(tmp);
         return st;
     }
-    return sync_dir(c->dir, err);
+    *strrchr(path, '/') = '\0'; /* the directory the name was made in */
+    return sync_dir(path, err);
 }
 
 static char *read_file(const char *path, size_t max, size_t *len, dk_err *err)
@@ -184,18 +189,23 @@ void dk_pull_cache_index_load(dk_pull_cache *c)
     char path[4300];
     snprintf(path, sizeof path, "%s/index.json", c->dir);
     json_t *root = json_load_file(path, 0, NULL);
-    json_t *arrays = json_object_get(root, "arrays");
+    json_t *arrays = json_object_get(root, "arrays"), *pages = json_object_get(root, "pages");
     if (json_is_object(arrays)) {
         json_decref(c->index);
         c->index = json_incref(arrays);
+    }
+    if (json_is_object(pages)) {
+        json_decref(c->pages);
+        c->pages = json_incref(pages);
     }
     json_decref(root);
 }
 
 dk_status dk_pull_cache_index_save(const dk_pull_cache *c, dk_err *err)
 {
-    json_t *root = json_pack("{s:s, s:i, s:s, s:O}", "format", "dualkd-pull-index", "version", 1,
-                             "profile", c->manifest.profile, "arrays", c->index);
+    json_t *root =
+        json_pack("{s:s, s:i, s:s, s:O, s:O}", "format", "dualkd-pull-index", "version", 1,
+                  "profile", c->manifest.profile, "pages", c->pages, "arrays", c->index);
     char *text = root ? json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     if (!text) return dk_err_set(err, DK_ENOMEM, "no memory for the cache index");
@@ -232,6 +242,34 @@ dk_status dk_pull_cache_index_put(dk_pull_cache *c, const char *id, const dk_sto
     if (!e || json_object_set_new(c->index, key, e))
         return dk_err_set(err, DK_ENOMEM, "no memory for the cache index");
     return DK_OK;
+}
+
+const char *dk_pull_cache_page_etag(const dk_pull_cache *c, int n)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%d", n);
+    const char *etag = json_string_value(json_object_get(c->pages, key));
+    return etag ? etag : "";
+}
+
+char *dk_pull_cache_page_text(const dk_pull_cache *c, int n)
+{
+    char path[4300];
+    size_t len;
+    snprintf(path, sizeof path, "%s/pages/%d.json", c->dir, n);
+    return read_file(path, META_MAX, &len, NULL);
+}
+
+dk_status dk_pull_cache_page_put(dk_pull_cache *c, int n, const char *etag, const char *text,
+                                 dk_err *err)
+{
+    char key[16], name[32];
+    snprintf(key, sizeof key, "%d", n);
+    snprintf(name, sizeof name, "pages/%d.json", n);
+    dk_status st = dk_pull_cache_write(c, name, text, strlen(text), err);
+    if (!st && json_object_set_new(c->pages, key, json_string(etag)))
+        st = dk_err_set(err, DK_ENOMEM, "no memory for the cache index");
+    return st;
 }
 
 void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind, char *out,

@@ -16,6 +16,7 @@ typedef struct dk_pull_cache {
     dk_store_sample_info *samples; /* owned */
     int count;
     json_t *index; /* {"<sample>/<kind>": {"etag", "sha256", "bytes"}} (owned) */
+    json_t *pages; /* {"<n>": "<etag>"}: catalogue pages kept in pages/<n>.json (owned) */
 } dk_pull_cache;
 
 /* dir = <root>/<profile> (profile checked as a file name), made with its parents
@@ -42,6 +43,13 @@ dk_status dk_pull_cache_index_save(const dk_pull_cache *c, dk_err *err);
 bool dk_pull_cache_has(const dk_pull_cache *c, const char *id, const dk_store_array_info *a);
 dk_status dk_pull_cache_index_put(dk_pull_cache *c, const char *id, const dk_store_array_info *a,
                                   uint64_t bytes, dk_err *err);
+
+/* Catalogue page n: its ETag ("" when not kept), its kept text (caller frees; NULL
+ * when not kept), and keeping a page's text and ETag. */
+const char *dk_pull_cache_page_etag(const dk_pull_cache *c, int n);
+char *dk_pull_cache_page_text(const dk_pull_cache *c, int n);
+dk_status dk_pull_cache_page_put(dk_pull_cache *c, int n, const char *etag, const char *text,
+                                 dk_err *err);
 
 /* <dir>/arrays/<id>/<kind>.npy, and the partial download <...>/<kind>.<etag16>.part. */
 void dk_pull_cache_array_path(const dk_pull_cache *c, const char *id, const char *kind, char *out,

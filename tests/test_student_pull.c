@@ -131,6 +131,8 @@ Test(pull, pulls_then_hits_the_cache_and_reads_as_the_store)
     cr_expect_eq(again.downloaded, 0);
     cr_expect_eq(again.cached, r.arrays);
     cr_expect_eq(again.bytes, 0);
+    cr_expect(r.pages == 1 && r.pages_cached == 0, "%d pages, %d cached", r.pages, r.pages_cached);
+    cr_expect(again.pages == 1 && again.pages_cached == 1, "the catalogue page was not a 304");
 
     /* the pulled source reads exactly what the store file holds */
     char store_path[4200];
@@ -380,7 +382,8 @@ Test(pull, student_train_with_server_twice)
     cr_expect(strstr(text, "MB/s") && strstr(text, "best checkpoint"), "%s", text);
     cr_expect(!strstr(text, env.all), "the token is in the log: %s", text);
     cr_assert_eq(dk_test_run(cmd, text, sizeof text), 0, "%s", text);
-    cr_expect(strstr(text, "0 downloaded (0 resumed), 16 from the cache") &&
+    cr_expect(strstr(text, "(catalogue: 1 page, 1 unchanged), 16 arrays: 0 downloaded (0 resumed), "
+                           "16 from the cache") &&
                   strstr(text, "nothing new to download"),
               "%s", text);
     char cache[4200];
