@@ -301,7 +301,12 @@ dk_status dk_fetch_json(const dk_fetch_options *o, const char *url, const char *
         if (!st) {
             snprintf(etag, 128, "%s", a.etag);
             *not_modified = a.status == 304;
-            if (!*not_modified && !a.mem)
+            if (*not_modified && !extra[1])
+                st = dk_err_set(err, DK_EFORMAT,
+                                "GET %s: answered 304 Not Modified to a request without "
+                                "If-None-Match",
+                                url);
+            if (!st && !*not_modified && !a.mem)
                 st = dk_err_set(err, DK_EFORMAT, "GET %s: answered an empty body", url);
             if (!st && !*not_modified) *body = a.mem, *len = a.mem_len, a.mem = NULL;
         }
