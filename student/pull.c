@@ -5,9 +5,12 @@
  * and the checks pull_cache.c and pull_catalogue.c. */
 #include "student/pull.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -224,6 +227,24 @@ static dk_status arrays(puller *p, dk_err *err)
     return DK_OK;
 }
 
+/* One pull at a time per cache directory: two would write the same parts. The lock
+ * goes with the process (also on kill -9). Returns the descriptor to close, or -1. */
+static int lock_cache(const dk_pull_cache *c, dk_status *st, dk_err *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/.lock", c->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        *st = dk_err_set(err, DK_EIO, "cannot open '%s': %s", path, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB)) {
+        *st = dk_err_set(err, DK_EIO, "another pull is using the cache '%s' (lock '%s')", c->dir,
+                         path);
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 static dk_status check_options(const dk_pull_options *o, puller *p, dk_err *err)
 {
     const char *s = o->server;
@@ -249,11 +270,13 @@ dk_status dk_pull(const dk_pull_options *o, dk_pull_result *res, dk_err *err)
     p.fetch.ctx = &p;
     dk_status st = check_options(o, &p, err);
     if (!st) st = dk_pull_cache_init(&p.cache, o->cache_dir, o->profile, true, err);
+    int lock = st ? -1 : lock_cache(&p.cache, &st, err);
     if (!st) dk_pull_cache_index_load(&p.cache);
     if (!st) st = metadata(&p, err);
     if (!st) st = arrays(&p, err);
     res->bytes = p.progress.bytes;
     res->seconds = dk_clock_seconds() - p.t0;
     dk_pull_cache_release(&p.cache);
+    if (lock >= 0) close(lock);
     return st;
 }

@@ -46,7 +46,8 @@ typedef struct dk_pull_result {
     double seconds;
 } dk_pull_result;
 
-/* Pull o->profile's model card, catalogue and arrays into the cache. Needs
+/* Pull o->profile's model card, catalogue and arrays into the cache (one pull at
+ * a time per cache: a second gets DK_EIO naming the lock). Needs
  * dk_fetch_global_init. Messages name the URL and what was wrong with it. */
 dk_status dk_pull(const dk_pull_options *o, dk_pull_result *res, dk_err *err);
 

@@ -11,11 +11,13 @@
  * the URL and what was wrong, and never a cache the trainer would accept. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +135,13 @@ Test(pull, pulls_then_hits_the_cache_and_reads_as_the_store)
     cr_expect_eq(again.bytes, 0);
     cr_expect(r.pages == 1 && r.pages_cached == 0, "%d pages, %d cached", r.pages, r.pages_cached);
     cr_expect(again.pages == 1 && again.pages_cached == 1, "the catalogue page was not a 304");
+    char lock_path[4300]; /* another pull holding the cache */
+    snprintf(lock_path, sizeof lock_path, "%s/%s/.lock", cache, DK_TEST_PROFILE_A);
+    int lock = open(lock_path, O_RDWR);
+    cr_assert(lock >= 0 && flock(lock, LOCK_EX) == 0);
+    cr_expect_eq(dk_pull(&o, &again, &err), DK_EIO);
+    cr_expect(strstr(err.msg, "another pull is using the cache"), "%s", err.msg);
+    close(lock);
 
     /* the pulled source reads exactly what the store file holds */
     char store_path[4200];
