@@ -9,11 +9,13 @@
 #include "cli/util.h"
 #include "distill/blas.h"
 #include "distill/clock.h"
+#include "student/pull.h"
 #include "student/train.h"
 
 
 static const char usage[] =
-    "usage: dualkd student train --store STORE.h5 --data SITE.h5 --out STUDENT.h5\n"
+    "usage: dualkd student train (--store STORE.h5 | --server URL --token T --profile P)\n"
+    "                            --data SITE.h5 --out STUDENT.h5 [--cache DIR]\n"
     "                            [--config FILE.json] [--site-targets STORE.h5]\n"
     "                            [--supervised-only] [--no-response]\n"
     "                            [--no-feature] [--resume] [--threads N] [--seed S]\n"
@@ -28,11 +30,18 @@ static void print_help(void)
            "\"validation\" volumes every epoch and keeps the best checkpoint (the U-Net only)\n"
            "at STUDENT.h5; STUDENT.h5.last.h5 (with the site's adapter and optimiser state,\n"
            "for --resume) and STUDENT.h5.runlog.jsonl beside it. See docs/student.md.\n\n"
-           "  --store FILE       a target store made for this site's profile (pulling the\n"
-           "                     targets from `dualkd serve` with --server/--token comes next)\n"
+           "  --store FILE       a target store made for this site's profile (offline)\n"
+           "  --server URL       or pull the targets from `dualkd serve` at URL (http/https):\n"
+           "                     model card, catalogue and every sample's input, response,\n"
+           "                     uncertainty and features as .npy into a local cache; a\n"
+           "                     second run downloads only what changed, an interrupted one\n"
+           "                     resumes its partial downloads\n"
+           "  --token T          the site's bearer token (default: $DUALKD_TOKEN); never logged\n"
+           "  --profile P        the site's resolution profile on the server\n"
+           "  --cache DIR        where pulled targets are kept (default STUDENT.h5.cache)\n"
            "  --site-targets F   a store of the teacher's targets for the site's own volumes\n"
            "                     (`dualkd teacher precompute --data SITE.h5` on premises, same\n"
-           "                     teacher, profile and student): drawn from with the --store's\n"
+           "                     teacher, profile and student): drawn from with the targets above\n"
            "  --data FILE        the site's dataset (labelled, validation volumes)\n"
            "  --out FILE         the best checkpoint\n"
            "  --config FILE      training config JSON over the defaults (docs/student.md)\n"
@@ -48,6 +57,7 @@ static void print_help(void)
 
 typedef struct options {
     const char *store, *site_targets, *data, *out, *config;
+    const char *server, *token, *profile, *cache;
     bool supervised_only, no_response, no_feature, resume, print_config, seed_given;
     long threads;
     unsigned long long seed;
@@ -73,6 +83,10 @@ static int value(const char *a, const char *v, options *o)
     else if (!strcmp(a, "--data")) o->data = v;
     else if (!strcmp(a, "--out")) o->out = v;
     else if (!strcmp(a, "--config")) o->config = v;
+    else if (!strcmp(a, "--server")) o->server = v;
+    else if (!strcmp(a, "--token")) o->token = v;
+    else if (!strcmp(a, "--profile")) o->profile = v;
+    else if (!strcmp(a, "--cache")) o->cache = v;
     else if (!strcmp(a, "--threads")) {
         if (!dk_cli_parse_int(v, 1, 256, &n)) {
             fprintf(stderr, "dualkd student train: --threads '%s': expected 1..256\n", v);
@@ -107,9 +121,20 @@ static int parse_args(int argc, char **argv, options *o)
         if (rc) return rc;
         i++;
     }
-    if (!o->print_config && (!o->data || !o->out || (!o->store && !o->supervised_only))) {
-        fprintf(stderr, "dualkd student train: --data, --out and --store (or --supervised-only) "
-                        "are required\n%s", usage);
+    if (!o->token) o->token = getenv("DUALKD_TOKEN");
+    if (o->print_config) return 0;
+    if (!o->data || !o->out || (!o->store && !o->server && !o->supervised_only)) {
+        fprintf(stderr, "dualkd student train: --data, --out and --store or --server (or "
+                        "--supervised-only) are required\n%s", usage);
+        return 2;
+    }
+    if (o->store && o->server) {
+        fprintf(stderr, "dualkd student train: give --store or --server, not both\n");
+        return 2;
+    }
+    if (o->server && (!o->token || !o->profile)) {
+        fprintf(stderr, "dualkd student train: --server needs --token (or $DUALKD_TOKEN) and "
+                        "--profile\n");
         return 2;
     }
     return 0;
@@ -164,13 +189,60 @@ static void on_epoch(const dk_student_epoch *e, const dk_classes *classes, void 
     fprintf(stderr, "; mean %.3f%s\n", e->mean_dice, e->best ? " (best so far: saved)" : "");
 }
 
-/* The store, joined with the site's own targets when given. */
+typedef struct pull_display {
+    bool tty;
+    double last;
+} pull_display;
+
+static void on_pull(const dk_pull_progress *p, void *ctx)
+{
+    pull_display *d = ctx;
+    bool end = p->arrays_done == p->arrays_total;
+    if (p->bytes_total == 0) return; /* all cached: the summary line says so */
+    if (!end && p->seconds - d->last < (d->tty ? 0.2 : 10.0)) return;
+    d->last = p->seconds;
+    double mb = p->bytes / 1e6, total = p->bytes_total / 1e6;
+    double rate = mb / (p->seconds > 1e-6 ? p->seconds : 1e-6);
+    fprintf(stderr, "%spull: %.1f/%.1f MB  %.1f MB/s  ETA %.0f s  (arrays %d/%d)%s",
+            d->tty ? "\r" : "", mb, total, rate, rate > 0 ? (total - mb) / rate : 0.0,
+            p->arrays_done, p->arrays_total, d->tty ? "\033[K" : "\n");
+}
+
+/* Pull the profile's targets into the cache and open them as src. */
+static int pull(const options *o, dk_target_source *src)
+{
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s", o->cache ? o->cache : "");
+    if (!o->cache) snprintf(cache, sizeof cache, "%.4000s.cache", o->out);
+    dk_err err = {0};
+    pull_display d = {.tty = isatty(STDERR_FILENO) == 1, .last = -1e9};
+    dk_pull_options po = {.server = o->server, .profile = o->profile, .cache_dir = cache,
+                          .fetch = dk_fetch_options_default(), .progress = on_pull, .ctx = &d};
+    po.fetch.token = o->token;
+    dk_pull_result r;
+    dk_status st = dk_fetch_global_init(&err);
+    if (!st) st = dk_pull(&po, &r, &err);
+    dk_fetch_global_cleanup();
+    if (d.tty) fputc('\n', stderr);
+    if (st) return dk_cli_fail("student train: pull", err.msg);
+    fprintf(stderr, "pull: %d samples (catalogue: %d page%s, %d unchanged), %d arrays: %d "
+            "downloaded (%d resumed), %d from the cache; %.1f MB in %.1f s (%.1f MB/s)%s\n",
+            r.samples, r.pages, r.pages == 1 ? "" : "s", r.pages_cached, r.arrays, r.downloaded,
+            r.resumed, r.cached, r.bytes / 1e6, r.seconds, r.bytes / 1e6 / (r.seconds > 1e-6 ? r.seconds : 1e-6),
+            r.downloaded ? "" : "; nothing new to download");
+    if (dk_target_source_open_pulled(cache, o->profile, src, &err))
+        return dk_cli_fail("student train", err.msg);
+    return 0;
+}
+
+/* The store (or the pulled targets), joined with the site's own targets when given. */
 static int open_sources(const options *o, dk_target_source src[3], dk_target_source **use)
 {
     dk_err err = {0};
     *use = NULL;
-    if (!o->store || o->supervised_only) return 0;
-    if (dk_target_source_open_store(o->store, &src[0], &err))
+    if ((!o->store && !o->server) || o->supervised_only) return 0;
+    if (o->server && pull(o, &src[0])) return 1;
+    if (!o->server && dk_target_source_open_store(o->store, &src[0], &err))
         return dk_cli_fail("student train", err.msg);
     *use = &src[0];
     if (!o->site_targets) return 0;

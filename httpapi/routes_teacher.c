@@ -63,13 +63,18 @@ static json_t *profile_entry(const dk_served_store *s)
     json_t *profile = json_loads(m->profile_json, 0, NULL);
     char catalogue[128];
     snprintf(catalogue, sizeof catalogue, "/v1/targets?profile=%s", s->profile);
-    return json_pack("{s:s, s:o*, s:i, s:o, s:f, s:i, s:f, s:o, s:[fff], s:s, s:s, s:s}", "name",
+    /* the student a site must train for the feature targets to fit (student/pull.c) */
+    json_t *student = json_loads(m->student_architecture, 0, NULL);
+    json_t *entry = json_pack("{s:s, s:o*, s:i, s:o, s:f, s:i, s:f, s:o, s:[fff], s:s, s:s, s:s}", "name",
                      s->profile, "profile", profile, "samples", dk_store_count(s->store), "classes",
                      classes, "temperature", m->temperature, "passes", m->passes, "input_noise",
                      m->input_noise, "feature_layers", feature_layers(m), "spacing",
                      m->profile_spacing[0], m->profile_spacing[1], m->profile_spacing[2],
                      "teacher_sha256", m->teacher_sha256, "created", m->created, "catalogue",
                      catalogue);
+    if (entry && student) json_object_set(entry, "student_architecture", student);
+    json_decref(student);
+    return entry;
 }
 
 /* The ready stores the caller's token grants, each as f makes it. */
