@@ -61,8 +61,9 @@ def main(fixture, notebook):
     variables = json.load(open(os.path.join(fixture, "vars.json")))
     work = tempfile.mkdtemp(prefix="dualkd-notebook-")
     try:
+        # everything the kernel writes goes to the scratch directory, not $HOME
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=os.path.join(work, "runtime"),
-                   MPLCONFIGDIR=os.path.join(work, "mpl"))
+                   IPYTHONDIR=os.path.join(work, "ipython"), MPLCONFIGDIR=os.path.join(work, "mpl"))
         server = dkserve.Server([dkserve.binary(), "serve", "--teacher", "teacher.h5", "--store",
                                  "stores", "--tokens", "tokens.json", "--listen", "127.0.0.1:0"],
                                 fixture)
