@@ -5,9 +5,11 @@
  *
  * An array is read under the HDF5 lock straight into the buffer that becomes
  * the response body, after its .npy header; MHD sends from that buffer (a
- * range from inside it) and frees it: one copy out of HDF5, none after. HEAD
- * and 304 read nothing. Profile, sample and kind are only ever compared with
+ * range from inside it). The body is kept in npy_cache.h, so the next request
+ * for the same array sends it again without reading HDF5. HEAD and 304 read
+ * nothing. Profile, sample and kind are only ever compared with
  * catalogue entries. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include "datasets/npy.h"
 #include "distill/half.h"
+#include "httpapi/npy_cache.h"
 #include "httpapi/router.h"
 #include "httpapi/server_internal.h"
 
@@ -280,6 +283,14 @@ static char *read_npy(dk_request *req, const target *t, enum MHD_Result *answere
     return buf;
 }
 
+/* Content, not location: the stored checksum, the conversion, dtype and shape. */
+static void cache_key(const target *t, char *key, size_t cap)
+{
+    int n = snprintf(key, cap, "%s %s", t->etag, dk_npy_dtype_name(t->h.dtype));
+    for (int d = 0; d < t->h.rank && n > 0 && (size_t)n < cap; d++)
+        n += snprintf(key + n, cap - (size_t)n, " %zu", t->h.shape[d]);
+}
+
 enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p)
 {
     target t = {0};
@@ -307,11 +318,22 @@ enum MHD_Result dk_handle_target(dk_request *req, const dk_route_params *p)
     if (req->head) {
         r = MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
     } else {
-        char *buf = read_npy(req, &t, &answered);
-        if (!buf) return answered;
-        r = MHD_create_response_from_buffer_with_free_callback_cls(len, buf + from, free, buf);
+        const char *npy;
+        size_t npy_len;
+        char key[DK_NPY_CACHE_KEY];
+        cache_key(&t, key, sizeof key);
+        dk_npy_body *body = dk_npy_cache_get(key, &npy, &npy_len);
+        if (!body) {
+            char *buf = read_npy(req, &t, &answered);
+            if (!buf) return answered;
+            if (!(body = dk_npy_cache_put(key, buf, t.total))) return MHD_NO;
+            npy = buf, npy_len = t.total;
+        }
+        assert(npy_len == t.total);
+        r = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)(npy + from),
+                                                                   dk_npy_body_release, body);
         if (!r)
-            free(buf);
+            dk_npy_body_release(body);
         else
             dk_metrics_array_served(req->server->metrics);
     }
