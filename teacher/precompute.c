@@ -615,11 +615,15 @@ static dk_status profile_targets(dk_precomputer *pc, const dk_grid *tg, const in
         t->info.feature_grid[k] =
             tap_grid(&pc->scfg, pc->m.features[k].student_tap, pg, sbefore, spad);
     if ((st = targets_alloc(pc, t, pv, err))) return st;
-    /* acc_soft is spent once the response is resampled */
-    if ((st = resample_grid(tg, pc->acc_soft, pg, t->response, C, true, err)) ||
-        (st = resample_grid(tg, pc->acc_plain, pg, pc->acc_soft, C, true, err)))
-        return st;
-    entropy_map(pc->acc_soft, C, pv, t->uncertainty);
+    /* The plain mean on the profile grid, for the entropy: its own buffer, as a profile
+     * finer than the teacher's grid has more voxels than the accumulators hold. */
+    float *plain = malloc(sizeof(float) * (size_t)C * pv);
+    if (!plain) return dk_err_set(err, DK_ENOMEM, "no memory for the targets of '%s'", t->info.id);
+    st = resample_grid(tg, pc->acc_soft, pg, t->response, C, true, err);
+    if (!st) st = resample_grid(tg, pc->acc_plain, pg, plain, C, true, err);
+    if (!st) entropy_map(plain, C, pv, t->uncertainty);
+    free(plain);
+    if (st) return st;
     for (int k = 0; k < pc->m.feature_count; k++) {
         const dk_store_feature *f = &pc->m.features[k];
         dk_grid src = tap_grid(&pc->tcfg, f->teacher_tap, tg, before, pc->planned);

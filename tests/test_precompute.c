@@ -175,6 +175,29 @@ Test(precompute, targets_are_probabilities_with_bounded_uncertainty_and_fp16_err
     free(out);
 }
 
+/* A profile finer than the repository (here 0.35 x 0.18 x 0.18 mm against the phantoms'
+ * 0.7 x 0.36 x 0.36) has more voxels than the teacher's grid: its targets must not be
+ * written through buffers sized for the teacher's grid (ASan caught that overflow). */
+Test(precompute, a_profile_finer_than_the_repository)
+{
+    char *out = dk_test_path("fine");
+    dk_precompute_options o = options(out);
+    o.profile.spacing[0] = 0.35, o.profile.spacing[1] = o.profile.spacing[2] = 0.18;
+    snprintf(o.profile.name, sizeof o.profile.name, "fine");
+    dk_precompute_result res;
+    run_ok(&o, &res);
+    dk_err err = {0};
+    dk_store *s = dk_store_open(res.store_path, &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    size_t n;
+    float *u = read_all(s, 0, "uncertainty", &n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(u[i] >= 0 && u[i] <= logf(3.0f), "uncertainty[%zu] = %g", i, u[i]);
+    free(u);
+    dk_store_close(s);
+    free(out);
+}
+
 Test(precompute, the_teacher_is_frozen)
 {
     char before[DK_SHA256_HEX], after[DK_SHA256_HEX];
