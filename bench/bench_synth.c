@@ -30,7 +30,7 @@ static int run_profile(const char *name, int n)
     int dims[3] = {0};
     for (int i = 0; i < n; i++) {
         dk_knee_subject s;
-        dk_knee_subject_draw(1, (uint64_t)i, &s);
+        dk_knee_subject_draw_mix(1, (uint64_t)i, p.oa_grades, &s);
         dk_volume v;
         double t0 = now();
         if (dk_knee_synth(&s, &p, NULL, true, "bench", &v, &err)) {

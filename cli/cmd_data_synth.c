@@ -154,7 +154,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
         char id[64];
         snprintf(id, sizeof id, "%s-%04d", a->prefix, i);
         dk_knee_subject subject;
-        dk_knee_subject_draw((uint64_t)a->seed, (uint64_t)i, &subject);
+        dk_knee_subject_draw_mix((uint64_t)a->seed, (uint64_t)i, profile->oa_grades, &subject);
         dk_volume v;
         bool with_label = roles[i] != DK_SPLIT_UNLABELLED;
         dk_status st = dk_knee_synth(&subject, profile, a->contrast, with_label, id, &v, &err);
