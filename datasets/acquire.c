@@ -12,7 +12,6 @@
 
 #include "datasets/resample.h"
 
-
 /* splitmix64's finaliser: a counter-based generator is just mix(key + counter). */
 static uint64_t mix64(uint64_t z)
 {
@@ -43,8 +42,8 @@ static double slice_profile(double u)
 /* The z operator fine -> site: each site slice is the profile-weighted mean of the fine
  * slices under its profile, the profile centred on the site slice. A profile thinner
  * than one fine slice takes the nearest fine slice. */
-static dk_status slice_taps(const dk_grid *fine, const dk_grid *site, double thickness,
-                            dk_taps *t, dk_err *err)
+static dk_status slice_taps(const dk_grid *fine, const dk_grid *site, double thickness, dk_taps *t,
+                            dk_err *err)
 {
     int n = fine->dims[0], m = site->dims[0];
     double reach = thickness * (0.5 + 0.5 * SLICE_EDGE);
@@ -55,7 +54,8 @@ static dk_status slice_taps(const dk_grid *fine, const dk_grid *site, double thi
     for (int k = 0; k < m; k++) {
         double centre = site->origin[0] + k * site->spacing[0], total = 0;
         double f = (centre - fine->origin[0]) / fine->spacing[0];
-        int lo = (int)ceil(f - reach / fine->spacing[0]), hi = (int)floor(f + reach / fine->spacing[0]);
+        int lo = (int)ceil(f - reach / fine->spacing[0]),
+            hi = (int)floor(f + reach / fine->spacing[0]);
         int first = p;
         for (int i = lo < 0 ? 0 : lo; i <= hi && i < n; i++) {
             double w = thickness > 0 ? slice_profile((i - f) * fine->spacing[0] / thickness) : 0;
@@ -70,7 +70,8 @@ static dk_status slice_taps(const dk_grid *fine, const dk_grid *site, double thi
             t->weight[p++] = 1;
             total = 1;
         }
-        for (int q = first; q < p; q++) t->weight[q] = (float)(t->weight[q] / total);
+        for (int q = first; q < p; q++)
+            t->weight[q] = (float)(t->weight[q] / total);
         t->start[k + 1] = p;
     }
     t->identity = false;

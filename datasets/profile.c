@@ -13,16 +13,32 @@
 #define PROFILE_FILE_MAX (64 * 1024) /* a profile is a few hundred bytes */
 
 /* Real protocols: OAI 3D DESS (sagittal, 0.7 mm slices, 0.365 mm in-plane), and the
- * 2D fast-spin-echo knee series typical of clinical sites. */
-/* The clinical slices leave gaps (3.0 mm slices every 3.3 mm, 3.5 every 4.5: 10 % and
- * 29 % of the thickness), as 2D protocols do. Grade mixes (KL 0..4; docs/profiles.md): the repository is OAI-like;
- * the 3.3 mm site a general referral population, the 4.5 mm site an OA clinic. */
+ * 2D fast-spin-echo knee series typical of clinical sites, whose slices leave gaps
+ * (3.0 mm slices every 3.3 mm, 3.5 every 4.5: 10 % and 29 % of the thickness). Grade
+ * mixes (KL 0..4, docs/profiles.md): the repository OAI-like, the 3.3 mm site a general
+ * referral population, the 4.5 mm site an osteoarthritis clinic. */
 static const dk_profile builtins[] = {
-    {"repository", {0.7, 0.36, 0.36}, 0.7, "dess", 0.02, 0.1, "", {0.40, 0.18, 0.26, 0.13, 0.03}},
-    {"clinical-3.3mm", {3.3, 0.31, 0.31}, 3.0, "pd-fs", 0.05, 0.2, "",
-     {0.45, 0.20, 0.17, 0.12, 0.06}},
-    {"clinical-4.5mm", {4.5, 0.30, 0.30}, 3.5, "t1", 0.06, 0.25, "",
-     {0.10, 0.15, 0.30, 0.30, 0.15}},
+    {.name = "repository",
+     .spacing = {0.7, 0.36, 0.36},
+     .slice_thickness = 0.7,
+     .contrast = "dess",
+     .noise = 0.02,
+     .bias = 0.1,
+     .oa_grades = {0.40, 0.18, 0.26, 0.13, 0.03}},
+    {.name = "clinical-3.3mm",
+     .spacing = {3.3, 0.31, 0.31},
+     .slice_thickness = 3.0,
+     .contrast = "pd-fs",
+     .noise = 0.05,
+     .bias = 0.2,
+     .oa_grades = {0.45, 0.20, 0.17, 0.12, 0.06}},
+    {.name = "clinical-4.5mm",
+     .spacing = {4.5, 0.30, 0.30},
+     .slice_thickness = 3.5,
+     .contrast = "t1",
+     .noise = 0.06,
+     .bias = 0.25,
+     .oa_grades = {0.10, 0.15, 0.30, 0.30, 0.15}},
 };
 static const int builtin_count = sizeof builtins / sizeof builtins[0];
 
@@ -267,7 +283,8 @@ static char *dump(const dk_profile *p, int precision)
                             p->bias, "student", p->student);
     if (!obj) return NULL;
     double total = 0;
-    for (int g = 0; g < DK_OA_GRADES; g++) total += p->oa_grades[g];
+    for (int g = 0; g < DK_OA_GRADES; g++)
+        total += p->oa_grades[g];
     if (total > 0 &&
         json_object_set_new(obj, "oa_grades",
                             json_pack("[f,f,f,f,f]", p->oa_grades[0], p->oa_grades[1],

@@ -23,8 +23,7 @@ dk_status dk_knee_ghosts(float *image, const int dims[3], int axis, double ampli
                          dk_err *err)
 {
     if (axis != 1 && axis != 2)
-        return dk_err_set(err, DK_EINVAL, "ghosts: phase-encode axis %d (expected 1 or 2)",
-                          axis);
+        return dk_err_set(err, DK_EINVAL, "ghosts: phase-encode axis %d (expected 1 or 2)", axis);
     int n = dims[axis];
     if (step < 1 || step >= n)
         return dk_err_set(err, DK_EINVAL, "ghosts: step %d (expected 1..%d)", step, n - 1);
@@ -37,7 +36,8 @@ dk_status dk_knee_ghosts(float *image, const int dims[3], int axis, double ampli
         for (int o = 0; o < other; o++) {
             float *line = image + (size_t)z * dims[1] * dims[2] +
                           (axis == 2 ? (size_t)o * dims[2] : (size_t)o);
-            for (int i = 0; i < n; i++) copy[i] = line[(size_t)i * stride];
+            for (int i = 0; i < n; i++)
+                copy[i] = line[(size_t)i * stride];
             ghost_line(line, stride, n, copy, (float)amplitude, step);
         }
     free(copy);

@@ -68,7 +68,8 @@ Test(profile, json_round_trip)
     cr_assert(strstr(json, "\"contrast\": \"dess\""), "%s", json);
     free(json);
     /* a value that needs all 17 digits still reads back exactly */
-    dk_profile odd = {"odd_site", {0.1 + 0.2, 1.0 / 3, 0.5}, 2.0 / 3, "t1", 0.07, 0.0, "tiny-unet", {0}};
+    dk_profile odd = {"odd_site", {0.1 + 0.2, 1.0 / 3, 0.5}, 2.0 / 3, "t1", 0.07, 0.0, "tiny-unet",
+                      {0}};
     check_round_trip(&odd);
 }
 

@@ -39,7 +39,8 @@ static void render(const dk_knee_subject *s, const char *contrast, const dk_grid
 static size_t count_label(const dk_volume *v, int label)
 {
     size_t n = 0;
-    for (size_t i = 0; i < dk_volume_voxels(v); i++) n += v->label[i] == label;
+    for (size_t i = 0; i < dk_volume_voxels(v); i++)
+        n += v->label[i] == label;
     return n;
 }
 
@@ -64,7 +65,8 @@ Test(variability, moved_field_of_view_moves_labels_with_image)
     for (int k = 0; k < nz; k++)
         for (int j = 0; j + dy < ny; j++)
             for (int i = 0; i + dx < nx; i++) {
-                size_t p = ((size_t)k * ny + j) * nx + i, q = ((size_t)k * ny + j + dy) * nx + i + dx;
+                size_t p = ((size_t)k * ny + j) * nx + i,
+                       q = ((size_t)k * ny + j + dy) * nx + i + dx;
                 same += va.label[p] == vb.label[q];
                 total++;
                 double x = va.image[p], y = vb.image[q];
@@ -76,7 +78,8 @@ Test(variability, moved_field_of_view_moves_labels_with_image)
     double corr = cov / sqrt((saa / n - sa / n * sa / n) * (sbb / n - sb / n * sb / n));
     cr_assert_gt(corr, 0.9, "the image moved with them: correlation %.3f", corr);
     size_t unmoved = 0;
-    for (size_t i = 0; i < dk_volume_voxels(&va); i++) unmoved += va.label[i] == vb.label[i];
+    for (size_t i = 0; i < dk_volume_voxels(&va); i++)
+        unmoved += va.label[i] == vb.label[i];
     cr_assert_lt((double)unmoved / dk_volume_voxels(&va), 0.97, "the shift changes the scan");
     dk_volume_release(&va);
     dk_volume_release(&vb);
@@ -116,13 +119,13 @@ Test(variability, full_thickness_defect_leaves_bone_touching_fluid, .timeout = 1
     render(&intact, "pd-fs", &g, &vi);
     render(&defect, "pd-fs", &g, &vd);
     size_t touch_i = bone_touching_fluid(&vi), touch_d = bone_touching_fluid(&vd);
-    size_t cart_i = count_label(&vi, DK_KNEE_FEMORAL_CARTILAGE) +
-                    count_label(&vi, DK_KNEE_TIBIAL_CARTILAGE);
-    size_t cart_d = count_label(&vd, DK_KNEE_FEMORAL_CARTILAGE) +
-                    count_label(&vd, DK_KNEE_TIBIAL_CARTILAGE);
+    size_t cart_i =
+        count_label(&vi, DK_KNEE_FEMORAL_CARTILAGE) + count_label(&vi, DK_KNEE_TIBIAL_CARTILAGE);
+    size_t cart_d =
+        count_label(&vd, DK_KNEE_FEMORAL_CARTILAGE) + count_label(&vd, DK_KNEE_TIBIAL_CARTILAGE);
     cr_assert_lt(cart_d, cart_i, "defects remove cartilage: %zu vs %zu", cart_d, cart_i);
-    cr_assert_gt(touch_d, touch_i + 200, "bone voxels bared to fluid: %zu with defects, %zu without",
-                 touch_d, touch_i);
+    cr_assert_gt(touch_d, touch_i + 200,
+                 "bone voxels bared to fluid: %zu with defects, %zu without", touch_d, touch_i);
     dk_volume_release(&vi);
     dk_volume_release(&vd);
 }
@@ -187,7 +190,8 @@ Test(variability, advanced_grade_adds_osteophytes_and_narrows_the_joint, .timeou
 static size_t bright_bone(const dk_volume *v, float above)
 {
     size_t n = 0;
-    for (size_t i = 0; i < dk_volume_voxels(v); i++) n += is_bone(v->label[i]) && v->image[i] > above;
+    for (size_t i = 0; i < dk_volume_voxels(v); i++)
+        n += is_bone(v->label[i]) && v->image[i] > above;
     return n;
 }
 
@@ -291,7 +295,10 @@ Test(variability, motion_ghosts_lie_along_the_phase_encode_axis)
                     cr_assert(d == 0 || d == step || d == len - step || d == 2 * step ||
                                   d == len - 2 * step,
                               "a ghost %d voxels away along axis %d", d, axis);
-                    cr_assert_float_eq(v, d == 0 ? 10.0f : d == step || d == len - step ? 1.0f : 0.5f,
+                    cr_assert_float_eq(v,
+                                       d == 0                         ? 10.0f
+                                       : d == step || d == len - step ? 1.0f
+                                                                      : 0.5f,
                                        1e-5);
                 }
         cr_assert_eq(lit, 5, "the object and four ghosts, axis %d", axis);
@@ -317,7 +324,8 @@ Test(variability, whole_scan_is_deterministic_per_seed, .timeout = 60)
     size_t n = dk_volume_voxels(&a);
     cr_assert_eq(memcmp(a.image, b.image, n * sizeof(float)), 0);
     cr_assert_eq(memcmp(a.label, b.label, n), 0);
-    for (size_t i = 0; i < n; i++) cr_assert(isfinite(a.image[i]) && a.image[i] >= 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(isfinite(a.image[i]) && a.image[i] >= 0);
     dk_volume_release(&a);
     dk_volume_release(&b);
 }
