@@ -160,7 +160,7 @@ def plot(result, path):
         print("no matplotlib (Debian python3-matplotlib): PNG skipped", file=sys.stderr)
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for site in result["sites"]:
+    for index, site in enumerate(result["sites"]):
         rows = site["rows"]
         xs = [r["labelled"] for r in rows]
         for key, style in (("mean_cartilage", "-o"), ("femoral_cartilage", ":"),
@@ -168,7 +168,7 @@ def plot(result, path):
             if rows and key in rows[0]:
                 ys = [r[key] for r in rows]
                 label = "%s %s" % (site["profile"], key.replace("_", " "))
-                ax.plot(xs, ys, style, label=label)
+                ax.plot(xs, ys, style, color="C%d" % index, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, 2, 4, 8, 16])
     ax.set_xticklabels(["1", "2", "4", "8", "16"])
