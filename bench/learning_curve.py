@@ -206,7 +206,8 @@ def main():
                   % ("%s %s" % todo[fut], p["seed"], p["labelled"], p["mean_cartilage"],
                      p["best_epoch"], p["wall_seconds"]), flush=True)
     sites = []
-    for (profile, contrast), points in results.items():
+    order = list(dict.fromkeys(key for key, *_ in jobs))  # as --profiles lists them
+    for (profile, contrast), points in sorted(results.items(), key=lambda r: order.index(r[0])):
         points.sort(key=lambda p: (p["labelled"], p["seed"]))
         sites.append({"profile": profile, "contrast": contrast or "profile default",
                       "points": points, "rows": summarise(points, labelled)})
