@@ -37,7 +37,8 @@ static void synth_help(void)
            "                         [--validation V] [--seed S] [--prefix ID] [--quiet]\n"
            "                         --out FILE.h5\n\n"
            "Writes synthetic knee MR volumes (docs/synthetic-knee.md) acquired at a site\n"
-           "profile (a built-in name or a JSON file; default repository) to an HDF5 dataset.\n\n"
+           "profile (a built-in name or a JSON file; default repository) to an HDF5 dataset.\n"
+           "Osteoarthritis grades follow the profile's KL grade mix (oa_grades).\n\n"
            "  --n N           N labelled volumes: V of them split 'validation' (default 20%%),\n"
            "                  the rest 'train' (a repository)\n"
            "  --labelled L    a few-shot site: L 'labelled', U 'unlabelled' (stored without\n"
@@ -135,7 +136,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
         char id[64];
         snprintf(id, sizeof id, "%s-%04d", a->prefix, i);
         dk_knee_subject subject;
-        dk_knee_subject_draw((uint64_t)a->seed, (uint64_t)i, &subject);
+        dk_knee_subject_draw_mix((uint64_t)a->seed, (uint64_t)i, profile->oa_grades, &subject);
         dk_volume v;
         bool with_label = roles[i] != DK_SPLIT_UNLABELLED;
         dk_status st = dk_knee_synth(&subject, profile, a->contrast, with_label, id, &v, &err);

@@ -9,6 +9,8 @@
 
 #include "distill/err.h"
 
+#define DK_OA_GRADES 5 /* Kellgren-Lawrence grades 0..4 */
+
 typedef struct dk_profile {
     char name[64];
     double spacing[3];      /* mm, z y x: the profile's voxel grid */
@@ -17,11 +19,14 @@ typedef struct dk_profile {
     double noise;           /* Rician noise sigma as a fraction of the brightest tissue's mean */
     double bias;            /* smooth multiplicative bias-field strength, 0 = none, 0.2 = +-20 % */
     char student[64];       /* student architecture name for feature-tap shapes, "" = default */
+    double oa_grades[DK_OA_GRADES]; /* the site's Kellgren-Lawrence grade mix (KL 0..4),
+                                     * relative weights; all 0 = the generator's default */
 } dk_profile;
 
 /* Fill out with the built-in profile called name: "repository" (0.7 x 0.36 x 0.36 mm,
- * DESS), "clinical-3.3mm" (3.3 x 0.31 x 0.31, slice 3.3, PD-fs), "clinical-4.5mm"
- * (4.5 x 0.30 x 0.30, slice 4.5, T1). DK_ENOTFOUND for any other name. */
+ * DESS), "clinical-3.3mm" (3.3 x 0.31 x 0.31, slice 3.0, PD-fs), "clinical-4.5mm"
+ * (4.5 x 0.30 x 0.30, slice 3.5, T1), each with its site's OA grade mix
+ * (docs/profiles.md). DK_ENOTFOUND for any other name. */
 dk_status dk_profile_builtin(const char *name, dk_profile *out, dk_err *err);
 
 /* The built-ins, in a fixed order; dk_profile_builtin_name returns static storage,
@@ -32,7 +37,8 @@ const char *dk_profile_builtin_name(int i);
 /* Parse and validate one profile from JSON text. origin_for_messages (a file name,
  * "request body", ...) starts every error message, followed by the field at fault.
  * Required: name, spacing [z,y,x] (> 0), contrast. Optional: slice_thickness
- * (default spacing[0]), noise (default 0), bias (default 0), student (default "").
+ * (default spacing[0]), noise (default 0), bias (default 0), student (default ""),
+ * oa_grades (5 weights >= 0, not all 0; default all 0 = the generator's default mix).
  * Unknown keys are rejected so typos are caught. DK_EFORMAT on any problem. */
 dk_status dk_profile_from_json_text(const char *text, const char *origin_for_messages,
                                     dk_profile *out, dk_err *err);

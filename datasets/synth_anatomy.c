@@ -40,25 +40,101 @@ void dk_knee_classes(dk_classes *out)
         snprintf(out->names[c], sizeof out->names[c], "%s", names[c]);
 }
 
-void dk_knee_subject_draw(uint64_t seed, uint64_t index, dk_knee_subject *s)
+/* Per Kellgren-Lawrence grade, the ranges of the grade-dependent draws (the basis of
+ * each is in docs/synthetic-knee.md; most are estimates from grading atlases). */
+typedef struct grade_ranges {
+    double thinning[2], gap[2], effusion_max;
+    int lesions[2];
+    double depth[2], radius_mm[2];
+    int osteophytes[2];
+    double osteophyte_mm[2];
+    int bml[2], cysts[2];
+} grade_ranges;
+
+static const grade_ranges grade_table[DK_OA_GRADES] = {
+    /* KL0: normal */
+    {{0, 0}, {0.5, 1.1}, 0.6, {0, 1}, {0.2, 0.5}, {2, 4}, {0, 0}, {0, 0}, {0, 1}, {0, 0}},
+    /* KL1: doubtful narrowing, possible osteophytic lipping */
+    {{0, 0.05}, {0.4, 1.0}, 0.8, {0, 2}, {0.3, 0.7}, {2, 5}, {0, 2}, {1, 2}, {0, 1}, {0, 0}},
+    /* KL2: definite osteophytes, possible narrowing */
+    {{0.05, 0.15}, {0.3, 0.9}, 1.0, {1, 3}, {0.4, 1.0}, {2, 6}, {1, 4}, {2, 4}, {0, 2}, {0, 1}},
+    /* KL3: multiple osteophytes, definite narrowing */
+    {{0.15, 0.30}, {0.2, 0.7}, 1.2, {1, 3}, {0.7, 1.0}, {3, 8}, {2, 6}, {3, 6}, {1, 3}, {0, 2}},
+    /* KL4: large osteophytes, marked narrowing */
+    {{0.30, 0.60}, {0.2, 0.5}, 1.5, {2, 3}, {0.9, 1.0}, {5, 12}, {3, 6}, {4, 8}, {1, 3}, {0, 3}},
+};
+
+/* OAI-like: the repository profile's mix (docs/profiles.md). */
+static const double default_grades[DK_OA_GRADES] = {0.40, 0.18, 0.26, 0.13, 0.03};
+
+static int uniform_count(uint64_t *st, const int range[2])
+{
+    return range[0] + (int)(knee_rng_next(st) % (uint64_t)(range[1] - range[0] + 1));
+}
+
+void dk_knee_subject_set_grade(dk_knee_subject *s, int kl_grade)
+{
+    int g = kl_grade < 0 ? 0 : kl_grade > 4 ? 4 : kl_grade;
+    const grade_ranges *r = &grade_table[g];
+    uint64_t st = s->seed ^ 0x510E527FADE682D1ULL;
+    s->kl_grade = g;
+    s->thinning = knee_rng_uniform(&st, r->thinning[0], r->thinning[1]);
+    s->joint_gap = knee_rng_uniform(&st, r->gap[0], r->gap[1]);
+    s->effusion = knee_rng_uniform(&st, 0, r->effusion_max);
+    s->n_lesions = uniform_count(&st, r->lesions);
+    s->lesion_depth[0] = r->depth[0], s->lesion_depth[1] = r->depth[1];
+    s->lesion_radius[0] = r->radius_mm[0], s->lesion_radius[1] = r->radius_mm[1];
+    s->n_osteophytes = uniform_count(&st, r->osteophytes);
+    s->osteophyte_mm = knee_rng_uniform(&st, r->osteophyte_mm[0], r->osteophyte_mm[1]);
+    s->n_bml = uniform_count(&st, r->bml);
+    s->n_cysts = uniform_count(&st, r->cysts);
+}
+
+static int draw_grade(uint64_t *st, const double weights[DK_OA_GRADES])
+{
+    double total = 0;
+    for (int g = 0; g < DK_OA_GRADES; g++) total += weights[g] > 0 ? weights[g] : 0;
+    if (!(total > 0)) weights = default_grades, total = 1;
+    double u = knee_rng_uniform(st, 0, total);
+    for (int g = 0; g < DK_OA_GRADES - 1; g++) {
+        u -= weights[g] > 0 ? weights[g] : 0;
+        if (u < 0) return g;
+    }
+    return DK_OA_GRADES - 1;
+}
+
+void dk_knee_subject_draw_mix(uint64_t seed, uint64_t index, const double oa_grades[5],
+                              dk_knee_subject *s)
 {
     uint64_t st = seed * 0xD1B54A32D192ED03ULL ^ (index + 1) * 0x8CB92BA72F3D8DD7ULL;
     memset(s, 0, sizeof *s);
     s->seed = knee_rng_next(&st);
     s->left = knee_rng_next(&st) & 1;
-    s->scale = knee_rng_uniform(&st, 0.92, 1.08);
-    s->flexion = knee_rng_uniform(&st, 0, 25);
-    s->varus = knee_rng_uniform(&st, -4, 4);
-    s->rotation = knee_rng_uniform(&st, -6, 6);
-    s->tibial_slope = knee_rng_uniform(&st, 3, 10);
-    s->shift[0] = knee_rng_uniform(&st, -2, 2);
-    s->shift[1] = knee_rng_uniform(&st, -2.5, 2.5);
-    s->shift[2] = knee_rng_uniform(&st, -2.5, 2.5);
+    s->scale = knee_rng_uniform(&st, 0.88, 1.12);
+    s->flexion = knee_rng_uniform(&st, 0, 30);
+    s->varus = knee_rng_uniform(&st, -8, 8);
+    s->rotation = knee_rng_uniform(&st, -15, 15);
+    s->tibial_slope = knee_rng_uniform(&st, 0, 12);
+    s->shift[0] = knee_rng_uniform(&st, -5, 5);
+    s->shift[1] = knee_rng_uniform(&st, -10, 10);
+    s->shift[2] = knee_rng_uniform(&st, -8, 8);
     s->femoral_cartilage = knee_rng_uniform(&st, 2.0, 2.5);
     s->tibial_cartilage = knee_rng_uniform(&st, 1.8, 2.4);
-    s->joint_gap = knee_rng_uniform(&st, 0.5, 1.1);
-    s->effusion = knee_rng_uniform(&st, 0, 1);
-    s->n_lesions = (int)(knee_rng_next(&st) % (DK_KNEE_MAX_LESIONS + 1));
+    int grade = draw_grade(&st, oa_grades ? oa_grades : default_grades);
+    /* most scans are good: quality problems drawn with a skew towards none */
+    double u = knee_rng_uniform(&st, 0, 1);
+    s->fat_sat_failure = 0.6 * u * u;
+    u = knee_rng_uniform(&st, 0, 1);
+    s->ghosting = 0.15 * u * u * u;
+    s->phase_axis = 1 + (int)(knee_rng_next(&st) & 1);
+    s->bias_factor = knee_rng_uniform(&st, 0.5, 1.5);
+    s->noise_factor = knee_rng_uniform(&st, 0.7, 1.4);
+    dk_knee_subject_set_grade(s, grade);
+}
+
+void dk_knee_subject_draw(uint64_t seed, uint64_t index, dk_knee_subject *s)
+{
+    dk_knee_subject_draw_mix(seed, index, NULL, s);
 }
 
 /* ---- implicit shapes (model units) ---- */
@@ -166,6 +242,22 @@ static int nearest_condyle(const knee_model *m, const float pf[3])
     return fabsf(pf[0] - m->cond_u[0]) < fabsf(pf[0] - m->cond_u[1]) ? 0 : 1;
 }
 
+static float blob_distance(const knee_blob *b, const float p[3])
+{
+    float d2 = 0;
+    for (int a = 0; a < 3; a++) d2 += (p[a] - b->centre[a]) * (p[a] - b->centre[a]);
+    return sqrtf(d2) - b->radius[0];
+}
+
+/* Osteophytes: spheres at the joint margins joined to the bone by a fillet. */
+static float with_osteophytes(const knee_model *m, int on_tibia, const float p[3], float d)
+{
+    for (int o = 0; o < m->n_osteophytes; o++)
+        if (m->osteophytes[o].on_tibia == on_tibia)
+            d = smin(d, blob_distance(&m->osteophytes[o], p), 1.5f);
+    return d;
+}
+
 static float femur_sdf(const knee_model *m, const float pf[3])
 {
     float d_med = sd_ellipsoid(pf[0] - m->cond_u[0], pf[1], pf[2], m->cond_r[0]);
@@ -173,7 +265,8 @@ static float femur_sdf(const knee_model *m, const float pf[3])
     float d_troch = sd_ellipsoid(pf[0] - m->troch_c[0], pf[1] - m->troch_c[1],
                                  pf[2] - m->troch_c[2], m->troch_r);
     float d = smin(smin(d_med, d_lat, 3), d_troch, 6);
-    return smin(d, sd_round_box(pf, m->shaft_c, m->shaft_h, m->shaft_round), 10);
+    d = smin(d, sd_round_box(pf, m->shaft_c, m->shaft_h, m->shaft_round), 10);
+    return with_osteophytes(m, 0, pf, d);
 }
 
 /* Height offset (v, model units; negative = raised) of the tibial plateau's top at (u, w). */
@@ -193,7 +286,7 @@ static float tibia_sdf(const knee_model *m, const float pt[3])
                    sd_round_box(pt, m->meta_c, m->meta_h, m->meta_round), 10);
     /* the plateau's relief applies near its top only */
     float window = expf(-pt[1] * pt[1] / 72);
-    return d + window * plateau_offset(m, pt[0], pt[2]);
+    return with_osteophytes(m, 1, pt, d + window * plateau_offset(m, pt[0], pt[2]));
 }
 
 /* ---- cartilage ---- */
@@ -231,7 +324,7 @@ static float lesion_factor(const knee_model *m, int on_tibia, const float p[3])
         if (les->on_tibia != on_tibia) continue;
         float d2 = 0;
         for (int a = 0; a < 3; a++) d2 += (p[a] - les->centre[a]) * (p[a] - les->centre[a]);
-        f *= 1 - les->depth * expf(-d2 * les->inv_2sigma2);
+        f *= 1 - les->depth * smooth01((les->radius - sqrtf(d2)) / les->edge);
     }
     return f;
 }
@@ -245,8 +338,11 @@ static float clamp_thickness(float t)
 static float femur_field(const knee_model *m, const float pf[3])
 {
     const float s = 1.0f / THICKNESS_LATTICE;
-    return clamp_thickness(m->fem_mean + m->thick_amp * value_noise(m->fem_field_seed, pf[0] * s,
-                                                                    pf[1] * s, pf[2] * s));
+    float lateral = smooth01((pf[0] + 4) / 8);
+    float keep = (1 - lateral) * m->keep[0] + lateral * m->keep[1];
+    return keep * clamp_thickness(m->fem_mean + m->thick_amp * value_noise(m->fem_field_seed,
+                                                                           pf[0] * s, pf[1] * s,
+                                                                           pf[2] * s));
 }
 
 static float tibia_field(const knee_model *m, const float pt[3])
@@ -254,8 +350,9 @@ static float tibia_field(const knee_model *m, const float pt[3])
     const float s = 1.0f / THICKNESS_LATTICE;
     float lateral = smooth01((pt[0] + 4) / 8);
     float mean = (1 - lateral) * m->tib_mean[0] + lateral * m->tib_mean[1];
-    return clamp_thickness(mean + m->thick_amp * value_noise(m->tib_field_seed, pt[0] * s,
-                                                             pt[1] * s, pt[2] * s));
+    float keep = (1 - lateral) * m->keep[0] + lateral * m->keep[1];
+    return keep * clamp_thickness(mean + m->thick_amp * value_noise(m->tib_field_seed, pt[0] * s,
+                                                                    pt[1] * s, pt[2] * s));
 }
 
 /* ---- model ---- */
@@ -346,6 +443,27 @@ static void place_femur(knee_model *m, const dk_knee_subject *s)
     m->fem_origin[1] = best_v;
 }
 
+/* A point on the articular surface of condyle j (femur frame) or plateau j (tibia
+ * frame), drawn where lesions, marrow lesions and cysts occur: the weight-bearing
+ * surfaces. depth (model units) moves it into the bone. */
+static void articular_point(const knee_model *m, int on_tibia, uint64_t *st, float depth,
+                            float out[3])
+{
+    int j = (int)(knee_rng_next(st) & 1);
+    if (on_tibia) {
+        out[0] = m->cond_u[j] + (float)knee_rng_uniform(st, -6, 6);
+        out[1] = depth;
+        out[2] = (float)knee_rng_uniform(st, -10, 10);
+        return;
+    }
+    float t = (float)knee_rng_uniform(st, -0.5, 0.9);
+    float v = m->cond_r[j][1] * cosf(t), w = m->cond_r[j][2] * sinf(t);
+    float len = sqrtf(v * v + w * w), inward = len > depth ? 1 - depth / len : 0;
+    out[0] = m->cond_u[j] + (float)knee_rng_uniform(st, -4, 4);
+    out[1] = v * inward;
+    out[2] = w * inward;
+}
+
 static void draw_lesions(knee_model *m, const dk_knee_subject *s, uint64_t *st)
 {
     m->n_lesions = s->n_lesions < 0 ? 0
@@ -353,21 +471,64 @@ static void draw_lesions(knee_model *m, const dk_knee_subject *s, uint64_t *st)
                                                         : s->n_lesions;
     for (int l = 0; l < m->n_lesions; l++) {
         knee_lesion *les = &m->lesions[l];
-        int j = (int)(knee_rng_next(st) & 1);
         les->on_tibia = (int)(knee_rng_next(st) & 1);
-        if (les->on_tibia) {
-            les->centre[0] = m->cond_u[j] + (float)knee_rng_uniform(st, -6, 6);
-            les->centre[1] = 0;
-            les->centre[2] = (float)knee_rng_uniform(st, -10, 10);
+        articular_point(m, les->on_tibia, st, 0, les->centre);
+        float radius_mm = (float)knee_rng_uniform(st, s->lesion_radius[0], s->lesion_radius[1]);
+        les->radius = radius_mm * m->inv_scale;
+        les->edge = minf(1.5f, 0.5f * radius_mm) * m->inv_scale;
+        les->depth = (float)knee_rng_uniform(st, s->lesion_depth[0], s->lesion_depth[1]);
+    }
+}
+
+/* Osteophytes at the joint margins: the outer walls of the condyles near their
+ * articular edge and the rims of the plateau, half buried in the bone. */
+static void draw_osteophytes(knee_model *m, const dk_knee_subject *s, uint64_t *st)
+{
+    int n = s->n_osteophytes < 0 ? 0 : s->n_osteophytes;
+    m->n_osteophytes = n > DK_KNEE_MAX_OSTEOPHYTES ? DK_KNEE_MAX_OSTEOPHYTES : n;
+    for (int o = 0; o < m->n_osteophytes; o++) {
+        knee_blob *b = &m->osteophytes[o];
+        float r = (float)(s->osteophyte_mm * knee_rng_uniform(st, 0.5, 1.0)) * m->inv_scale;
+        b->radius[0] = b->radius[1] = b->radius[2] = r;
+        b->on_tibia = (int)(knee_rng_next(st) & 1);
+        int j = (int)(knee_rng_next(st) & 1);
+        float side = j == 0 ? -1.0f : 1.0f; /* away from the notch */
+        if (b->on_tibia) {
+            b->centre[0] = side * (m->plat_h[0] + 0.3f * r);
+            b->centre[1] = (float)knee_rng_uniform(st, 0, 3);
+            b->centre[2] = (float)knee_rng_uniform(st, -15, 15);
         } else {
-            float t = (float)knee_rng_uniform(st, -0.5, 0.9);
-            les->centre[0] = m->cond_u[j] + (float)knee_rng_uniform(st, -4, 4);
-            les->centre[1] = m->cond_r[j][1] * cosf(t);
-            les->centre[2] = m->cond_r[j][2] * sinf(t);
+            float v = m->cond_r[j][1] * (float)knee_rng_uniform(st, 0.3, 0.7);
+            float w = m->cond_r[j][2] * (float)knee_rng_uniform(st, -0.5, 0.5);
+            float q = 1 - v * v / (m->cond_r[j][1] * m->cond_r[j][1]) -
+                      w * w / (m->cond_r[j][2] * m->cond_r[j][2]);
+            b->centre[0] = m->cond_u[j] + side * (m->cond_r[j][0] * sqrtf(maxf(q, 0)) + 0.3f * r);
+            b->centre[1] = v;
+            b->centre[2] = w;
         }
-        float sigma = (float)knee_rng_uniform(st, 2.5, 6);
-        les->inv_2sigma2 = 1 / (2 * sigma * sigma);
-        les->depth = (float)knee_rng_uniform(st, 0.4, 1.0);
+    }
+}
+
+/* Bone-marrow lesions (ellipsoids reaching the subchondral plate) and subchondral cysts
+ * (spheres just under it), under the weight-bearing surfaces. */
+static void draw_marrow(knee_model *m, const dk_knee_subject *s, uint64_t *st)
+{
+    int nb = s->n_bml < 0 ? 0 : s->n_bml, nc = s->n_cysts < 0 ? 0 : s->n_cysts;
+    m->n_bml = nb > DK_KNEE_MAX_MARROW_LESIONS ? DK_KNEE_MAX_MARROW_LESIONS : nb;
+    m->n_cysts = nc > DK_KNEE_MAX_MARROW_LESIONS ? DK_KNEE_MAX_MARROW_LESIONS : nc;
+    for (int i = 0; i < m->n_bml; i++) {
+        knee_blob *b = &m->bml[i];
+        for (int a = 0; a < 3; a++)
+            b->radius[a] = (float)knee_rng_uniform(st, 3, a == 1 ? 7 : 10) * m->inv_scale;
+        b->on_tibia = (int)(knee_rng_next(st) & 1);
+        articular_point(m, b->on_tibia, st, 0.7f * b->radius[1], b->centre);
+    }
+    for (int i = 0; i < m->n_cysts; i++) {
+        knee_blob *b = &m->cysts[i];
+        float r = (float)knee_rng_uniform(st, 1, 4) * m->inv_scale;
+        b->radius[0] = b->radius[1] = b->radius[2] = r;
+        b->on_tibia = (int)(knee_rng_next(st) & 1);
+        articular_point(m, b->on_tibia, st, r + m->cortex_mm * m->inv_scale + 0.3f, b->centre);
     }
 }
 
@@ -409,9 +570,15 @@ void knee_model_build(const dk_knee_subject *s, knee_model *m)
     m->tib_mean[0] = (float)s->tibial_cartilage * 0.94f; /* medial plateau thinner */
     m->tib_mean[1] = (float)s->tibial_cartilage * 1.06f;
     m->thick_amp = 0.45f;
+    /* osteoarthritic thinning is medial-predominant */
+    float thinning = (float)(s->thinning < 0 ? 0 : s->thinning > 0.9 ? 0.9 : s->thinning);
+    m->keep[0] = 1 - thinning;
+    m->keep[1] = 1 - 0.5f * thinning;
     m->gap_min_mm = 0.25f;
+    draw_osteophytes(m, s, &st);
     place_femur(m, s);
     draw_lesions(m, s, &st);
+    draw_marrow(m, s, &st);
     build_ligaments(m);
     m->men_centre_w = -1;
     m->men_a = 13;
@@ -426,6 +593,7 @@ void knee_surface_bands(const knee_model *m, float *femur_mm, float *tibia_mm)
 {
     /* cartilage + the deepest fluid pocket / the tallest meniscus, + a margin */
     *femur_mm = THICKNESS_MAX_MM + 1.0f + 3.0f * m->effusion + 0.5f;
+    if (*femur_mm < THICKNESS_MAX_MM + 2.1f) *femur_mm = THICKNESS_MAX_MM + 2.1f;
     *tibia_mm = THICKNESS_MAX_MM + maxf(m->men_height_mm[0], m->men_height_mm[1]) + 0.5f;
 }
 
@@ -482,13 +650,17 @@ void knee_fields_at(const knee_model *m, const float pt[3], knee_fields *f)
     to_femur(m, pt, pf);
     f->d_femur = femur_sdf(m, pf) * m->scale;
     f->d_tibia = tibia_sdf(m, pt) * m->scale;
-    f->t_femur = f->t_tibia = 0;
+    f->t_femur = f->t_tibia = f->e_femur = f->e_tibia = 0;
     const float near_mm = THICKNESS_MAX_MM + 2; /* beyond: no cartilage can reach */
     float w;
-    if (f->d_femur > -1 && f->d_femur < near_mm && (w = femur_articular_weight(m, pf)) > 0)
-        f->t_femur = femur_field(m, pf) * w * lesion_factor(m, 0, pf);
-    if (f->d_tibia > -1 && f->d_tibia < near_mm && (w = tibia_articular_weight(m, pt)) > 0)
-        f->t_tibia = tibia_field(m, pt) * w * lesion_factor(m, 1, pt);
+    if (f->d_femur > -1 && f->d_femur < near_mm && (w = femur_articular_weight(m, pf)) > 0) {
+        f->e_femur = femur_field(m, pf) * w;
+        f->t_femur = f->e_femur * lesion_factor(m, 0, pf);
+    }
+    if (f->d_tibia > -1 && f->d_tibia < near_mm && (w = tibia_articular_weight(m, pt)) > 0) {
+        f->e_tibia = tibia_field(m, pt) * w;
+        f->t_tibia = f->e_tibia * lesion_factor(m, 1, pt);
+    }
 }
 
 void knee_classify(const knee_model *m, const float pt[3], const knee_fields *f, float n_low,
@@ -515,6 +687,10 @@ void knee_classify(const knee_model *m, const float pt[3], const knee_fields *f,
         return;
     }
     out->label = DK_KNEE_BACKGROUND;
+    if (df < f->e_femur || (dt < f->e_tibia && df_out > m->gap_min_mm)) {
+        out->tissue = TISSUE_FLUID; /* a focal defect fills with joint fluid */
+        return;
+    }
     dt_out = maxf(dt_out, 0);
     if (dt_out < 8 && df_out > m->gap_min_mm && in_meniscus(m, pt, dt_out)) {
         out->tissue = TISSUE_MENISCUS;
@@ -522,9 +698,39 @@ void knee_classify(const knee_model *m, const float pt[3], const knee_fields *f,
     }
     float pf[3];
     to_femur(m, pt, pf);
-    if (in_fluid(m, pf, df_out, dt_out, tf, tt)) {
+    if (in_fluid(m, pf, df_out, dt_out, f->e_femur, f->e_tibia)) {
         out->tissue = TISSUE_FLUID;
         return;
     }
     knee_classify_soft(m, pt, n_low, out);
+}
+
+static float blob_depth(const knee_blob *b, const float p[3])
+{
+    float q = 0;
+    for (int a = 0; a < 3; a++) {
+        float d = (p[a] - b->centre[a]) / b->radius[a];
+        q += d * d;
+    }
+    return sqrtf(q);
+}
+
+void knee_marrow(const knee_model *m, const float pt[3], float n_low, knee_point *p, float *bml)
+{
+    *bml = 0;
+    if (m->n_bml + m->n_cysts == 0) return;
+    float pf[3];
+    to_femur(m, pt, pf);
+    for (int i = 0; i < m->n_cysts; i++) {
+        const knee_blob *b = &m->cysts[i];
+        if (blob_depth(b, b->on_tibia ? pt : pf) < 1) {
+            p->tissue = TISSUE_FLUID;
+            return;
+        }
+    }
+    for (int i = 0; i < m->n_bml; i++) {
+        const knee_blob *b = &m->bml[i];
+        float q = blob_depth(b, b->on_tibia ? pt : pf) + 0.25f * n_low;
+        *bml = maxf(*bml, smooth01((1 - q) / 0.35f));
+    }
 }

@@ -18,15 +18,25 @@ typedef enum knee_tissue {
     TISSUE_CARTILAGE,
     TISSUE_MENISCUS,
     TISSUE_LIGAMENT,
+    TISSUE_BML, /* bone-marrow lesion: oedema-like marrow (label: the bone) */
     TISSUE_COUNT,
 } knee_tissue;
 
+/* A focal cartilage defect: a disc of radius (soft edge of width edge) in which depth
+ * of the thickness is missing; depth 1 denudes the bone. */
 typedef struct knee_lesion {
     int on_tibia;     /* frame of centre: 0 femur, 1 tibia */
     float centre[3];  /* in that frame, model units */
-    float inv_2sigma2;
-    float depth;      /* fraction of the thickness removed at the centre */
+    float radius, edge;
+    float depth;
 } knee_lesion;
+
+/* A sphere (osteophyte, cyst) or ellipsoid (bone-marrow lesion) in a bone's frame. */
+typedef struct knee_blob {
+    int on_tibia;
+    float centre[3];
+    float radius[3]; /* model units */
+} knee_blob;
 
 typedef struct knee_capsule {
     float a[3], b[3]; /* tibia frame, model units */
@@ -55,9 +65,14 @@ typedef struct knee_model {
     /* cartilage thickness fields (mm) */
     uint64_t fem_field_seed, tib_field_seed;
     float fem_mean, tib_mean[2], thick_amp;
+    float keep[2]; /* thickness kept after diffuse thinning: medial, lateral */
     float gap_min_mm;
     knee_lesion lesions[DK_KNEE_MAX_LESIONS];
     int n_lesions;
+    knee_blob osteophytes[DK_KNEE_MAX_OSTEOPHYTES];
+    int n_osteophytes;
+    knee_blob bml[DK_KNEE_MAX_MARROW_LESIONS], cysts[DK_KNEE_MAX_MARROW_LESIONS];
+    int n_bml, n_cysts;
     /* menisci: elliptical rings over each compartment, tibia frame */
     float men_centre_w, men_a, men_c, men_height_mm[2];
     /* soft tissue */
@@ -71,6 +86,10 @@ typedef struct knee_point {
     uint8_t label;
     float depth;
 } knee_point;
+
+/* Marrow at tibia-frame point pt, given it is marrow: a cyst (fluid) or how much of a
+ * bone-marrow lesion it is (0..1, an ill-defined margin shaped by n_low). */
+void knee_marrow(const knee_model *m, const float pt[3], float n_low, knee_point *p, float *bml);
 
 void knee_model_build(const dk_knee_subject *s, knee_model *m);
 
@@ -92,6 +111,7 @@ static inline void knee_to_tibia(const knee_model *m, const float pw[3], float p
 typedef struct knee_fields {
     float d_femur, d_tibia;
     float t_femur, t_tibia;
+    float e_femur, e_tibia; /* the thickness without focal defects: a defect is fluid */
 } knee_fields;
 
 void knee_fields_at(const knee_model *m, const float pt[3], knee_fields *f);

@@ -13,6 +13,7 @@
 
 #include "datasets/acquire.h"
 #include "datasets/synth_anatomy.h"
+#include "datasets/synth_quality.h"
 
 #define BLOCK 4
 #define FINE_INPLANE_MM 0.3
@@ -25,25 +26,29 @@ typedef struct contrast_table {
     float tex_low[TISSUE_COUNT];  /* slow variation (about 5 mm) */
     float tex_high[TISSUE_COUNT]; /* trabecular / fibre texture (about 1 mm) */
     float cartilage_layering;     /* superficial minus deep cartilage, relative */
+    /* fat and marrow where fat suppression fails (0: the sequence suppresses none) */
+    float fat_unsuppressed, marrow_unsuppressed;
 } contrast_table;
 
-/*                 fat    muscle fluid  marrow cortex cart   menisc ligament */
+/* A bone-marrow lesion is oedema-like: bright on fluid-sensitive sequences (PD-fs, and
+ * less so DESS), dark against fatty marrow on T1. */
+/*                 fat    muscle fluid  marrow cortex cart   menisc ligament bml */
 static const contrast_table contrasts[] = {
     {"dess", /* water excitation: fluid and cartilage bright, fat damped */
-     {0.30f, 0.32f, 1.00f, 0.38f, 0.04f, 0.72f, 0.06f, 0.10f},
-     {0.08f, 0.10f, 0.03f, 0.10f, 0.0f, 0.05f, 0.0f, 0.05f},
-     {0.06f, 0.12f, 0.02f, 0.22f, 0.3f, 0.05f, 0.3f, 0.15f},
-     0.35f},
+     {0.30f, 0.32f, 1.00f, 0.38f, 0.04f, 0.72f, 0.06f, 0.10f, 0.55f},
+     {0.08f, 0.10f, 0.03f, 0.10f, 0.0f, 0.05f, 0.0f, 0.05f, 0.10f},
+     {0.06f, 0.12f, 0.02f, 0.22f, 0.3f, 0.05f, 0.3f, 0.15f, 0.15f},
+     0.35f, 0.60f, 0.55f},
     {"pd-fs", /* fat saturated: marrow and fat dark, fluid bright */
-     {0.10f, 0.30f, 1.00f, 0.12f, 0.04f, 0.55f, 0.07f, 0.12f},
-     {0.10f, 0.10f, 0.03f, 0.15f, 0.0f, 0.05f, 0.0f, 0.05f},
-     {0.10f, 0.12f, 0.02f, 0.30f, 0.3f, 0.06f, 0.3f, 0.15f},
-     0.25f},
+     {0.10f, 0.30f, 1.00f, 0.12f, 0.04f, 0.55f, 0.07f, 0.12f, 0.55f},
+     {0.10f, 0.10f, 0.03f, 0.15f, 0.0f, 0.05f, 0.0f, 0.05f, 0.10f},
+     {0.10f, 0.12f, 0.02f, 0.30f, 0.3f, 0.06f, 0.3f, 0.15f, 0.15f},
+     0.25f, 0.90f, 0.80f},
     {"t1", /* fat and marrow bright, fluid dark */
-     {1.00f, 0.32f, 0.18f, 0.90f, 0.03f, 0.42f, 0.05f, 0.08f},
-     {0.05f, 0.10f, 0.05f, 0.05f, 0.0f, 0.05f, 0.0f, 0.05f},
-     {0.04f, 0.12f, 0.05f, 0.10f, 0.3f, 0.05f, 0.3f, 0.15f},
-     0.05f},
+     {1.00f, 0.32f, 0.18f, 0.90f, 0.03f, 0.42f, 0.05f, 0.08f, 0.40f},
+     {0.05f, 0.10f, 0.05f, 0.05f, 0.0f, 0.05f, 0.0f, 0.05f, 0.10f},
+     {0.04f, 0.12f, 0.05f, 0.10f, 0.3f, 0.05f, 0.3f, 0.15f, 0.10f},
+     0.05f, 0.0f, 0.0f},
 };
 
 static const contrast_table *find_contrast(const char *name)
@@ -149,7 +154,7 @@ static void coarse_at(const coarse_fields *cf, int k, int j, int i, knee_fields 
     size_t sy = (size_t)cf->dims[2], sz = (size_t)cf->dims[1] * cf->dims[2];
     const knee_fields *p = cf->at + (size_t)(k >> 1) * sz + (size_t)(j >> 1) * sy + (i >> 1);
     size_t steps[3] = {(k & 1) ? sz : 0, (j & 1) ? sy : 0, (i & 1) ? 1 : 0};
-    float acc[4] = {0, 0, 0, 0};
+    float acc[6] = {0, 0, 0, 0, 0, 0};
     int count = 0;
     for (int c = 0; c < 8; c++) {
         if (((c & 1) && !steps[2]) || ((c & 2) && !steps[1]) || ((c & 4) && !steps[0])) continue;
@@ -159,6 +164,8 @@ static void coarse_at(const coarse_fields *cf, int k, int j, int i, knee_fields 
         acc[1] += q->d_tibia;
         acc[2] += q->t_femur;
         acc[3] += q->t_tibia;
+        acc[4] += q->e_femur;
+        acc[5] += q->e_tibia;
         count++;
     }
     float inv = 1.0f / count;
@@ -166,6 +173,8 @@ static void coarse_at(const coarse_fields *cf, int k, int j, int i, knee_fields 
     out->d_tibia = acc[1] * inv;
     out->t_femur = acc[2] * inv;
     out->t_tibia = acc[3] * inv;
+    out->e_femur = acc[4] * inv;
+    out->e_tibia = acc[5] * inv;
 }
 
 /* ---- rendering ---- */
@@ -175,7 +184,8 @@ typedef struct render_ctx {
     const dk_grid *grid;
     coarse_fields fields;
     float base[TISSUE_COUNT], tex_low[TISSUE_COUNT], tex_high[TISSUE_COUNT], layering;
-    lattice low, fine, fibre;
+    float fat_unsuppressed, marrow_unsuppressed, fat_sat_failure;
+    lattice low, fine, fibre, fat_sat;
     float band_femur_mm, band_tibia_mm;
 } render_ctx;
 
@@ -208,6 +218,12 @@ static int block_kind(const render_ctx *c, const int lo[3], const int hi[3])
     return BLOCK_FULL;
 }
 
+static inline float smooth_step(float x)
+{
+    x = x < 0 ? 0 : x > 1 ? 1 : x;
+    return x * x * (3 - 2 * x);
+}
+
 static void render_voxel(const render_ctx *c, int kind, int k, int j, int i, float *image,
                          uint8_t *label)
 {
@@ -218,6 +234,7 @@ static void render_voxel(const render_ctx *c, int kind, int k, int j, int i, flo
           pt[3];
     float n_low = lattice_at(&c->low, k, j, i);
     knee_point p;
+    float bml = 0;
     if (kind == BLOCK_FULL) {
         knee_fields f;
         coarse_at(&c->fields, k, j, i, &f);
@@ -230,11 +247,24 @@ static void render_voxel(const render_ctx *c, int kind, int k, int j, int i, flo
         p.tissue = TISSUE_MARROW;
         p.label = kind == BLOCK_FEMUR ? DK_KNEE_FEMUR : DK_KNEE_TIBIA;
         p.depth = 0;
+        if (c->model->n_bml + c->model->n_cysts) knee_to_tibia(c->model, pw, pt);
     }
+    if (p.tissue == TISSUE_MARROW) knee_marrow(c->model, pt, n_low, &p, &bml);
     const lattice *hi = p.tissue == TISSUE_MUSCLE ? &c->fibre : &c->fine;
     float n_high = lattice_at(hi, k, j, i);
-    float value = c->base[p.tissue] *
-                  (1 + c->tex_low[p.tissue] * n_low + c->tex_high[p.tissue] * n_high);
+    float base = c->base[p.tissue];
+    if (c->fat_sat_failure > 0 && (p.tissue == TISSUE_FAT || p.tissue == TISSUE_MARROW)) {
+        /* fat suppression fails smoothly over the field of view (B0 inhomogeneity) */
+        float fail = c->fat_sat_failure * smooth_step(0.5f + 0.8f * lattice_at(&c->fat_sat, k, j, i));
+        base += fail * ((p.tissue == TISSUE_FAT ? c->fat_unsuppressed : c->marrow_unsuppressed) -
+                        base);
+    }
+    float value = base * (1 + c->tex_low[p.tissue] * n_low + c->tex_high[p.tissue] * n_high);
+    if (bml > 0) {
+        float lesion = c->base[TISSUE_BML] *
+                       (1 + c->tex_low[TISSUE_BML] * n_low + c->tex_high[TISSUE_BML] * n_high);
+        value += bml * (lesion - value);
+    }
     if (p.tissue == TISSUE_CARTILAGE) value *= 1 - 0.5f * c->layering + c->layering * p.depth;
     *image = value > 0 ? value : 0;
     *label = p.label;
@@ -260,11 +290,13 @@ static void render_ctx_release(render_ctx *c)
     lattice_release(&c->low);
     lattice_release(&c->fine);
     lattice_release(&c->fibre);
+    lattice_release(&c->fat_sat);
 }
 
 static dk_status render_ctx_init(render_ctx *c, const knee_model *m, const contrast_table *ct,
-                                 const dk_grid *grid, uint64_t seed, dk_err *err)
+                                 const dk_grid *grid, const dk_knee_subject *subj, dk_err *err)
 {
+    uint64_t seed = subj->seed;
     memset(c, 0, sizeof *c);
     c->model = m;
     c->grid = grid;
@@ -276,12 +308,20 @@ static dk_status render_ctx_init(render_ctx *c, const knee_model *m, const contr
         c->tex_high[t] = ct->tex_high[t];
     }
     c->layering = ct->cartilage_layering;
+    c->fat_unsuppressed = ct->fat_unsuppressed;
+    c->marrow_unsuppressed = ct->marrow_unsuppressed;
+    c->fat_sat_failure = ct->fat_unsuppressed > 0 && subj->fat_sat_failure > 0
+                             ? (float)subj->fat_sat_failure : 0;
     knee_surface_bands(m, &c->band_femur_mm, &c->band_tibia_mm);
     const float low_mm[3] = {5, 5, 5}, fine_mm[3] = {0.9f, 0.9f, 0.9f},
                 fibre_mm[3] = {1.2f, 6.0f, 1.0f}; /* muscle fibres run superior-inferior */
     dk_status s = lattice_init(&c->low, grid, low_mm, knee_rng_next(&st), err);
     if (!s) s = lattice_init(&c->fine, grid, fine_mm, knee_rng_next(&st), err);
     if (!s) s = lattice_init(&c->fibre, grid, fibre_mm, knee_rng_next(&st), err);
+    const float fat_sat_mm[3] = {25, 25, 25}; /* field inhomogeneity varies over cm */
+    uint64_t fat_sat_seed = knee_rng_next(&st);
+    if (!s && c->fat_sat_failure > 0)
+        s = lattice_init(&c->fat_sat, grid, fat_sat_mm, fat_sat_seed, err);
     if (!s) s = coarse_init(&c->fields, m, grid, err);
     if (s) render_ctx_release(c);
     return s;
@@ -321,7 +361,7 @@ dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const d
     knee_model model;
     knee_model_build(s, &model);
     render_ctx c;
-    st = render_ctx_init(&c, &model, ct, grid, s->seed, err);
+    st = render_ctx_init(&c, &model, ct, grid, s, err);
     if (st) {
         dk_volume_release(out);
         return st;
@@ -342,10 +382,25 @@ dk_status dk_knee_synth(const dk_knee_subject *s, const dk_profile *profile,
     dk_volume fine;
     dk_status st = dk_knee_render(s, use, &grid, id, &fine, err);
     if (st) return st;
-    st = dk_acquire(&fine, profile, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
+    /* this scan's coil loading and SNR, around the site protocol's */
+    dk_profile scan = *profile;
+    scan.bias = fmin(0.9, profile->bias * (s->bias_factor > 0 ? s->bias_factor : 1));
+    scan.noise = fmin(0.9, profile->noise * (s->noise_factor > 0 ? s->noise_factor : 1));
+    st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
                     err);
     dk_volume_release(&fine);
     if (st) return st;
+    if (s->ghosting > 0) {
+        int axis = s->phase_axis == 1 ? 1 : 2;
+        uint64_t g = s->seed ^ 0x1F83D9ABFB41BD6BULL;
+        int step = (int)lround(out->dims[axis] / knee_rng_uniform(&g, 3, 8));
+        if (step >= 1 && step < out->dims[axis])
+            st = dk_knee_ghosts(out->image, out->dims, axis, s->ghosting, step, err);
+        if (st) {
+            dk_volume_release(out);
+            return st;
+        }
+    }
     if (!with_label) {
         free(out->label);
         out->label = NULL;

@@ -4,13 +4,15 @@
  * A subject is a seeded set of anatomical parameters (size, pose, flexion, side,
  * cartilage thickness, lesions). It is rendered on a fine grid (about 0.3 mm in-plane,
  * finer than the profile through-plane) as an ideal image of one contrast plus exact
- * labels, then acquired at a site profile (datasets/acquire.h: slice blur, partial
- * volume, bias field, Rician noise, majority labels).
+ * labels, then acquired at a site profile (datasets/acquire.h: slice profile, partial
+ * volume, bias field, Rician noise, majority labels) with the scan's own image quality
+ * (synth_quality.c: motion ghosts, per-scan bias and noise).
  *
  * Array axes (z, y, x) = (medial-lateral, superior->inferior, anterior->posterior):
  * a z slice, drawn with y down the rows and x along the columns, is the classic
- * sagittal knee view (femur on top, anterior on the left). The region of interest is
- * a fixed box of DK_KNEE_ROI_MM around the femorotibial joint.
+ * sagittal knee view (femur on top, anterior on the left). The field of view is a
+ * fixed box of DK_KNEE_ROI_* mm; the joint sits in it where the subject's shift puts
+ * it, so parts of the bones may lie outside.
  *
  * Classes (OAI-ZIB): 0 background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial
  * cartilage. Menisci, ligaments, fluid, fat and muscle have intensities but are
@@ -42,31 +44,61 @@ enum {
 #define DK_KNEE_ROI_X 57.6
 
 #define DK_KNEE_MAX_LESIONS 3
+#define DK_KNEE_MAX_OSTEOPHYTES 6
+#define DK_KNEE_MAX_MARROW_LESIONS 3 /* bone-marrow lesions and subchondral cysts, each */
 
-/* The drawn parameters of one subject; everything else (texture, thickness field,
- * meniscus shape) derives from seed. Angles in degrees, lengths in mm. */
+/* The drawn parameters of one subject and of its scan; everything else (texture,
+ * thickness field, shapes and places of lesions) derives from seed. Angles in degrees,
+ * lengths in mm; ranges and their real-world basis in docs/synthetic-knee.md. */
 typedef struct dk_knee_subject {
     uint64_t seed;
     bool left;            /* a left knee: the anatomy is mirrored medial <-> lateral */
-    double scale;         /* bone size factor, about 0.92..1.08 */
-    double flexion;       /* femur relative to tibia, 0..25 */
-    double varus;         /* whole knee about the anterior-posterior axis, -4..4 */
-    double rotation;      /* whole knee about the superior-inferior axis, -6..6 */
-    double tibial_slope;  /* posterior slope of the plateau, 3..10 */
-    double shift[3];      /* joint centre offset from its nominal place in the ROI, z y x */
-    double femoral_cartilage;  /* mean femoral cartilage thickness, 2.0..2.5 */
-    double tibial_cartilage;   /* mean tibial cartilage thickness, 1.8..2.4 */
-    double joint_gap;          /* fluid gap between the cartilages at contact, 0.5..1.1 */
-    double effusion;           /* joint fluid amount, 0..1 */
-    int n_lesions;             /* cartilage thinning lesions, 0..DK_KNEE_MAX_LESIONS */
+    double scale;         /* bone size factor, 0.88..1.12 */
+    double flexion;       /* femur relative to tibia, 0..30 */
+    double varus;         /* whole knee about the anterior-posterior axis, -8..8 */
+    double rotation;      /* whole knee about the superior-inferior axis, -15..15 */
+    double tibial_slope;  /* posterior slope of the plateau, 0..12 */
+    double shift[3];      /* joint centre offset from the field of view's centre, z y x:
+                           * +-5, +-10, +-8 */
+    int kl_grade;              /* Kellgren-Lawrence osteoarthritis grade, 0..4 */
+    double femoral_cartilage;  /* mean intact femoral cartilage thickness, 2.0..2.5 */
+    double tibial_cartilage;   /* mean intact tibial cartilage thickness, 1.8..2.4 */
+    double thinning;           /* fraction of thickness lost diffusely (medial; lateral
+                                * half of it), by grade, 0..0.6 */
+    double joint_gap;          /* fluid gap between the cartilages at contact, 0.2..1.1 */
+    double effusion;           /* joint fluid amount, 0..1.5 */
+    int n_lesions;             /* focal cartilage defects, 0..DK_KNEE_MAX_LESIONS */
+    double lesion_depth[2];    /* range of their depth (fraction of the thickness; 1 =
+                                * full thickness, bone denuded) */
+    double lesion_radius[2];   /* range of their radius, mm */
+    int n_osteophytes;         /* at the femoral and tibial joint margins */
+    double osteophyte_mm;      /* their largest radius, mm */
+    int n_bml;                 /* subchondral bone-marrow lesions */
+    int n_cysts;               /* subchondral cysts */
+    /* the scan's image quality */
+    double fat_sat_failure;    /* incomplete fat suppression: 0 none .. 0.6 */
+    double ghosting;           /* motion ghost amplitude relative to the image, 0..0.15 */
+    int phase_axis;            /* phase-encode axis of the scan: 1 (y) or 2 (x) */
+    double bias_factor;        /* the profile's bias strength times this, 0.5..1.5 */
+    double noise_factor;       /* the profile's noise times this, 0.7..1.4 */
 } dk_knee_subject;
 
 /* The class names (background, femur, femoral_cartilage, tibia, tibial_cartilage). */
 void dk_knee_classes(dk_classes *out);
 
 /* Draw subject number index of the generator seeded with seed: independent of every
- * other index, so datasets can be extended or regenerated volume by volume. */
+ * other index, so datasets can be extended or regenerated volume by volume. The KL
+ * grade follows oa_grades (relative weights of KL 0..4, e.g. a profile's); NULL or all
+ * 0 = the default mix (OAI-like, the repository profile's). */
+void dk_knee_subject_draw_mix(uint64_t seed, uint64_t index, const double oa_grades[5],
+                              dk_knee_subject *out);
+
+/* dk_knee_subject_draw_mix with the default grade mix. */
 void dk_knee_subject_draw(uint64_t seed, uint64_t index, dk_knee_subject *out);
+
+/* Set the grade and every grade-dependent parameter of s as a draw at that grade
+ * would (deterministic in s->seed and grade): for tests and figures. */
+void dk_knee_subject_set_grade(dk_knee_subject *s, int kl_grade);
 
 /* The fine grid the anatomy is rendered on for a profile grid spacing (mm, z y x):
  * in-plane min(0.3, spacing), through-plane spacing[0] / ceil(spacing[0] / 0.35), with

@@ -240,6 +240,40 @@ Test(acquire, thin_slab_vanishes_at_thick_slices)
     dk_volume_release(&thick_slab);
 }
 
+/* 2D slices with a gap: the slice profile (FWHM = thickness, edges 20 % of it) ends
+ * before the next slice's begins, so what lies in the gap is never recorded. */
+Test(acquire, slice_gap_leaves_voxels_unseen)
+{
+    const int nz = 40, ny = 8, nx = 8;
+    dk_profile gap = custom(3.3, 0.33, 0.7 * 3.3, 0, 0); /* a 30 % gap */
+    dk_volume fine = fine_volume(nz, ny, nx, 0.33, 0.33, 0.33, false);
+    dk_grid fg = dk_grid_of_volume(&fine), site = dk_grid_respaced(&fg, gap.spacing);
+    int unseen = 0, seen = 0;
+    for (int k = 0; k < nz; k++) {
+        double z = fine.origin[0] + k * fine.spacing[0], nearest = 1e9;
+        for (int s = 0; s < site.dims[0]; s++)
+            nearest = fmin(nearest, fabs(z - (site.origin[0] + s * site.spacing[0])));
+        /* beyond the profile's reach (0.6 thickness) from every slice centre: a gap */
+        bool in_gap = nearest > 0.6 * gap.slice_thickness;
+        unseen += in_gap, seen += !in_gap;
+        for (int v = 0; v < ny * nx; v++) fine.image[(size_t)k * ny * nx + v] = in_gap ? 100.0f : 0;
+    }
+    cr_assert_gt(unseen, 3, "the phantom has gap slices");
+    dk_volume out;
+    cr_assert_eq(dk_acquire(&fine, &gap, 1, 1, &out, NULL), DK_OK);
+    for (size_t v = 0; v < dk_volume_voxels(&out); v++)
+        cr_assert_eq(out.image[v], 0.0f, "voxel %zu saw the gap: %g", v, out.image[v]);
+    dk_volume_release(&out);
+    /* without the gap the same slices are recorded */
+    dk_profile no_gap = custom(3.3, 0.33, 3.3, 0, 0);
+    cr_assert_eq(dk_acquire(&fine, &no_gap, 1, 1, &out, NULL), DK_OK);
+    float top = 0;
+    for (size_t v = 0; v < dk_volume_voxels(&out); v++) top = fmaxf(top, out.image[v]);
+    cr_assert_gt(top, 1.0f, "contiguous slices see every fine slice");
+    dk_volume_release(&out);
+    dk_volume_release(&fine);
+}
+
 Test(acquire, bad_inputs_are_named)
 {
     dk_volume fine = fine_volume(4, 4, 4, 0.25, 0.25, 0.25, true);

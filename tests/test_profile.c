@@ -28,13 +28,15 @@ Test(profile, builtins_mirror_real_protocols)
     cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &p, &err), DK_OK);
     cr_assert_eq(p.spacing[0], 3.3);
     cr_assert_eq(p.spacing[1], 0.31);
-    cr_assert_eq(p.slice_thickness, 3.3);
+    cr_assert_eq(p.slice_thickness, 3.0); /* a 0.3 mm gap */
     cr_assert_str_eq(p.contrast, "pd-fs");
+    cr_assert(p.oa_grades[0] > 0 && p.oa_grades[4] > 0, "a grade mix");
     cr_assert_eq(dk_profile_builtin("clinical-4.5mm", &p, &err), DK_OK);
     cr_assert_eq(p.spacing[0], 4.5);
     cr_assert_eq(p.spacing[2], 0.30);
-    cr_assert_eq(p.slice_thickness, 4.5);
+    cr_assert_eq(p.slice_thickness, 3.5); /* a 1.0 mm gap */
     cr_assert(p.noise > 0.05 && p.bias > 0.2);
+    cr_assert(p.oa_grades[3] > p.oa_grades[0], "the OA clinic sees more advanced grades");
     cr_assert_eq(dk_profile_builtin("clinical", &p, &err), DK_ENOTFOUND);
     cr_assert(strstr(err.msg, "'clinical'") && strstr(err.msg, "clinical-4.5mm"), "%s", err.msg);
 }
@@ -66,7 +68,8 @@ Test(profile, json_round_trip)
     cr_assert(strstr(json, "\"contrast\": \"dess\""), "%s", json);
     free(json);
     /* a value that needs all 17 digits still reads back exactly */
-    dk_profile odd = {"odd_site", {0.1 + 0.2, 1.0 / 3, 0.5}, 2.0 / 3, "t1", 0.07, 0.0, "tiny-unet"};
+    dk_profile odd = {"odd_site", {0.1 + 0.2, 1.0 / 3, 0.5}, 2.0 / 3, "t1", 0.07, 0.0, "tiny-unet",
+                      {0}};
     check_round_trip(&odd);
 }
 
@@ -124,6 +127,11 @@ static const struct {
      "field 'slice_thickness'", "> 0"},
     {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"student\": 7}",
      "field 'student'", "architecture"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"oa_grades\": [1, 0]}",
+     "field 'oa_grades'", "5 numbers"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
+     "\"oa_grades\": [0, 0, 0, 0, 0]}",
+     "field 'oa_grades'", "not all 0"},
     {"{\"name\": \"a\", \"spacnig\": [1, 1, 1], \"contrast\": \"t1\"}", "unknown field 'spacnig'",
      "allowed"},
     {"{\"name\": \"a\", \"name\": \"b\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\"}",

@@ -10,11 +10,19 @@
 #include "datasets/synth_knee.h"
 #include "testutil.h"
 
+/* Subject index of seed as drawn (lesions < 0), or made healthy and cleanly scanned
+ * (KL 0 without marrow lesions, fat suppression and ghosts perfect) with that many
+ * focal lesions. */
 static dk_knee_subject subject(uint64_t seed, uint64_t index, int lesions)
 {
     dk_knee_subject s;
     dk_knee_subject_draw(seed, index, &s);
-    if (lesions >= 0) s.n_lesions = lesions;
+    if (lesions >= 0) {
+        dk_knee_subject_set_grade(&s, 0);
+        s.n_lesions = lesions;
+        s.n_bml = s.n_cysts = 0;
+        s.fat_sat_failure = s.ghosting = 0;
+    }
     return s;
 }
 
@@ -63,7 +71,8 @@ Test(synth, subjects_are_deterministic_and_distinct)
     for (int i = 0; i < 40; i++) {
         dk_knee_subject s = subject(1, (uint64_t)i, -1);
         left += s.left;
-        cr_assert(s.flexion >= 0 && s.flexion <= 25);
+        cr_assert(s.flexion >= 0 && s.flexion <= 30);
+        cr_assert(s.kl_grade >= 0 && s.kl_grade <= 4);
         cr_assert(s.n_lesions >= 0 && s.n_lesions <= DK_KNEE_MAX_LESIONS);
     }
     cr_assert(left > 5 && left < 35, "left knees %d of 40", left);
