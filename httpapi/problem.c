@@ -15,18 +15,8 @@ enum MHD_Result dk_problem_header(dk_request *req, unsigned status, const char *
     json_t *body = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
                              title && *title ? title : "Error", "status", (int)status, "detail",
                              detail, "instance", req->path ? req->path : "");
-    char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
-    json_decref(body);
-    if (!text) return MHD_NO;
-    size_t n = strlen(text);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-    if (header) MHD_add_response_header(r, header, value);
-    return dk_respond(req, status, r, n);
+    return dk_respond_json_with(req, status, body, JSON_INDENT(2) | JSON_REAL_PRECISION(7),
+                                "application/problem+json", header, value);
 }
 
 enum MHD_Result dk_problem(dk_request *req, unsigned status, const char *fmt, ...)

@@ -40,6 +40,11 @@ enum MHD_Result dk_respond(dk_request *req, unsigned status, struct MHD_Response
                            uint64_t body_bytes);
 /* body is stolen (decref'ed here); etag may be NULL. Content-Type application/json. */
 enum MHD_Result dk_respond_json(dk_request *req, unsigned status, json_t *body, const char *etag);
+/* The general form: body (stolen) dumped with these jansson flags, sent as content_type
+ * with one extra header (header NULL: none). */
+enum MHD_Result dk_respond_json_with(dk_request *req, unsigned status, json_t *body, size_t flags,
+                                     const char *content_type, const char *header,
+                                     const char *value);
 /* text is copied. */
 enum MHD_Result dk_respond_text(dk_request *req, unsigned status, const char *content_type,
                                 const char *text);

@@ -40,19 +40,28 @@ enum MHD_Result dk_respond_text(dk_request *req, unsigned status, const char *co
     return dk_respond(req, status, r, n);
 }
 
-enum MHD_Result dk_respond_json(dk_request *req, unsigned status, json_t *body, const char *etag)
+enum MHD_Result dk_respond_json_with(dk_request *req, unsigned status, json_t *body, size_t flags,
+                                     const char *content_type, const char *header,
+                                     const char *value)
 {
-    char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) : NULL;
+    char *text = body ? json_dumps(body, flags) : NULL;
     json_decref(body);
     if (!text) return MHD_NO;
     size_t n = strlen(text);
-    struct MHD_Response *r = copy_response(text, n);
-    free(text);
-    if (r) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        if (etag) MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
     }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (header) MHD_add_response_header(r, header, value);
     return dk_respond(req, status, r, n);
+}
+
+enum MHD_Result dk_respond_json(dk_request *req, unsigned status, json_t *body, const char *etag)
+{
+    return dk_respond_json_with(req, status, body, JSON_INDENT(2) | JSON_REAL_PRECISION(7),
+                                "application/json", etag ? MHD_HTTP_HEADER_ETAG : NULL, etag);
 }
 
 /* Compare one list element (optionally W/-prefixed) with etag. */

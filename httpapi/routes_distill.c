@@ -112,18 +112,8 @@ static enum MHD_Result accepted(dk_request *req, const dk_job_info *job)
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", job->id, "kind", job->kind,
                           "site", job->site, "state", dk_job_state_name(job->state), "created",
                           job->created, "location", location);
-    char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-    json_decref(o);
-    if (!text) return MHD_NO;
-    size_t n = strlen(text);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
-    return dk_respond(req, MHD_HTTP_ACCEPTED, r, n);
+    return dk_respond_json_with(req, MHD_HTTP_ACCEPTED, o, JSON_INDENT(2), "application/json",
+                                MHD_HTTP_HEADER_LOCATION, location);
 }
 
 static enum MHD_Result queue_full(dk_request *req, const char *why)

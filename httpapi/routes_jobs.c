@@ -44,18 +44,8 @@ static enum MHD_Result answer_job(dk_request *req, unsigned status, const dk_job
     json_t *o = job_json(job);
     if (o && is_distill(job) && job->state == DK_JOB_DONE)
         json_object_set_new(o, "arrays", dk_distill_arrays_json(req->server, job));
-    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(4)) : NULL;
-    json_decref(o);
-    if (!text) return MHD_NO;
-    size_t n = strlen(text);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
-    return dk_respond(req, status, r, n);
+    return dk_respond_json_with(req, status, o, JSON_INDENT(2) | JSON_REAL_PRECISION(4),
+                                "application/json", MHD_HTTP_HEADER_LOCATION, location);
 }
 
 /* Validate the body as a profile; false after answering. */
