@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_subset.h"
 #include "datasets/dataset.h"
 #include "distill/blas.h"
 #include "distill/checkpoint.h"
@@ -163,38 +164,13 @@ static int forward_child(const options *o)
     return 0;
 }
 
-/* The first `volumes` volumes of src into dst; returns how many, -1 on error. */
-static int subset(const char *src, const char *dst, int volumes, dk_err *err)
-{
-    dk_dataset *ds = dk_dataset_open(src, err);
-    if (!ds) return -1;
-    dk_dataset_writer *w = dk_dataset_writer_open(dst, dk_dataset_classes(ds), err);
-    int count = dk_dataset_count(ds) < volumes ? dk_dataset_count(ds) : volumes;
-    for (int i = 0; w && i < count; i++) {
-        dk_volume v;
-        if (dk_dataset_read(ds, i, &v, err)) {
-            dk_dataset_writer_abort(w);
-            w = NULL;
-            break;
-        }
-        if (dk_dataset_writer_add(w, &v, err)) {
-            dk_dataset_writer_abort(w);
-            w = NULL;
-        }
-        dk_volume_release(&v);
-    }
-    dk_dataset_close(ds);
-    if (!w || dk_dataset_writer_commit(w, err)) return -1;
-    return count;
-}
-
 static int precompute_child(const options *o)
 {
     char dir[] = "/tmp/bench_inference-XXXXXX", data[300], cmd[400];
     if (!mkdtemp(dir)) return 1;
     snprintf(data, sizeof data, "%s/repo.h5", dir);
     dk_err err = {0};
-    int n = subset(o->repo, data, o->volumes, &err), rc = 1;
+    int n = bench_subset(o->repo, data, o->volumes, &err), rc = 1;
     dk_precompute_options po = dk_precompute_options_default();
     po.teacher_path = o->teacher, po.data_path = data, po.out_dir = dir, po.passes = o->passes;
 #if HAVE_INFERENCE_PLAN

@@ -14,28 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_subset.h"
 #include "datasets/dataset.h"
 #include "distill/blas.h"
 #include "teacher/precompute.h"
-
-static int subset(const char *src, const char *dst, int n, dk_err *err)
-{
-    dk_dataset *ds = dk_dataset_open(src, err);
-    if (!ds) return -1;
-    dk_dataset_writer *w = dk_dataset_writer_open(dst, dk_dataset_classes(ds), err);
-    int count = dk_dataset_count(ds) < n ? dk_dataset_count(ds) : n;
-    for (int i = 0; w && i < count; i++) {
-        dk_volume v;
-        if (dk_dataset_read(ds, i, &v, err) || dk_dataset_writer_add(w, &v, err)) {
-            dk_dataset_writer_abort(w);
-            w = NULL;
-        }
-        dk_volume_release(&v);
-    }
-    dk_dataset_close(ds);
-    if (!w || dk_dataset_writer_commit(w, err)) return -1;
-    return count;
-}
 
 int main(int argc, char **argv)
 {
@@ -51,7 +33,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) return 1;
     snprintf(data, sizeof data, "%s/repo.h5", dir);
     dk_err err = {0};
-    int n = subset(argv[2], data, volumes, &err);
+    int n = bench_subset(argv[2], data, volumes, &err);
     if (n < 1) {
         fprintf(stderr, "bench_precompute: %s\n", err.msg);
         return 1;
