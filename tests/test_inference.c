@@ -298,10 +298,13 @@ static void step_outputs(const dk_unet_config *c, int threads, float **logits, f
     dk_blas_set_threads(1);
 }
 
-Test(inference, one_and_two_threads_give_the_same_step)
+Test(inference, one_and_two_threads_give_the_same_step_to_float_rounding)
 {
-    /* Every op splits its work by fixed pieces (parallel.h), so the thread count
-     * changes no bit of the forward nor of the gradients. */
+    /* dualkd's own ops split their work by fixed pieces (parallel.h), but OpenBLAS's
+     * multi-threaded GEMM sums in another order under some kernels (Haswell, Zen:
+     * the last bits of the logits differ between 1 and 2 threads), so the two runs
+     * agree to float32 rounding, not bit for bit. A race or a lost share is off by
+     * far more. */
     dk_unet_config c = dk_unet_config_default(1, 3);
     c.levels = 3, c.base_width = 8;
     int pool[2][3] = {{1, 2, 2}, {2, 2, 2}};
@@ -310,7 +313,10 @@ Test(inference, one_and_two_threads_give_the_same_step)
     size_t nl1, ng1, nl2, ng2;
     step_outputs(&c, 1, &l1, &g1, &nl1, &ng1);
     step_outputs(&c, 2, &l2, &g2, &nl2, &ng2);
-    assert_same(l2, nl2, l1, nl1, "logits on 2 threads");
-    assert_same(g2, ng2, g1, ng1, "gradients on 2 threads");
+    cr_assert_eq(nl1, nl2);
+    cr_assert_eq(ng1, ng2);
+    double dl = dk_test_max_rel_diff(l2, l1, nl1), dg = dk_test_max_rel_diff(g2, g1, ng1);
+    cr_expect_lt(dl, 1e-5, "logits on 2 threads differ from 1 thread's by %g", dl);
+    cr_expect_lt(dg, 1e-4, "gradients on 2 threads differ from 1 thread's by %g", dg);
     free(l1), free(g1), free(l2), free(g2);
 }
