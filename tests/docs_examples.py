@@ -162,33 +162,42 @@ class Runner:
             text = text.replace(shown, self.learned[shown])
         return text
 
-    def settled_metrics(self, server):
-        """Metrics once two reads agree (a request's count lands when MHD
-        completes it, which may be just after the client has its answer), and
-        the number of reads taken."""
-        last, reads = server.metrics(), 1
-        for _ in range(100):
-            time.sleep(0.01)
+    @staticmethod
+    def metrics_quiet(server):
+        """Metrics read at a quiet moment, and the number of reads taken.
+
+        A request's count lands when MHD completes it, which may be just after
+        its client has the answer, and that holds for our own /metrics reads
+        too. So read (20 ms apart) until, twice in a row, the other routes did
+        not move and /metrics moved by exactly one (the read before): then every
+        earlier request is counted, and only this last read is still to land."""
+        last, reads, calm = server.metrics(), 1, 0
+        for _ in range(200):
+            time.sleep(0.02)
             now = server.metrics()
             reads += 1
-            same = {k: v for k, v in now.items() if k[0] != "/metrics"} == \
+            others = {k: v for k, v in now.items() if k[0] != "/metrics"} == \
                 {k: v for k, v in last.items() if k[0] != "/metrics"}
+            own = sum(v for k, v in now.items() if k[0] == "/metrics") - \
+                sum(v for k, v in last.items() if k[0] == "/metrics")
+            calm = calm + 1 if others and own == 1 else 0
             last = now
-            if same:
+            if calm >= 2:
                 break
         return last, reads
 
     def run_command(self, cmd, server, env):
-        before = server.metrics()
+        before, _ = self.metrics_quiet(server)
         text = self.substitute(cmd.text, server.port)
         r = subprocess.run(["bash", "-o", "pipefail", "-c", text], cwd=self.work, env=env,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            errors="replace", timeout=120)
-        after, reads = self.settled_metrics(server)
+        after, reads = self.metrics_quiet(server)
         caused = {}
         for key, count in after.items():
             caused[key] = count - before.get(key, 0)
-        caused[("/metrics", 200)] = caused.get(("/metrics", 200), 0) - reads  # our own reads
+        # our own reads after `before`: `before` itself has landed by now, the last has not
+        caused[("/metrics", 200)] = caused.get(("/metrics", 200), 0) - reads
         caused = {k: v for k, v in caused.items() if v > 0}
         got = {status for (_, status) in caused}
         want = statuses(cmd.output)
@@ -204,6 +213,7 @@ class Runner:
         elif not want and any(s >= 400 for s in got):
             problem = "the server answered %s; a transcript that shows no status expects success" \
                 % sorted(got)
+        self.learn(cmd.output, (r.stdout + r.stderr).splitlines())
         if problem:
             self.failed.append("%s\n    %s\n    output: %s" % (where, problem,
                                                               (r.stdout + r.stderr)[-1500:]))
@@ -212,9 +222,12 @@ class Runner:
         self.passed += 1
         self.reached.update(route for (route, _) in caused if route != "unmatched")
         print("ok   %s -> %s" % (where, " ".join(str(s) for s in sorted(got)) or "-"))
-        actual = (r.stdout + r.stderr).splitlines()
+
+    def learn(self, shown_lines, actual_lines):
+        """Values the transcript shows that differ per run (a job's Location, an
+        ETag): later commands use the ones this server sent."""
         for name in LEARNED_HEADERS:
-            shown, sent = header_values(cmd.output, name), header_values(actual, name)
+            shown, sent = header_values(shown_lines, name), header_values(actual_lines, name)
             if shown and sent and shown != sent and "..." not in shown:
                 self.learned[shown] = sent
 
