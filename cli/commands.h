@@ -14,6 +14,7 @@ typedef struct dk_command {
     const char *summary; /* one line for `dualkd --help` */
 } dk_command;
 
+int dk_cmd_demo(int argc, char **argv);                 /* cmd_demo.c */
 int dk_cmd_version(int argc, char **argv);
 int dk_cmd_data_import(int argc, char **argv); /* cmd_data_nifti.c */
 int dk_cmd_data_export(int argc, char **argv); /* cmd_data_nifti.c */
@@ -26,6 +27,7 @@ int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
 int dk_cmd_eval(int argc, char **argv);               /* cmd_eval.c */
 int dk_cmd_student_train(int argc, char **argv);      /* cmd_student_train.c */
+int dk_cmd_student_init(int argc, char **argv);       /* cmd_student_init.c */
 int dk_cmd_serve(int argc, char **argv);              /* cmd_serve.c */
 int dk_cmd_token_add(int argc, char **argv);          /* cmd_token.c */
 int dk_cmd_token_list(int argc, char **argv);         /* cmd_token.c */

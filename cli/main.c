@@ -9,6 +9,7 @@
 #include "distill/blas.h"
 
 static const dk_command commands[] = {
+    {"demo", dk_cmd_demo, "the whole method end to end on synthetic knees: 3 sites, a results table"},
     {"version", dk_cmd_version, "print the version, the BLAS kernels and thread count"},
     {"data import", dk_cmd_data_import, "NIfTI image/label directories -> an HDF5 dataset"},
     {"data info", dk_cmd_data_info, "classes, volumes, shapes, spacing and class voxels of a dataset"},
@@ -20,6 +21,7 @@ static const dk_command commands[] = {
     {"teacher precompute", dk_cmd_teacher_precompute, "the frozen teacher's targets for a site profile -> target store"},
     {"teacher verify", dk_cmd_teacher_verify, "check a target store's manifest, shapes and checksums"},
     {"student train", dk_cmd_student_train, "train a site's student: its labels + the teacher's targets"},
+    {"student init", dk_cmd_student_init, "a freshly initialised student checkpoint (a federation's start)"},
     {"eval", dk_cmd_eval, "per-class Dice, HD95 and ASSD (mm) of a model or label maps"},
     {"serve", dk_cmd_serve, "the HTTP API: model card, profiles, targets as .npy (docs/api.md)"},
     {"token add", dk_cmd_token_add, "a new site token (printed once; only its SHA-256 is kept)"},
