@@ -34,5 +34,6 @@ int dk_cmd_token_list(int argc, char **argv);         /* cmd_token.c */
 int dk_cmd_token_revoke(int argc, char **argv);       /* cmd_token.c */
 int dk_cmd_fed_create(int argc, char **argv);         /* cmd_fed.c */
 int dk_cmd_fed_status(int argc, char **argv);         /* cmd_fed.c */
+int dk_cmd_report(int argc, char **argv);             /* cmd_report.c */
 
 #endif

@@ -29,6 +29,7 @@ static const dk_command commands[] = {
     {"token revoke", dk_cmd_token_revoke, "revoke a token by id, or all of a site's"},
     {"fed create", dk_cmd_fed_create, "create a federation on a running server (POST /v1/federation)"},
     {"fed status", dk_cmd_fed_status, "a federation's rounds: reported, missing, Dice, bytes"},
+    {"report", dk_cmd_report, "the demo's report folder (PNGs, index.html) from its results.json"},
 };
 static const int command_count = sizeof commands / sizeof commands[0];
 

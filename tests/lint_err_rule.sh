@@ -7,7 +7,7 @@
 # Run by ctest; prints each offending line and exits 1. Usage: lint_err_rule.sh SOURCE_DIR
 cd "${1:-.}" || exit 2
 status=0
-find distill datasets teacher httpapi student cli tests bench -name '*.c' 2>/dev/null |
+find distill datasets teacher httpapi student report cli tests bench -name '*.c' 2>/dev/null |
     xargs perl -0777 -ne '
         while (/dk_err_prefix\s*\((.*?)\)\s*;/sg) {
             my $call = $1;
@@ -15,7 +15,7 @@ find distill datasets teacher httpapi student cli tests bench -name '*.c' 2>/dev
             if ($call =~ /:\s*"\s*(,|$)/s) { print "$ARGV:$line: dk_err_prefix format ends in \": \"\n"; $bad = 1 }
         }
         END { exit($bad ? 1 : 0) }' || status=1
-if find distill datasets teacher httpapi student -name '*.c' ! -path distill/err.c 2>/dev/null |
+if find distill datasets teacher httpapi student report -name '*.c' ! -path distill/err.c 2>/dev/null |
     xargs grep -HnP 'err->code\b(?!\s*=[^=])'; then
     echo "lint_err_rule: the lines above read err->code; return the status you have" >&2
     status=1
