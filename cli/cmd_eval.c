@@ -14,7 +14,7 @@
 static const char usage[] =
     "usage: dualkd eval --model CHECKPOINT.h5 --data SITE.h5 [--split S] [--json]\n"
     "                   [--largest-component] [--export DIR] [--overlap F] [--tile Z,Y,X]\n"
-    "                   [--threads N]\n"
+    "                   [--resample] [--threads N]\n"
     "       dualkd eval --pred LABELS.h5|DIR --data SITE.h5 [--split S] [--json] ...\n";
 
 static void print_help(void)
@@ -39,6 +39,9 @@ static void print_help(void)
            "  --export DIR         write the predictions as DIR/<id>.nii.gz\n"
            "  --overlap F          sliding-window tile overlap in [0, 0.95) (default 0.5)\n"
            "  --tile Z,Y,X         tile shape (default: the checkpoint's training patch)\n"
+           "  --resample           zero-shot at another resolution: segment each volume\n"
+           "                       resampled to the model's training spacing (its teacher\n"
+           "                       card), bring the probabilities back to the volume's grid\n"
            "  --threads N          BLAS threads (default 2)\n",
            usage);
 }
@@ -88,6 +91,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *a = argv[i];
         if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--largest-component")) o->eval.largest_component = true;
+        else if (!strcmp(a, "--resample")) o->eval.resample = true;
         else if (i + 1 >= argc) {
             fprintf(stderr, "dualkd eval: unknown option or missing value: '%s'\n%s", a, usage);
             return 2;

@@ -424,6 +424,26 @@ dk_status dk_resample_area(const dk_grid *src, const float *in, const dk_grid *d
     return resample_with(src, in, dst, out, channels, dk_taps_area, err);
 }
 
+/* Per axis: box-overlap where dst is coarser (averaging the fine voxels a coarse one
+ * covers), linear where it is as fine or finer (box-overlap would make steps). */
+dk_status dk_resample_image(const dk_grid *src, const float *in, const dk_grid *dst, float *out,
+                            int channels, dk_err *err)
+{
+    dk_taps taps[3] = {{0}};
+    dk_status st = DK_OK;
+    for (int a = 0; !st && a < 3; a++) {
+        bool coarser = dst->spacing[a] > src->spacing[a] * (1 + 1e-9);
+        st = (coarser ? dk_taps_area : dk_taps_linear)(src->dims[a], src->origin[a],
+                                                       src->spacing[a], dst->dims[a],
+                                                       dst->origin[a], dst->spacing[a], &taps[a],
+                                                       err);
+    }
+    if (!st) st = dk_resample_separable(src->dims, in, taps, out, channels, err);
+    for (int a = 0; a < 3; a++)
+        dk_taps_release(&taps[a]);
+    return st;
+}
+
 /* ---- labels ---- */
 
 static dk_status check_labels(const dk_grid *src, const uint8_t *in, int n_classes, dk_err *err)

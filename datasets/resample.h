@@ -49,6 +49,13 @@ dk_status dk_resample_linear(const dk_grid *src, const float *in, const dk_grid 
 dk_status dk_resample_area(const dk_grid *src, const float *in, const dk_grid *dst, float *out,
                            int channels, dk_err *err);
 
+/* Per axis, area averaging where dst is coarser and linear interpolation where it is
+ * as fine or finer: an image or a probability map (convex weights: probabilities
+ * still sum to one) to another grid, as teacher precompute and `dualkd eval
+ * --resample` move between a site's grid and the teacher's. */
+dk_status dk_resample_image(const dk_grid *src, const float *in, const dk_grid *dst, float *out,
+                            int channels, dk_err *err);
+
 /* Label maps: majority = the class with the largest total overlap within each dst
  * voxel (ties to the lower class id); otherwise nearest neighbour at the dst voxel
  * centre (clamped). Every label must be < n_classes (<= DK_MAX_CLASSES when majority);

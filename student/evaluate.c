@@ -14,6 +14,7 @@
 #include "datasets/components.h"
 #include "datasets/dataset.h"
 #include "datasets/nifti.h"
+#include "datasets/resample.h"
 #include "datasets/segment.h"
 #include "distill/checkpoint.h"
 #include "distill/unet_checkpoint.h"
@@ -34,8 +35,10 @@ dk_eval_options dk_eval_options_default(void)
     return (dk_eval_options){.split = "validation", .overlap = 0.5f, .gaussian_sigma = 0.125f};
 }
 
-/* The training patch from the checkpoint's run record ("config.patch"). */
-static dk_status record_patch(const char *path, int tile[3], dk_err *err)
+/* The training patch ("config.patch") from the checkpoint's run record, and with
+ * resample the teacher card's training spacing ("teacher.training_spacing"). */
+static dk_status read_record(const char *path, bool want_patch, bool want_spacing, int tile[3],
+                             double spacing[3], dk_err *err)
 {
     char *text = NULL;
     dk_status st = dk_checkpoint_read_run_record(path, &text, err);
@@ -43,14 +46,26 @@ static dk_status record_patch(const char *path, int tile[3], dk_err *err)
     json_t *root = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     json_t *p = json_object_get(json_object_get(root, "config"), "patch");
-    for (int a = 0; a < 3; a++)
-        tile[a] = (int)json_integer_value(json_array_get(p, a));
+    json_t *sp = json_object_get(json_object_get(root, "teacher"), "training_spacing");
+    bool patch_ok = true, spacing_ok = json_array_size(sp) == 3;
+    for (int a = 0; a < 3; a++) {
+        if (want_patch) patch_ok &= (tile[a] = (int)json_integer_value(json_array_get(p, a))) >= 1;
+        spacing[a] = json_number_value(json_array_get(sp, a));
+        spacing_ok &= spacing[a] > 0 && spacing[a] < 1e3;
+    }
     json_decref(root);
-    if (tile[0] < 1 || tile[1] < 1 || tile[2] < 1)
+    if (!patch_ok)
         return dk_err_set(err, DK_EFORMAT,
                           "'%s': the run record has no training patch (config.patch); "
                           "give the tile with --tile Z,Y,X",
                           path);
+    if (want_spacing && !spacing_ok)
+        return dk_err_set(err, DK_EFORMAT,
+                          "'%s': --resample needs the model's training spacing "
+                          "(teacher.training_spacing in its run record: a teacher from "
+                          "`dualkd teacher train`)",
+                          path);
+    if (!want_spacing) memset(spacing, 0, 3 * sizeof *spacing);
     return DK_OK;
 }
 
@@ -59,7 +74,10 @@ static dk_status open_model(evaluator *e, dk_err *err)
     const dk_eval_options *o = e->o;
     if (!(e->net = dk_unet_load_checkpoint(o->model_path, NULL, err))) return DK_EINVAL;
     memcpy(e->r->tile, o->tile, sizeof e->r->tile);
-    dk_status st = o->tile[0] > 0 ? DK_OK : record_patch(o->model_path, e->r->tile, err);
+    dk_status st = o->tile[0] > 0 && !o->resample
+                       ? DK_OK
+                       : read_record(o->model_path, o->tile[0] <= 0, o->resample, e->r->tile,
+                                     e->r->model_spacing, err);
     int mult[3], classes = dk_unet_config_of(e->net)->classes;
     dk_unet_pool_product(dk_unet_config_of(e->net), mult);
     for (int a = 0; st == DK_OK && a < 3; a++)
@@ -118,15 +136,64 @@ static dk_status given_labels(evaluator *e, dk_volume *v, uint8_t *pred, dk_err 
     return st;
 }
 
-static dk_status predict(evaluator *e, dk_volume *v, uint8_t *pred, dk_err *err)
+/* The arg-max class per voxel (ties to the lower class), as dk_segment_labels. */
+static void argmax(const float *probs, int classes, size_t voxels, uint8_t *labels)
 {
-    if (!e->net) return given_labels(e, v, pred, err);
+    for (size_t i = 0; i < voxels; i++) {
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (probs[(size_t)c * voxels + i] > probs[(size_t)best * voxels + i]) best = c;
+        labels[i] = (uint8_t)best;
+    }
+}
+
+static dk_segment_options fitted_options(const evaluator *e, const int dims[3])
+{
     dk_segment_options so = dk_segment_options_default(e->r->tile);
     so.overlap = e->o->overlap;
     so.gaussian_sigma = e->o->gaussian_sigma;
     int mult[3];
     dk_unet_pool_product(dk_unet_config_of(e->net), mult);
-    dk_segment_fit_tile(e->r->tile, v->dims, mult, so.tile);
+    dk_segment_fit_tile(e->r->tile, dims, mult, so.tile);
+    return so;
+}
+
+/* Zero-shot at another resolution: the image to the model's training grid (z-scored
+ * there, as precompute feeds the teacher), the probabilities back to v's grid. */
+static dk_status predict_resampled(evaluator *e, dk_volume *v, uint8_t *pred, dk_err *err)
+{
+    const int C = e->r->classes.count;
+    dk_grid g = dk_grid_of_volume(v), tg = dk_grid_respaced(&g, e->r->model_spacing);
+    size_t V = dk_grid_voxels(&g), TV = dk_grid_voxels(&tg);
+    if (TV > ((size_t)1 << 28))
+        return dk_err_set(err, DK_ELIMIT,
+                          "volume '%s' on the model's grid would be %dx%dx%d voxels (limit 2^28)",
+                          v->id, tg.dims[0], tg.dims[1], tg.dims[2]);
+    float *img = malloc(TV * sizeof *img), *tprobs = malloc((size_t)C * TV * sizeof *tprobs);
+    float *probs = malloc((size_t)C * V * sizeof *probs);
+    dk_status st = DK_OK;
+    if (!img || !tprobs || !probs)
+        st = dk_err_set(err, DK_ENOMEM, "no memory to resample volume '%s' to %dx%dx%d", v->id,
+                        tg.dims[0], tg.dims[1], tg.dims[2]);
+    if (!st) st = dk_resample_image(&g, v->image, &tg, img, 1, err);
+    if (!st) {
+        dk_teacher_normalise(img, TV);
+        dk_segment_options so = fitted_options(e, tg.dims);
+        st = dk_segment_probs(e->net, &so, img, tg.dims, tprobs, err);
+    }
+    if (!st) st = dk_resample_image(&tg, tprobs, &g, probs, C, err);
+    if (!st) argmax(probs, C, V, pred);
+    free(img);
+    free(tprobs);
+    free(probs);
+    return st;
+}
+
+static dk_status predict(evaluator *e, dk_volume *v, uint8_t *pred, dk_err *err)
+{
+    if (!e->net) return given_labels(e, v, pred, err);
+    if (e->o->resample) return predict_resampled(e, v, pred, err);
+    dk_segment_options so = fitted_options(e, v->dims);
     dk_teacher_normalise(v->image, dk_volume_voxels(v));
     return dk_segment_labels(e->net, &so, v->image, v->dims, pred, err);
 }
@@ -270,5 +337,9 @@ json_t *dk_eval_result_json(const dk_eval_result *r, const dk_eval_options *o)
     json_object_set_new(root, "summary", summary);
     if (o->model_path)
         json_object_set_new(root, "tile", json_pack("[iii]", r->tile[0], r->tile[1], r->tile[2]));
+    if (o->model_path && o->resample)
+        json_object_set_new(root, "resampled_to",
+                            json_pack("[fff]", r->model_spacing[0], r->model_spacing[1],
+                                      r->model_spacing[2]));
     return root;
 }

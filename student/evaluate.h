@@ -7,6 +7,10 @@
  * zero-shot row); its input is z-scored per volume (dk_teacher_normalise) and it
  * runs by a Gaussian-weighted sliding window (datasets/segment.h) whose tile is
  * the run record's training patch ("config.patch"), fitted to each volume.
+ * With resample (a zero-shot teacher on a site of another resolution) each volume
+ * is resampled to the model's training spacing first (dk_resample_image), segmented
+ * there, and its class probabilities resampled back to the volume's own grid before
+ * the arg-max, so the metrics are always on the site's grid.
  * Given labels are a dataset file (volumes matched by id, same dims) or a
  * directory of "<id>.nii.gz" / "<id>.nii" label maps on the volume's grid. */
 #ifndef DK_STUDENT_EVALUATE_H
@@ -36,6 +40,8 @@ typedef struct dk_eval_options {
     int tile[3];            /* 0,0,0: the run record's patch */
     float overlap;          /* sliding window, default 0.5 */
     float gaussian_sigma;   /* default 0.125 */
+    bool resample;          /* segment on the model's training grid (its teacher card's
+                             * training_spacing) and bring the probabilities back */
     void (*progress)(const dk_eval_volume *v, int done, int total, void *ctx);
     void *ctx;
 } dk_eval_options;
@@ -48,6 +54,7 @@ typedef struct dk_eval_result {
     int count;
     dk_eval_volume *volumes; /* owned: dk_eval_result_release */
     int tile[3];             /* the model's tile before fitting (0 for given labels) */
+    double model_spacing[3]; /* the training spacing used by resample (else 0) */
 } dk_eval_result;
 
 /* Evaluate every volume of the split that has a label. r is filled afresh. */

@@ -252,6 +252,9 @@ static dk_status sample_batch(trainer *t, dk_err *err)
         dk_patch_draw(t->data.train, t->data.train_count, p, t->cfg.base.foreground_fraction,
                       &t->cfg.base.augment, &t->rng, &pp);
         dk_patch_extract(&t->data.train[pp.volume], p, &pp, t->x.data + b * V, t->labels + b * V);
+        dk_status st = dk_appearance_apply(&pp.appearance, p, t->data.train[pp.volume].classes,
+                                           t->x.data + b * V, t->labels + b * V, err);
+        if (st) return st;
     }
     const size_t C = (size_t)t->response.c, F = t->use_feature ? dk_tensor_numel(&t->features) / t->T : 0;
     for (int b = 0; b < t->T; b++) {

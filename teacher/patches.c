@@ -110,6 +110,7 @@ void dk_patch_draw(const dk_patch_source *sources, int count, const int patch[3]
     p->angle = uniform_pm(rng, aug->rotate_degrees) * (float)(M_PI / 180.0);
     p->scale = 1.0f + uniform_pm(rng, aug->intensity_scale);
     p->shift = uniform_pm(rng, aug->intensity_shift);
+    dk_appearance_draw(&aug->appearance, s->classes, rng, &p->appearance);
 }
 
 /* Offset from the patch centre of output index o along an axis of length p. */

@@ -11,12 +11,15 @@
 
 #include "datasets/volume.h"
 #include "distill/rng.h"
+#include "teacher/augment.h"
 
 typedef struct dk_augment_config {
     float flip[3];         /* probability of a flip along z, y, x (y and x are in-plane) */
     float rotate_degrees;  /* in-plane rotation drawn uniformly in +-this */
     float intensity_scale; /* image * U(1 - s, 1 + s) */
     float intensity_shift; /* + U(-t, t) (in units of the normalised image) */
+    dk_appearance_config appearance; /* gamma, per-label intensities, inversion, thick
+                                      * slices (augment.h), applied after extraction */
 } dk_augment_config;
 
 /* One labelled volume ready for sampling. Owns image, label and the index. */
@@ -43,6 +46,7 @@ typedef struct dk_patch_params {
     bool flip[3];
     float angle;        /* in-plane rotation, radians */
     float scale, shift; /* intensity */
+    dk_appearance_params appearance; /* for dk_appearance_apply after the extraction */
 } dk_patch_params;
 
 /* Draw the parameters of one patch: with probability foreground_fraction centred on

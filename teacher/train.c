@@ -275,7 +275,7 @@ static dk_status fresh_start(trainer *t, dk_err *err)
     return dk_runlog_rewrite(t->log_path, t->history, err);
 }
 
-static void sample_batch(trainer *t)
+static dk_status sample_batch(trainer *t, dk_err *err)
 {
     const int *p = t->cfg.patch;
     const size_t tv = (size_t)p[0] * p[1] * p[2];
@@ -284,7 +284,11 @@ static void sample_batch(trainer *t)
         dk_patch_draw(t->data.train, t->data.train_count, p, t->cfg.foreground_fraction, &t->cfg.augment,
                       &t->rng, &pp);
         dk_patch_extract(&t->data.train[pp.volume], p, &pp, t->x.data + b * tv, t->labels + b * tv);
+        dk_status st = dk_appearance_apply(&pp.appearance, p, t->data.classes.count,
+                                           t->x.data + b * tv, t->labels + b * tv, err);
+        if (st) return st;
     }
+    return DK_OK;
 }
 
 static void report_progress(const trainer *t, long first_step, double t0, float lr)
@@ -317,7 +321,7 @@ static dk_status train_loop(trainer *t, dk_err *err)
     const long first_step = t->step;
     double t0 = dk_clock_seconds(), epoch_start = t0;
     while (t->step < c->steps) {
-        sample_batch(t);
+        if ((st = sample_batch(t, err))) return st;
         float lr = dk_lr_poly(c->optim.lr, t->step, c->steps, c->poly_power);
         dk_step_stats s = dk_train_step_supervised(t->net, &t->opt, &t->x, t->labels, &w, lr);
         if (!isfinite(s.loss))

@@ -8,6 +8,15 @@
 
 #include "teacher/train.h"
 
+/* Appearance augmentation (teacher/augment.h; docs/teacher.md, "Augmentation"): the
+ * ranges span the repository's DESS and the clinical PD-fs and T1 sites of the synthetic
+ * generator (tissue levels within about +-1.5 sd of the volume) and slices up to 6.5x the
+ * repository's 0.7 mm (4.5 mm). */
+#define DEFAULT_APPEARANCE                                                                   \
+    {.gamma_p = 0, .gamma_range = {0.7f, 1.5f}, .label_intensity_p = 0,                       \
+     .label_intensity_range = 1.5f, .invert_p = 0, .thick_slices_p = 0,                       \
+     .thick_slices_max = 6.5f}
+
 dk_teacher_config dk_teacher_config_default(void)
 {
     dk_teacher_config c = {
@@ -28,7 +37,8 @@ dk_teacher_config dk_teacher_config_default(void)
         .augment = {.flip = {0.0f, 0.0f, 0.5f},
                     .rotate_degrees = 10.0f,
                     .intensity_scale = 0.1f,
-                    .intensity_shift = 0.1f},
+                    .intensity_shift = 0.1f,
+                    .appearance = DEFAULT_APPEARANCE},
         .validation_overlap = 0.0f,
         .validation_max_volumes = 0,
     };
@@ -245,12 +255,32 @@ static dk_status read_optimizer(const reader *parent, dk_teacher_config *c)
     return DK_OK;
 }
 
+static dk_status read_appearance(const reader *r, dk_appearance_config *a)
+{
+    dk_status st;
+    double gamma[2] = {a->gamma_range[0], a->gamma_range[1]};
+    if ((st = get_float(r, "gamma_p", 0, 1, &a->gamma_p)) ||
+        (st = get_numbers(r, "gamma_range", 2, 0.1, 10, gamma)) ||
+        (st = get_float(r, "label_intensity_p", 0, 1, &a->label_intensity_p)) ||
+        (st = get_float(r, "label_intensity_range", 0, 10, &a->label_intensity_range)) ||
+        (st = get_float(r, "invert_p", 0, 1, &a->invert_p)) ||
+        (st = get_float(r, "thick_slices_p", 0, 1, &a->thick_slices_p)) ||
+        (st = get_float(r, "thick_slices_max", 1.5, 64, &a->thick_slices_max)))
+        return st;
+    if (gamma[0] > gamma[1]) return bad(r, "gamma_range", "[lo, hi] with lo <= hi");
+    a->gamma_range[0] = (float)gamma[0];
+    a->gamma_range[1] = (float)gamma[1];
+    return DK_OK;
+}
+
 static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
 {
     dk_status st;
     static const char *const loss_keys[] = {"dice", "ce", "dice_include_background"};
-    static const char *const aug_keys[] = {"flip", "rotate_degrees", "intensity_scale",
-                                           "intensity_shift"};
+    static const char *const aug_keys[] = {
+        "flip",     "rotate_degrees",    "intensity_scale",       "intensity_shift",
+        "gamma_p",  "gamma_range",       "label_intensity_p",     "label_intensity_range",
+        "invert_p", "thick_slices_p",    "thick_slices_max"};
     static const char *const val_keys[] = {"overlap", "max_volumes"};
     char path[64];
     reader r;
@@ -264,10 +294,12 @@ static dk_status read_small_sections(const reader *parent, dk_teacher_config *c)
     if ((st = sub(parent, "augment", path, sizeof path, &r, &present))) return st;
     double flip[3] = {c->augment.flip[0], c->augment.flip[1], c->augment.flip[2]};
     if (present &&
-        ((st = check_keys(&r, aug_keys, 4)) || (st = get_numbers(&r, "flip", 3, 0, 1, flip)) ||
+        ((st = check_keys(&r, aug_keys, sizeof aug_keys / sizeof *aug_keys)) ||
+         (st = get_numbers(&r, "flip", 3, 0, 1, flip)) ||
          (st = get_float(&r, "rotate_degrees", 0, 180, &c->augment.rotate_degrees)) ||
          (st = get_float(&r, "intensity_scale", 0, 0.9, &c->augment.intensity_scale)) ||
-         (st = get_float(&r, "intensity_shift", 0, 10, &c->augment.intensity_shift))))
+         (st = get_float(&r, "intensity_shift", 0, 10, &c->augment.intensity_shift)) ||
+         (st = read_appearance(&r, &c->augment.appearance))))
         return st;
     for (int a = 0; a < 3; a++)
         c->augment.flip[a] = (float)flip[a];
@@ -404,20 +436,32 @@ static json_t *optimizer_json(const dk_teacher_config *c)
                      tidy(c->poly_power));
 }
 
+static json_t *augment_json(const dk_augment_config *a)
+{
+    const dk_appearance_config *p = &a->appearance;
+    return json_pack("{s:[fff], s:f, s:f, s:f, s:f, s:[ff], s:f, s:f, s:f, s:f, s:f}", "flip",
+                     tidy(a->flip[0]), tidy(a->flip[1]), tidy(a->flip[2]), "rotate_degrees",
+                     tidy(a->rotate_degrees), "intensity_scale", tidy(a->intensity_scale),
+                     "intensity_shift", tidy(a->intensity_shift), "gamma_p", tidy(p->gamma_p),
+                     "gamma_range", tidy(p->gamma_range[0]), tidy(p->gamma_range[1]),
+                     "label_intensity_p", tidy(p->label_intensity_p), "label_intensity_range",
+                     tidy(p->label_intensity_range), "invert_p", tidy(p->invert_p),
+                     "thick_slices_p", tidy(p->thick_slices_p), "thick_slices_max",
+                     tidy(p->thick_slices_max));
+}
+
 char *dk_teacher_config_to_json(const dk_teacher_config *c)
 {
     const dk_augment_config *a = &c->augment;
     json_t *root = json_pack(
         "{s:o, s:o, s:i, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:b}, s:f, "
-        "s:{s:[fff], s:f, s:f, s:f}, s:{s:f, s:i}}",
+        "s:o, s:{s:f, s:i}}",
         "network", network_json(&c->network), "patch", triple_json(c->patch), "batch", c->batch,
         "steps", (json_int_t)c->steps, "steps_per_epoch", (json_int_t)c->steps_per_epoch,
         "checkpoint_every", (json_int_t)c->checkpoint_every, "optimizer", optimizer_json(c), "loss",
         "dice", tidy(c->dice_weight), "ce", tidy(c->ce_weight), "dice_include_background",
         c->dice_include_background, "foreground_fraction", tidy(c->foreground_fraction), "augment",
-        "flip", tidy(a->flip[0]), tidy(a->flip[1]), tidy(a->flip[2]), "rotate_degrees",
-        tidy(a->rotate_degrees), "intensity_scale", tidy(a->intensity_scale), "intensity_shift",
-        tidy(a->intensity_shift), "validation", "overlap", tidy(c->validation_overlap),
+        augment_json(a), "validation", "overlap", tidy(c->validation_overlap),
         "max_volumes", c->validation_max_volumes);
     if (!root) return NULL;
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));

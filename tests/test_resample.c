@@ -361,3 +361,47 @@ Test(resample, both_execution_paths_match_the_triple_sum)
     check_against_triple_sum(grid(40, 6, 6, 0.25, 1, 1, 0, 0, 0),
                              grid(4, 12, 12, 2.5, 0.5, 0.5, 1.1, -0.2, -0.2));
 }
+
+/* Two slices of 2 mm to 1 mm (finer: linear, clamped at the ends) and back (coarser:
+ * box-overlap): by hand, class 1 = [0, 1] -> [0, .25, .75, 1] -> [.125, .875]; the
+ * two classes still sum to one and the arg-max round trip is exact. */
+Test(resample_image, round_trip_by_hand_keeps_probabilities_and_argmax)
+{
+    dk_grid site = grid(2, 1, 1, 2, 1, 1, 0, 0, 0);
+    const double fine_spacing[3] = {1, 1, 1};
+    dk_grid fine = dk_grid_respaced(&site, fine_spacing);
+    cr_assert_eq(fine.dims[0], 4);
+    cr_assert_float_eq(fine.origin[0], -0.5, 1e-12);
+    const float probs[4] = {1, 0, 0, 1}; /* class 0 plane, then class 1 */
+    float up[8], back[4];
+    dk_err err = {0};
+    cr_assert_eq(dk_resample_image(&site, probs, &fine, up, 2, &err), DK_OK, "%s", err.msg);
+    const float want_up[4] = {0, 0.25f, 0.75f, 1};
+    for (int k = 0; k < 4; k++) {
+        cr_expect_float_eq(up[4 + k], want_up[k], 1e-6, "fine voxel %d: %g", k, up[4 + k]);
+        cr_expect_float_eq(up[k] + up[4 + k], 1, 1e-6);
+    }
+    cr_assert_eq(dk_resample_image(&fine, up, &site, back, 2, &err), DK_OK, "%s", err.msg);
+    cr_expect_float_eq(back[2], 0.125f, 1e-6, "%g", back[2]);
+    cr_expect_float_eq(back[3], 0.875f, 1e-6, "%g", back[3]);
+    cr_expect_float_eq(back[0] + back[2], 1, 1e-6);
+    cr_expect(back[0] > back[2] && back[3] > back[1], "arg-max changed");
+}
+
+/* Per axis the rule is chosen by spacing: 3x coarser along y averages (the mean of
+ * [0, 0, 3] is 1, where linear at the centre would give 0); same spacing along z and
+ * x is the identity. */
+Test(resample_image, coarser_axes_average_and_equal_axes_copy)
+{
+    dk_grid src = grid(1, 3, 1, 1, 1, 1, 0, 0, 0);
+    const double spacing[3] = {1, 3, 1};
+    dk_grid dst = dk_grid_respaced(&src, spacing);
+    cr_assert_eq(dst.dims[1], 1);
+    const float in[3] = {0, 0, 3};
+    float out[1];
+    cr_assert_eq(dk_resample_image(&src, in, &dst, out, 1, NULL), DK_OK);
+    cr_expect_float_eq(out[0], 1.0f, 1e-6, "%g", out[0]);
+    float same[3];
+    cr_assert_eq(dk_resample_image(&src, in, &src, same, 1, NULL), DK_OK);
+    cr_expect_arr_eq(same, in, sizeof in);
+}
