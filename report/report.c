@@ -98,7 +98,7 @@ static dk_status write_all(const dk_results *r, const char *results_path, stagin
         char name[96];
         snprintf(name, sizeof name, "overlay-%s.png", r->sites[s].name);
         if ((st = dk_overlay_write(r, s, stage(g, name), &pictures.overlays[s], err)))
-            return st;
+            return dk_err_prefix(err, st, "'%s'", results_path); /* its messages name fields */
     }
     if ((st = dk_plot_curves(r, stage(g, "curves.png"), &pictures.curves_width,
                              &pictures.curves_height, err)) ||
