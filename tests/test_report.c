@@ -58,8 +58,8 @@ static json_t *cell(int m)
     json_t *classes = json_object(), *curve = json_array();
     for (int c = 0; c < 2; c++)
         json_object_set_new(classes, c ? "slab" : "ball",
-                            json_pack("{s:f, s:o, s:o}", "dice", m == 2 ? 0.0 : dice[m] - 0.01 * c, "hd95_mm",
-                                      hd95[m] < 0 ? json_null() : json_real(hd95[m] + c),
+                            json_pack("{s:f, s:o, s:o}", "dice", m == 2 ? 0.0 : dice[m] - 0.01 * c,
+                                      "hd95_mm", hd95[m] < 0 ? json_null() : json_real(hd95[m] + c),
                                       "assd_mm", json_null()));
     for (int k = 1; m == 1 && k <= 3; k++)
         json_array_append_new(curve, json_pack("{s:i, s:f}", "round", k, "dice", 0.2 * k));
@@ -83,15 +83,16 @@ static json_t *results_json(void)
     static const char *const titles[3] = {"copy of the truth", "shifted <4>", "empty"};
     for (int m = 0; m < 3; m++)
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:f, s:i, s:i, s:o, s:{s:o, s:o}}", "name", methods[m],
-                            "title", titles[m], "seconds", 1.5 + m, "rounds", m == 1 ? 3 : 0,
-                            "local_steps", 10 * m, "bytes_per_round",
-                            m ? json_pack("{s:i, s:i}", "down", 1130000, "up", 1130000) : json_null(),
-                            "sites", "site-a", cell(m), "site-b", cell(m)));
+            list,
+            json_pack("{s:s, s:s, s:f, s:i, s:i, s:o, s:{s:o, s:o}}", "name", methods[m], "title",
+                      titles[m], "seconds", 1.5 + m, "rounds", m == 1 ? 3 : 0, "local_steps",
+                      10 * m, "bytes_per_round",
+                      m ? json_pack("{s:i, s:i}", "down", 1130000, "up", 1130000) : json_null(),
+                      "sites", "site-a", cell(m), "site-b", cell(m)));
     return json_pack("{s:s, s:b, s:f, s:[s, s], s:o, s:o, s:{s:i, s:i}, s:s}", "dualkd", "0.1.0",
                      "quick", 1, "seconds", 75.25, "classes", "ball", "slab", "sites", sites,
-                     "methods", list, "original_bytes_per_round", "down", 22600000, "up",
-                     22600000, "verdict", "shifted & empty < truth, as \"expected\"");
+                     "methods", list, "original_bytes_per_round", "down", 22600000, "up", 22600000,
+                     "verdict", "shifted & empty < truth, as \"expected\"");
 }
 
 /* data.h5 (vol-00 train, vol-01 and vol-02 validation) and preds/, once per test. */
@@ -201,7 +202,8 @@ Test(report, ground_truth_panel_shows_the_labels)
     long long most = -1;
     for (int z = 0; z < v.dims[0]; z++) {
         long long n = 0;
-        for (int i = 0; i < v.dims[1] * v.dims[2]; i++) n += v.label[(size_t)z * v.dims[1] * v.dims[2] + i] > 0;
+        for (int i = 0; i < v.dims[1] * v.dims[2]; i++)
+            n += v.label[(size_t)z * v.dims[1] * v.dims[2] + i] > 0;
         if (n > most) most = n, busiest = z;
     }
     dk_show_options o;
@@ -216,7 +218,8 @@ Test(report, ground_truth_panel_shows_the_labels)
     cr_assert_eq(png_size(path, &pw, &ph, &picture), 0);
     /* the ground truth and the "truth" method show the truth's slice in the palette;
      * the image and the "empty" method show it without labels */
-    cr_assert_eq(count_panels(picture, pw, ph, truth, w, h), 2, "slice %d with its labels", busiest);
+    cr_assert_eq(count_panels(picture, pw, ph, truth, w, h), 2, "slice %d with its labels",
+                 busiest);
     cr_assert_eq(count_panels(picture, pw, ph, plain, w, h), 2, "slice %d without labels", busiest);
     /* and the labels colour part of it: a ball voxel is blended with palette colour 1 */
     int coloured = 0;
@@ -233,7 +236,8 @@ static int entries(const char *dir)
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
     closedir(d);
     return n;
 }
@@ -259,7 +263,8 @@ static void expect_failure(json_t *r, const char *want)
 
 static json_t *method_site(json_t *r, int m, const char *site)
 {
-    return json_object_get(json_object_get(json_array_get(json_object_get(r, "methods"), m), "sites"), site);
+    return json_object_get(
+        json_object_get(json_array_get(json_object_get(r, "methods"), m), "sites"), site);
 }
 
 Test(report, missing_field)
@@ -272,9 +277,11 @@ Test(report, missing_field)
 Test(report, wrong_type)
 {
     json_t *r = results_json();
-    json_object_set_new(json_object_get(json_object_get(method_site(r, 1, "site-b"), "classes"), "slab"),
-                        "dice", json_string("high"));
-    expect_failure(r, "methods[1].sites.site-b.classes.slab.dice: expected a number in [0, 1] or null");
+    json_object_set_new(
+        json_object_get(json_object_get(method_site(r, 1, "site-b"), "classes"), "slab"), "dice",
+        json_string("high"));
+    expect_failure(
+        r, "methods[1].sites.site-b.classes.slab.dice: expected a number in [0, 1] or null");
 }
 
 Test(report, path_that_does_not_exist)
@@ -287,7 +294,8 @@ Test(report, path_that_does_not_exist)
 Test(report, site_a_method_does_not_name)
 {
     json_t *r = results_json();
-    json_object_del(json_object_get(json_array_get(json_object_get(r, "methods"), 0), "sites"), "site-b");
+    json_object_del(json_object_get(json_array_get(json_object_get(r, "methods"), 0), "sites"),
+                    "site-b");
     expect_failure(r, "methods[0].sites.site-b: missing");
 }
 
