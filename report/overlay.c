@@ -17,7 +17,7 @@
 #define PANEL_MIN_SIDE 160
 #define GAP            8
 #define TITLE_SCALE    2
-#define TITLE_LINES    2 /* a panel title may take two lines */
+#define TITLE_LINES    3 /* a panel title may take three lines */
 #define LABEL_ALPHA    0.5f
 
 static const dk_rgb paper = {255, 255, 255}, ink = {20, 20, 20};
@@ -100,25 +100,39 @@ static dk_status read_prediction(const dk_results *r, int s, int m, dk_volume *v
     return DK_OK;
 }
 
-/* The title of a panel in at most two lines of width pixels: broken at the last space
- * that fits, else cut. */
+/* Where the line starting at text ends when at most fit characters fit: after the last
+ * space that fits, else after the last hyphen, else cut. */
+static int line_end(const char *text, int fit)
+{
+    int len = (int)strlen(text);
+    if (len <= fit) return len;
+    for (int k = fit; k > 0; k--)
+        if (text[k] == ' ') return k;
+    for (int k = fit; k > 0; k--)
+        if (text[k - 1] == '-') return k;
+    return fit;
+}
+
+/* The title of a panel word-wrapped into TITLE_LINES lines of width pixels; what does
+ * not fit ends in "..". */
 static void panel_title(dk_canvas *c, int x, int y, int width, const char *title)
 {
-    int fit = (width + 1) / (DK_FONT_ADVANCE * TITLE_SCALE), len = (int)strlen(title);
-    int first = len <= fit ? len : fit;
-    if (len > fit)
-        for (int k = fit; k > 0; k--)
-            if (title[k] == ' ') {
-                first = k;
-                break;
-            }
-    char line[2][128];
-    snprintf(line[0], sizeof line[0], "%.*s", first, title);
-    const char *rest = title + first + (title[first] == ' ');
-    snprintf(line[1], sizeof line[1], "%.*s", fit, rest);
-    for (int k = 0; k < 2; k++)
-        dk_canvas_text(c, x + (width - dk_canvas_text_width(line[k], TITLE_SCALE)) / 2,
-                       y + k * (dk_canvas_text_height(TITLE_SCALE) + 2), line[k], TITLE_SCALE, ink);
+    int fit = (width + 1) / (DK_FONT_ADVANCE * TITLE_SCALE);
+    fit = fit < 3 ? 3 : fit > 120 ? 120 : fit;
+    const char *rest = title;
+    for (int k = 0; k < TITLE_LINES && *rest; k++) {
+        char line[128];
+        int end = line_end(rest, fit);
+        if (k == TITLE_LINES - 1 && end < (int)strlen(rest))
+            snprintf(line, sizeof line, "%.*s..", fit - 2, rest);
+        else
+            snprintf(line, sizeof line, "%.*s", end, rest);
+        dk_canvas_text(c, x + (width - dk_canvas_text_width(line, TITLE_SCALE)) / 2,
+                       y + k * (dk_canvas_text_height(TITLE_SCALE) + 2), line, TITLE_SCALE, ink);
+        rest += end;
+        while (*rest == ' ')
+            rest++;
+    }
 }
 
 static int legend_width(const dk_results *r)
