@@ -36,8 +36,10 @@ int dk_cmd_report(int argc, char **argv)
     }
     const char *results = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && !strcmp(argv[i], "--results")) results = argv[++i];
-        else if (i + 1 < argc && !strcmp(argv[i], "--out")) out = argv[++i];
+        if (i + 1 < argc && !strcmp(argv[i], "--results"))
+            results = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--out"))
+            out = argv[++i];
         else {
             fprintf(stderr, "dualkd report: unknown option or missing value: '%s'\n%s", argv[i],
                     usage);

@@ -46,7 +46,8 @@ static inline void put(dk_canvas *c, int x, int y, dk_rgb colour)
 void dk_canvas_fill(dk_canvas *c, int x, int y, int w, int h, dk_rgb colour)
 {
     for (int j = y < 0 ? 0 : y; j < y + h && j < c->height; j++)
-        for (int i = x < 0 ? 0 : x; i < x + w && i < c->width; i++) put(c, i, j, colour);
+        for (int i = x < 0 ? 0 : x; i < x + w && i < c->width; i++)
+            put(c, i, j, colour);
 }
 
 /* Bresenham over the longer axis, each step a thickness x thickness block. */

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#define DK_FONT_W 5       /* columns of ink */
-#define DK_FONT_H 8       /* rows: 0-6 above and on the baseline, 7 the descender */
+#define DK_FONT_W       5 /* columns of ink */
+#define DK_FONT_H       8 /* rows: 0-6 above and on the baseline, 7 the descender */
 #define DK_FONT_ADVANCE 6 /* columns from one character to the next */
 
 /* The rows of character c, bit 4 = leftmost column; '?' for anything outside ' '..'~'.

@@ -24,14 +24,18 @@ static const char style[] =
 /* text with &, <, >, " and ' escaped. */
 static void esc(FILE *f, const char *text)
 {
-    for (const char *p = text; *p; p++) switch (*p) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*p, f);
-        }
+    for (const char *p = text; *p; p++) {
+        const char *entity = *p == '&'    ? "&amp;"
+                             : *p == '<'  ? "&lt;"
+                             : *p == '>'  ? "&gt;"
+                             : *p == '"'  ? "&quot;"
+                             : *p == '\'' ? "&#39;"
+                                          : NULL;
+        if (entity)
+            fputs(entity, f);
+        else
+            fputc(*p, f);
+    }
 }
 
 static void megabytes(FILE *f, long long bytes)
@@ -50,9 +54,10 @@ static void what_was_run(FILE *f, const dk_results *r)
         esc(f, r->classes[c]);
         fputs(c + 1 < r->class_count ? ", " : ".</p>\n", f);
     }
-    fputs("<table><tr><th class=name>site</th><th class=name>profile</th><th class=name>contrast"
-          "</th><th>labelled volumes</th><th>validation volumes</th><th class=name>data</th></tr>\n",
-          f);
+    fputs(
+        "<table><tr><th class=name>site</th><th class=name>profile</th><th class=name>contrast"
+        "</th><th>labelled volumes</th><th>validation volumes</th><th class=name>data</th></tr>\n",
+        f);
     for (int s = 0; s < r->site_count; s++) {
         const dk_results_site *x = &r->sites[s];
         const char *cells[] = {x->name, x->profile, x->contrast};
@@ -74,7 +79,8 @@ static void methods_table(FILE *f, const dk_results *r)
     long long original = r->original_down + r->original_up;
     fputs("<h2>Methods: time and traffic</h2>\n<table><tr><th class=name>method</th><th>rounds"
           "</th><th>local steps</th><th>wall time</th><th>down per round</th><th>up per round</th>"
-          "<th>of the original's traffic</th></tr>\n", f);
+          "<th>of the original's traffic</th></tr>\n",
+          f);
     for (int m = 0; m < r->method_count; m++) {
         const dk_results_method *x = &r->methods[m];
         fputs("<tr><td class=name>", f);
@@ -90,12 +96,14 @@ static void methods_table(FILE *f, const dk_results *r)
         fputs("</td><td>", f);
         megabytes(f, x->bytes_up);
         if (original > 0)
-            fprintf(f, "</td><td>%.1f %%</td></tr>\n", 100.0 * (x->bytes_down + x->bytes_up) / original);
+            fprintf(f, "</td><td>%.1f %%</td></tr>\n",
+                    100.0 * (x->bytes_down + x->bytes_up) / original);
         else
             fputs("</td><td>–</td></tr>\n", f);
     }
     fputs("</table>\n<p class=note>Bytes are per site and round (mean): down = what a site "
-          "fetched, up = what it submitted. The original code (fedml-knee) moved ", f);
+          "fetched, up = what it submitted. The original code (fedml-knee) moved ",
+          f);
     megabytes(f, r->original_down);
     fputs(" down and ", f);
     megabytes(f, r->original_up);
@@ -118,8 +126,10 @@ static void cell(FILE *f, double v, double b, const char *fmt, const char *missi
 {
     bool bold = isfinite(v) && v == b;
     fputs(bold ? "<td><b>" : "<td>", f);
-    if (isfinite(v)) fprintf(f, fmt, v);
-    else fputs(missing, f);
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fputs(missing, f);
     fputs(bold ? "</b></td>" : "</td>", f);
 }
 
@@ -134,7 +144,8 @@ static void site_table(FILE *f, const dk_results *r, int s)
         fputs("</th>", f);
     }
     fputs("<th rowspan=2>mean Dice</th></tr>\n<tr>", f);
-    for (int c = 0; c < r->class_count; c++) fputs("<th>Dice</th><th>HD95 mm</th>", f);
+    for (int c = 0; c < r->class_count; c++)
+        fputs("<th>Dice</th><th>HD95 mm</th>", f);
     fputs("</tr>\n", f);
     double best_mean = NAN;
     for (int m = 0; m < r->method_count; m++) {
@@ -160,11 +171,12 @@ static void pictures(FILE *f, const dk_results *r, const dk_html_pictures *p)
 {
     fputs("<h2>Segmentations</h2>\n<p class=note>Each row: one slice of one validation volume "
           "of a site; the image, its ground truth, then every method's prediction of the same "
-          "slice.</p>\n", f);
+          "slice.</p>\n",
+          f);
     for (int s = 0; s < r->site_count; s++) {
         const dk_overlay_info *o = &p->overlays[s];
-        fprintf(f, "<figure><img src=\"overlay-%s.png\" width=%d height=%d alt=\"", r->sites[s].name,
-                o->width, o->height);
+        fprintf(f, "<figure><img src=\"overlay-%s.png\" width=%d height=%d alt=\"",
+                r->sites[s].name, o->width, o->height);
         esc(f, r->sites[s].name);
         fprintf(f, ": slice %d along %c of volume ", o->slice, "zyx"[o->axis]);
         esc(f, o->volume);
@@ -174,10 +186,12 @@ static void pictures(FILE *f, const dk_results *r, const dk_html_pictures *p)
         esc(f, o->volume);
         fprintf(f, ", slice %d along %c</figcaption></figure>\n", o->slice, "zyx"[o->axis]);
     }
-    fprintf(f, "<h2>Learning curves</h2>\n<figure><img src=\"curves.png\" width=%d height=%d "
-               "alt=\"validation mean Dice against round, one panel per site, one line per "
-               "method\"><figcaption>Validation mean Dice after each round.</figcaption>"
-               "</figure>\n", p->curves_width, p->curves_height);
+    fprintf(f,
+            "<h2>Learning curves</h2>\n<figure><img src=\"curves.png\" width=%d height=%d "
+            "alt=\"validation mean Dice against round, one panel per site, one line per "
+            "method\"><figcaption>Validation mean Dice after each round.</figcaption>"
+            "</figure>\n",
+            p->curves_width, p->curves_height);
 }
 
 dk_status dk_html_write(const dk_results *r, const dk_html_pictures *p, const char *path,
@@ -185,21 +199,25 @@ dk_status dk_html_write(const dk_results *r, const dk_html_pictures *p, const ch
 {
     FILE *f = fopen(path, "w");
     if (!f) return dk_err_set(err, DK_EIO, "'%s': %s", path, strerror(errno));
-    fprintf(f, "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=\"utf-8\">\n"
-               "<title>dualkd demo report</title>\n<style>\n%s</style>\n</head>\n<body>\n"
-               "<h1>dualkd demo: dual knowledge distillation at %d sites</h1>\n<p class=verdict>",
+    fprintf(f,
+            "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=\"utf-8\">\n"
+            "<title>dualkd demo report</title>\n<style>\n%s</style>\n</head>\n<body>\n"
+            "<h1>dualkd demo: dual knowledge distillation at %d sites</h1>\n<p class=verdict>",
             style, r->site_count);
     esc(f, r->verdict);
     fputs("</p>\n", f);
     what_was_run(f, r);
     fputs("<h2>Results per site</h2>\n<p class=note>On each site's validation volumes: Dice "
           "and HD95 (mm) per class, the best method per column in bold; inf: the method "
-          "predicted none of the class.</p>\n", f);
-    for (int s = 0; s < r->site_count; s++) site_table(f, r, s);
+          "predicted none of the class.</p>\n",
+          f);
+    for (int s = 0; s < r->site_count; s++)
+        site_table(f, r, s);
     methods_table(f, r);
     pictures(f, r, p);
     fputs("<p class=note>The numbers behind this page: <a href=\"results.json\">results.json"
-          "</a> (schema: docs/demo.md).</p>\n</body>\n</html>\n", f);
+          "</a> (schema: docs/demo.md).</p>\n</body>\n</html>\n",
+          f);
     dk_status st = DK_OK;
     if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0)
         st = dk_err_set(err, DK_EIO, "'%s': %s", path, strerror(errno));

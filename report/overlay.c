@@ -15,10 +15,10 @@
 #include "report/font.h"
 
 #define PANEL_MIN_SIDE 160
-#define GAP 8
-#define TITLE_SCALE 2
-#define TITLE_LINES 2 /* a panel title may take two lines */
-#define LABEL_ALPHA 0.5f
+#define GAP            8
+#define TITLE_SCALE    2
+#define TITLE_LINES    3 /* a panel title may take three lines */
+#define LABEL_ALPHA    0.5f
 
 static const dk_rgb paper = {255, 255, 255}, ink = {20, 20, 20};
 
@@ -26,14 +26,16 @@ static dk_status check_classes(const dk_results *r, int s, const dk_classes *k, 
 {
     const char *data = r->sites[s].data_given;
     if (k->count != r->class_count + 1)
-        return dk_err_set(err, DK_EMISMATCH,
-                          "sites[%d].data '%s': %d foreground classes (results.json classes has %d)",
-                          s, data, k->count - 1, r->class_count);
+        return dk_err_set(
+            err, DK_EMISMATCH,
+            "sites[%d].data '%s': %d foreground classes (results.json classes has %d)", s, data,
+            k->count - 1, r->class_count);
     for (int c = 0; c < r->class_count; c++)
         if (strcmp(k->names[c + 1], r->classes[c]))
-            return dk_err_set(err, DK_EMISMATCH,
-                              "sites[%d].data '%s': class %d is '%s' (results.json classes[%d] is '%s')",
-                              s, data, c + 1, k->names[c + 1], c, r->classes[c]);
+            return dk_err_set(
+                err, DK_EMISMATCH,
+                "sites[%d].data '%s': class %d is '%s' (results.json classes[%d] is '%s')", s, data,
+                c + 1, k->names[c + 1], c, r->classes[c]);
     return DK_OK;
 }
 
@@ -90,32 +92,47 @@ static dk_status read_prediction(const dk_results *r, int s, int m, dk_volume *v
     snprintf(path, sizeof path, "%s/%s.nii.gz", dir, v->id);
     if (access(path, F_OK) != 0) snprintf(path, sizeof path, "%s/%s.nii", dir, v->id);
     if (access(path, F_OK) != 0)
-        return dk_err_set(err, DK_ENOTFOUND, "methods[%d].sites.%s.predictions: no '%s.nii.gz' in '%s'",
-                          m, r->sites[s].name, v->id, dir);
+        return dk_err_set(err, DK_ENOTFOUND,
+                          "methods[%d].sites.%s.predictions: no '%s.nii.gz' in '%s'", m,
+                          r->sites[s].name, v->id, dir);
     dk_status st = dk_nifti_read_label(path, v, err);
     if (st) return dk_err_prefix(err, st, "methods[%d].sites.%s.predictions", m, r->sites[s].name);
     return DK_OK;
 }
 
-/* The title of a panel in at most two lines of width pixels: broken at the last space
- * that fits, else cut. */
+/* Where the line starting at text ends when at most fit characters fit: after the last
+ * space that fits, else after the last hyphen, else cut. */
+static int line_end(const char *text, int fit)
+{
+    int len = (int)strlen(text);
+    if (len <= fit) return len;
+    for (int k = fit; k > 0; k--)
+        if (text[k] == ' ') return k;
+    for (int k = fit; k > 0; k--)
+        if (text[k - 1] == '-') return k;
+    return fit;
+}
+
+/* The title of a panel word-wrapped into TITLE_LINES lines of width pixels; what does
+ * not fit ends in "..". */
 static void panel_title(dk_canvas *c, int x, int y, int width, const char *title)
 {
-    int fit = (width + 1) / (DK_FONT_ADVANCE * TITLE_SCALE), len = (int)strlen(title);
-    int first = len <= fit ? len : fit;
-    if (len > fit)
-        for (int k = fit; k > 0; k--)
-            if (title[k] == ' ') {
-                first = k;
-                break;
-            }
-    char line[2][128];
-    snprintf(line[0], sizeof line[0], "%.*s", first, title);
-    const char *rest = title + first + (title[first] == ' ');
-    snprintf(line[1], sizeof line[1], "%.*s", fit, rest);
-    for (int k = 0; k < 2; k++)
-        dk_canvas_text(c, x + (width - dk_canvas_text_width(line[k], TITLE_SCALE)) / 2,
-                       y + k * (dk_canvas_text_height(TITLE_SCALE) + 2), line[k], TITLE_SCALE, ink);
+    int fit = (width + 1) / (DK_FONT_ADVANCE * TITLE_SCALE);
+    fit = fit < 3 ? 3 : fit > 120 ? 120 : fit;
+    const char *rest = title;
+    for (int k = 0; k < TITLE_LINES && *rest; k++) {
+        char line[128];
+        int end = line_end(rest, fit);
+        if (k == TITLE_LINES - 1 && end < (int)strlen(rest))
+            snprintf(line, sizeof line, "%.*s..", fit - 2, rest);
+        else
+            snprintf(line, sizeof line, "%.*s", end, rest);
+        dk_canvas_text(c, x + (width - dk_canvas_text_width(line, TITLE_SCALE)) / 2,
+                       y + k * (dk_canvas_text_height(TITLE_SCALE) + 2), line, TITLE_SCALE, ink);
+        rest += end;
+        while (*rest == ' ')
+            rest++;
+    }
 }
 
 static int legend_width(const dk_results *r)
@@ -190,7 +207,8 @@ static dk_status compose(const dk_results *r, int s, dk_volume *v, dk_overlay_in
              info->slice, "zyx"[info->axis]);
     dk_canvas_text(&c, GAP, GAP, caption, TITLE_SCALE, ink);
     uint8_t *truth = v->label;
-    for (int p = 0; p < panels && !st; p++) st = panel(&c, r, s, v, truth, &o, p, top, err);
+    for (int p = 0; p < panels && !st; p++)
+        st = panel(&c, r, s, v, truth, &o, p, top, err);
     if (!st) {
         legend(&c, r, top + titles + h + GAP);
         st = dk_canvas_write_png(&c, path, err);
@@ -223,8 +241,9 @@ dk_status dk_overlay_write(const dk_results *r, int s, const char *path, dk_over
         info->slice = r->sites[s].overlay_slice;
         if (info->slice < 0) info->slice = busiest_slice(&v, info->axis);
         if (info->slice >= v.dims[info->axis])
-            st = dk_err_set(err, DK_EINVAL, "sites[%d].overlay.slice: %d (volume '%s' has 0..%d along %c)",
-                            s, info->slice, v.id, v.dims[info->axis] - 1, "zyx"[info->axis]);
+            st = dk_err_set(err, DK_EINVAL,
+                            "sites[%d].overlay.slice: %d (volume '%s' has 0..%d along %c)", s,
+                            info->slice, v.id, v.dims[info->axis] - 1, "zyx"[info->axis]);
     }
     if (!st) st = compose(r, s, &v, info, path, err);
     dk_volume_release(&v);

@@ -7,13 +7,13 @@
 
 #include "report/canvas.h"
 
-#define PANEL_W 440
-#define PANEL_H 330
-#define PER_ROW 3
-#define LEFT 84   /* room for tick labels and the y title */
-#define BOTTOM 58 /* room for tick labels and the x title */
-#define TOP 34    /* the panel title */
-#define RIGHT 16
+#define PANEL_W     440
+#define PANEL_H     330
+#define PER_ROW     3
+#define LEFT        84 /* room for tick labels and the y title */
+#define BOTTOM      58 /* room for tick labels and the x title */
+#define TOP         34 /* the panel title */
+#define RIGHT       16
 #define LEGEND_LINE 24
 
 static const dk_rgb paper = {255, 255, 255}, ink = {20, 20, 20}, grid = {225, 225, 225};
@@ -21,7 +21,7 @@ static const dk_rgb paper = {255, 255, 255}, ink = {20, 20, 20}, grid = {225, 22
 void dk_plot_method_colour(int m, unsigned char rgb[3])
 {
     static const unsigned char colours[][3] = {
-        {90, 90, 90},   {31, 119, 180}, {214, 39, 40},  {44, 160, 44},
+        {90, 90, 90},    {31, 119, 180}, {214, 39, 40}, {44, 160, 44},
         {148, 103, 189}, {255, 127, 14}, {140, 86, 75}, {23, 190, 207},
     };
     const unsigned char *c = colours[m % (int)(sizeof colours / sizeof colours[0])];
@@ -46,8 +46,8 @@ static double nice_step(double span, int max_ticks)
 }
 
 typedef struct frame {
-    int x0, y0, w, h;       /* plot area in pixels, (x0, y0) its top-left */
-    double r0, r1, d0, d1;  /* round and Dice ranges */
+    int x0, y0, w, h;      /* plot area in pixels, (x0, y0) its top-left */
+    double r0, r1, d0, d1; /* round and Dice ranges */
 } frame;
 
 static int px(const frame *f, double round)
@@ -112,8 +112,8 @@ static void axes(dk_canvas *cv, const frame *f, const char *title)
     const char *ytitle = "validation mean Dice";
     dk_canvas_text_up(cv, f->x0 - LEFT + 4, f->y0 + (f->h - dk_canvas_text_width(ytitle, 2)) / 2,
                       ytitle, 2, ink);
-    dk_canvas_text(cv, f->x0 + (f->w - dk_canvas_text_width(title, 2)) / 2, f->y0 - TOP + 8,
-                   title, 2, ink);
+    dk_canvas_text(cv, f->x0 + (f->w - dk_canvas_text_width(title, 2)) / 2, f->y0 - TOP + 8, title,
+                   2, ink);
 }
 
 static void lines(dk_canvas *cv, const frame *f, const dk_results *r, int s)
@@ -123,8 +123,8 @@ static void lines(dk_canvas *cv, const frame *f, const dk_results *r, int s)
         dk_rgb colour = colour_of(m);
         if (!c->curve_count) {
             if (isfinite(c->mean_dice))
-                dk_canvas_line(cv, f->x0, py(f, c->mean_dice), f->x0 + f->w, py(f, c->mean_dice),
-                               2, 6, colour);
+                dk_canvas_line(cv, f->x0, py(f, c->mean_dice), f->x0 + f->w, py(f, c->mean_dice), 2,
+                               6, colour);
             continue;
         }
         for (int k = 0; k < c->curve_count; k++) {
@@ -143,11 +143,13 @@ static void legend(dk_canvas *cv, const dk_results *r, int top)
         int y = top + m * LEGEND_LINE + 8;
         const dk_results_method *me = &r->methods[m];
         bool dashed = true;
-        for (int s = 0; s < r->site_count; s++) dashed = dashed && !me->sites[s].curve_count;
+        for (int s = 0; s < r->site_count; s++)
+            dashed = dashed && !me->sites[s].curve_count;
         dk_canvas_line(cv, LEFT, y, LEFT + 40, y, 2, dashed ? 6 : 0, colour_of(m));
         if (!dashed) dk_canvas_fill(cv, LEFT + 17, y - 3, 7, 7, colour_of(m));
         char text[200];
-        snprintf(text, sizeof text, "%s%s", me->title, dashed ? " (final mean Dice, no rounds)" : "");
+        snprintf(text, sizeof text, "%s%s", me->title,
+                 dashed ? " (final mean Dice, no rounds)" : "");
         dk_canvas_text(cv, LEFT + 52, y - 8, text, 2, ink);
     }
 }
@@ -162,8 +164,10 @@ dk_status dk_plot_curves(const dk_results *r, const char *path, int *width, int 
     dk_status st = dk_canvas_init(&cv, cols * PANEL_W, rows * PANEL_H + legend_h, paper, err);
     if (st) return st;
     for (int s = 0; s < r->site_count; s++) {
-        frame f = {.x0 = (s % PER_ROW) * PANEL_W + LEFT, .y0 = (s / PER_ROW) * PANEL_H + TOP,
-                   .w = PANEL_W - LEFT - RIGHT, .h = PANEL_H - TOP - BOTTOM};
+        frame f = {.x0 = (s % PER_ROW) * PANEL_W + LEFT,
+                   .y0 = (s / PER_ROW) * PANEL_H + TOP,
+                   .w = PANEL_W - LEFT - RIGHT,
+                   .h = PANEL_H - TOP - BOTTOM};
         ranges(r, s, &f);
         axes(&cv, &f, r->sites[s].name);
         lines(&cv, &f, r, s);

@@ -35,7 +35,8 @@ static const char *stage(staging *g, const char *name)
 
 static void discard(staging *g)
 {
-    for (int i = 0; i < g->count; i++) unlink(g->temp[i]);
+    for (int i = 0; i < g->count; i++)
+        unlink(g->temp[i]);
 }
 
 static dk_status commit(staging *g, dk_err *err)
@@ -44,7 +45,8 @@ static dk_status commit(staging *g, dk_err *err)
         if (rename(g->temp[i], g->final[i]) != 0) {
             dk_status st = dk_err_set(err, DK_EIO, "renaming '%s' to '%s': %s", g->temp[i],
                                       g->final[i], strerror(errno));
-            for (int k = i; k < g->count; k++) unlink(g->temp[k]);
+            for (int k = i; k < g->count; k++)
+                unlink(g->temp[k]);
             return st;
         }
     int fd = open(g->dir, O_RDONLY | O_DIRECTORY);
@@ -81,16 +83,17 @@ static dk_status copy_results(const char *from, staging *g, dk_err *err)
     char buf[65536];
     size_t n;
     while (!st && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) st = dk_err_set(err, DK_EIO, "'%s': %s", tmp, strerror(errno));
+        if (fwrite(buf, 1, n, out) != n)
+            st = dk_err_set(err, DK_EIO, "'%s': %s", tmp, strerror(errno));
     if (!st && (ferror(in) || fflush(out) != 0 || fsync(fileno(out)) != 0))
         st = dk_err_set(err, DK_EIO, "copying '%s' to '%s': %s", from, tmp, strerror(errno));
-    if (out && fclose(out) != 0 && !st) st = dk_err_set(err, DK_EIO, "'%s': %s", tmp, strerror(errno));
+    if (out && fclose(out) != 0 && !st)
+        st = dk_err_set(err, DK_EIO, "'%s': %s", tmp, strerror(errno));
     fclose(in);
     return st;
 }
 
-static dk_status write_all(const dk_results *r, const char *results_path, staging *g,
-                           dk_err *err)
+static dk_status write_all(const dk_results *r, const char *results_path, staging *g, dk_err *err)
 {
     dk_html_pictures pictures = {0};
     dk_status st;
@@ -98,7 +101,7 @@ static dk_status write_all(const dk_results *r, const char *results_path, stagin
         char name[96];
         snprintf(name, sizeof name, "overlay-%s.png", r->sites[s].name);
         if ((st = dk_overlay_write(r, s, stage(g, name), &pictures.overlays[s], err)))
-            return st;
+            return dk_err_prefix(err, st, "'%s'", results_path); /* its messages name fields */
     }
     if ((st = dk_plot_curves(r, stage(g, "curves.png"), &pictures.curves_width,
                              &pictures.curves_height, err)) ||
@@ -117,8 +120,10 @@ dk_status dk_report_write(const char *results_json_path, const char *out_dir, dk
     if (!st) {
         g->dir = out_dir;
         st = write_all(r, results_json_path, g, err);
-        if (st) discard(g);
-        else st = commit(g, err);
+        if (st)
+            discard(g);
+        else
+            st = commit(g, err);
     }
     free(g);
     dk_results_free(r);

@@ -48,8 +48,8 @@ static json_t *field(reader *rd, json_t *obj, const char *where, const char *key
     return v;
 }
 
-static dk_status get_string(reader *rd, json_t *obj, const char *where, const char *key,
-                            char *out, size_t cap)
+static dk_status get_string(reader *rd, json_t *obj, const char *where, const char *key, char *out,
+                            size_t cap)
 {
     dk_status st;
     json_t *v = field(rd, obj, where, key, true, &st);
@@ -65,8 +65,8 @@ static dk_status get_string(reader *rd, json_t *obj, const char *where, const ch
 }
 
 /* A number in [lo, hi]; null gives NAN when nullable. */
-static dk_status get_number(reader *rd, json_t *obj, const char *where, const char *key,
-                            double lo, double hi, bool nullable, double *out)
+static dk_status get_number(reader *rd, json_t *obj, const char *where, const char *key, double lo,
+                            double hi, bool nullable, double *out)
 {
     dk_status st;
     json_t *v = field(rd, obj, where, key, true, &st);
@@ -84,8 +84,8 @@ static dk_status get_number(reader *rd, json_t *obj, const char *where, const ch
     return DK_OK;
 }
 
-static dk_status get_int(reader *rd, json_t *obj, const char *where, const char *key,
-                         long long lo, long long hi, long long *out)
+static dk_status get_int(reader *rd, json_t *obj, const char *where, const char *key, long long lo,
+                         long long hi, long long *out)
 {
     dk_status st;
     json_t *v = field(rd, obj, where, key, true, &st);
@@ -117,8 +117,8 @@ static dk_status resolve(reader *rd, const char *where, const char *key, const c
         return dk_err_set(rd->err, DK_ENOTFOUND, "%s.%s: '%s' (%s): %s", where, key, given, out,
                           strerror(errno));
     if (directory != !!S_ISDIR(sb.st_mode))
-        return dk_err_set(rd->err, DK_EFORMAT, "%s.%s: '%s' (%s): expected a %s", where, key,
-                          given, out, directory ? "directory" : "file");
+        return dk_err_set(rd->err, DK_EFORMAT, "%s.%s: '%s' (%s): expected a %s", where, key, given,
+                          out, directory ? "directory" : "file");
     return DK_OK;
 }
 
@@ -131,7 +131,8 @@ static dk_status read_bytes(reader *rd, json_t *obj, const char *where, const ch
     *present = !json_is_null(v);
     if (!*present && nullable) return DK_OK;
     if (!json_is_object(v))
-        return bad(rd, where, key, nullable ? "{\"down\": N, \"up\": N} or null" : "{\"down\": N, \"up\": N}");
+        return bad(rd, where, key,
+                   nullable ? "{\"down\": N, \"up\": N} or null" : "{\"down\": N, \"up\": N}");
     char inner[WHERE_MAX];
     path_of(inner, "%s%s%s", where, *where ? "." : "", key);
     if ((st = get_int(rd, v, inner, "down", 0, (long long)1 << 50, down))) return st;
@@ -201,7 +202,8 @@ static dk_status read_site(reader *rd, json_t *v, int i, dk_results *r)
     dk_results_site *s = &r->sites[i];
     dk_status st;
     if ((st = get_string(rd, v, w, "name", s->name, sizeof s->name))) return st;
-    if (!name_ok(s->name)) return bad(rd, w, "name", "a name of [A-Za-z0-9._-] not starting with '.'");
+    if (!name_ok(s->name))
+        return bad(rd, w, "name", "a name of [A-Za-z0-9._-] not starting with '.'");
     for (int k = 0; k < i; k++)
         if (!strcmp(r->sites[k].name, s->name))
             return dk_err_set(rd->err, DK_EFORMAT, "%s.name: '%s' repeated", w, s->name);
@@ -243,7 +245,8 @@ static dk_status read_curve(reader *rd, json_t *cell, const char *where, dk_resu
 static dk_status read_cell(reader *rd, json_t *cell, const char *where, const dk_results *r,
                            dk_results_cell *c)
 {
-    if (!json_is_object(cell)) return dk_err_set(rd->err, DK_EFORMAT, "%s: expected an object", where);
+    if (!json_is_object(cell))
+        return dk_err_set(rd->err, DK_EFORMAT, "%s: expected an object", where);
     char given[DK_RESULTS_PATH];
     dk_status st;
     if ((st = get_string(rd, cell, where, "predictions", given, sizeof given)) ||
@@ -265,7 +268,8 @@ static dk_status read_cell(reader *rd, json_t *cell, const char *where, const dk
             (st = get_number(rd, m, w, "hd95_mm", 0, 1e6, true, &x->hd95_mm)))
             return st;
         x->assd_mm = NAN;
-        if (json_object_get(m, "assd_mm") && (st = get_number(rd, m, w, "assd_mm", 0, 1e6, true, &x->assd_mm)))
+        if (json_object_get(m, "assd_mm") &&
+            (st = get_number(rd, m, w, "assd_mm", 0, 1e6, true, &x->assd_mm)))
             return st;
     }
     return read_curve(rd, cell, where, c);
@@ -279,7 +283,8 @@ static dk_status read_method(reader *rd, json_t *v, int i, dk_results *r)
     dk_results_method *m = &r->methods[i];
     dk_status st;
     if ((st = get_string(rd, v, w, "name", m->name, sizeof m->name))) return st;
-    if (!name_ok(m->name)) return bad(rd, w, "name", "a name of [A-Za-z0-9._-] not starting with '.'");
+    if (!name_ok(m->name))
+        return bad(rd, w, "name", "a name of [A-Za-z0-9._-] not starting with '.'");
     for (int k = 0; k < i; k++)
         if (!strcmp(r->methods[k].name, m->name))
             return dk_err_set(rd->err, DK_EFORMAT, "%s.name: '%s' repeated", w, m->name);
@@ -295,9 +300,11 @@ static dk_status read_method(reader *rd, json_t *v, int i, dk_results *r)
     if (!json_is_object(sites)) return bad(rd, w, "sites", "an object keyed by site name");
     const char *key;
     json_t *cell;
-    json_object_foreach(sites, key, cell) {
+    json_object_foreach(sites, key, cell)
+    {
         int s = 0;
-        while (s < r->site_count && strcmp(r->sites[s].name, key)) s++;
+        while (s < r->site_count && strcmp(r->sites[s].name, key))
+            s++;
         if (s == r->site_count)
             return dk_err_set(rd->err, DK_EFORMAT, "%s.sites.%.64s: no such site in sites", w, key);
     }
@@ -344,14 +351,15 @@ static dk_status read_root(reader *rd, json_t *root, dk_results *r)
         (st = get_number(rd, root, "", "seconds", 0, 1e9, false, &r->seconds)) ||
         (st = read_classes(rd, root, r)) ||
         (st = read_list(rd, root, "sites", DK_RESULTS_MAX_SITES, &r->site_count, read_site, r)) ||
-        (st = read_list(rd, root, "methods", DK_RESULTS_MAX_METHODS, &r->method_count,
-                        read_method, r)) ||
+        (st = read_list(rd, root, "methods", DK_RESULTS_MAX_METHODS, &r->method_count, read_method,
+                        r)) ||
         (st = read_bytes(rd, root, "", "original_bytes_per_round", false, &present,
                          &r->original_down, &r->original_up)))
         return st;
     char verdict[4096];
     if ((st = get_string(rd, root, "", "verdict", verdict, sizeof verdict))) return st;
-    if (!(r->verdict = strdup(verdict))) return dk_err_set(rd->err, DK_ENOMEM, "verdict: no memory");
+    if (!(r->verdict = strdup(verdict)))
+        return dk_err_set(rd->err, DK_ENOMEM, "verdict: no memory");
     return DK_OK;
 }
 
@@ -392,7 +400,8 @@ void dk_results_free(dk_results *r)
 {
     if (!r) return;
     for (int m = 0; m < DK_RESULTS_MAX_METHODS; m++)
-        for (int s = 0; s < DK_RESULTS_MAX_SITES; s++) free(r->methods[m].sites[s].curve);
+        for (int s = 0; s < DK_RESULTS_MAX_SITES; s++)
+            free(r->methods[m].sites[s].curve);
     free(r->verdict);
     free(r);
 }

@@ -10,11 +10,11 @@
 #include "datasets/volume.h"
 #include "distill/err.h"
 
-#define DK_RESULTS_MAX_SITES 16
+#define DK_RESULTS_MAX_SITES   16
 #define DK_RESULTS_MAX_METHODS 16
-#define DK_RESULTS_MAX_CURVE 10000
-#define DK_RESULTS_MAX_BYTES ((long)16 << 20) /* of results.json */
-#define DK_RESULTS_PATH 1024
+#define DK_RESULTS_MAX_CURVE   10000
+#define DK_RESULTS_MAX_BYTES   ((long)16 << 20) /* of results.json */
+#define DK_RESULTS_PATH        1024
 
 typedef struct dk_results_class {
     double dice, hd95_mm, assd_mm; /* NAN where the file says null */
@@ -25,8 +25,8 @@ typedef struct dk_results_point {
     double dice;
 } dk_results_point;
 
-typedef struct dk_results_cell { /* one method at one site */
-    char predictions[DK_RESULTS_PATH]; /* resolved directory of <volume id>.nii.gz */
+typedef struct dk_results_cell {              /* one method at one site */
+    char predictions[DK_RESULTS_PATH];        /* resolved directory of <volume id>.nii.gz */
     dk_results_class classes[DK_MAX_CLASSES]; /* in the order of dk_results.classes */
     double mean_dice;                         /* NAN for null */
     int curve_count;
@@ -34,7 +34,7 @@ typedef struct dk_results_cell { /* one method at one site */
 } dk_results_cell;
 
 typedef struct dk_results_method {
-    char name[64];   /* [A-Za-z0-9._-] */
+    char name[64]; /* [A-Za-z0-9._-] */
     char title[128];
     double seconds;
     long long rounds, local_steps;
@@ -46,7 +46,7 @@ typedef struct dk_results_method {
 typedef struct dk_results_site {
     char name[64]; /* [A-Za-z0-9._-], not starting with '.' */
     char profile[64], contrast[32];
-    char data[DK_RESULTS_PATH];     /* resolved */
+    char data[DK_RESULTS_PATH];       /* resolved */
     char data_given[DK_RESULTS_PATH]; /* as written in the file */
     long long labelled, validation;
     char overlay_volume[64]; /* "" = the first labelled validation volume */
