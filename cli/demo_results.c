@@ -13,6 +13,7 @@
 #include "datasets/volume.h"
 #include "distill/clock.h"
 #include "distill/unet_checkpoint.h"
+#include "report/report.h"
 
 #ifndef DUALKD_VERSION
 #define DUALKD_VERSION "dev"
@@ -247,7 +248,9 @@ static json_t *method_json(const dk_demo *d, int m, json_t *per_site, const doub
                      "title", d->plan.methods[m].title, "seconds", d->method_seconds[m], "rounds",
                      student ? d->plan.rounds : 0, "local_steps",
                      student ? d->plan.local_steps : 0, "bytes_per_round",
-                     fed ? json_pack("{s:f, s:f}", "down", bytes[0], "up", bytes[1]) : json_null(),
+                     fed ? json_pack("{s:I, s:I}", "down", (json_int_t)llround(bytes[0]), "up",
+                                     (json_int_t)llround(bytes[1]))
+                         : json_null(),
                      "sites", per_site);
 }
 
@@ -274,11 +277,13 @@ dk_status dk_demo_results(dk_demo *d, dk_err *err)
     verdict(d, r, sentence, sizeof sentence);
     double original = 8.0 * (double)d->parameters;
     json_t *root = json_pack(
-        "{s:s, s:b, s:f, s:O, s:o, s:O, s:{s:f, s:f}, s:I, s:s}", "dualkd", DUALKD_VERSION,
+        "{s:s, s:b, s:f, s:O, s:o, s:O, s:{s:I, s:I}, s:I, s:s}", "dualkd", DUALKD_VERSION,
         "quick", d->plan.quick, "seconds", dk_clock_seconds() - d->started, "classes", classes,
-        "sites", sites_json(d), "methods", methods, "original_bytes_per_round", "down", original,
-        "up", original, "student_parameters", (json_int_t)d->parameters, "verdict", sentence);
+        "sites", sites_json(d), "methods", methods, "original_bytes_per_round", "down",
+        (json_int_t)original, "up", (json_int_t)original, "student_parameters", (json_int_t)d->parameters, "verdict", sentence);
     if (!st) st = write_json(dk_demo_path(d, path, "results.json"), root, err);
+    char report[DK_DEMO_PATH];
+    if (!st) st = dk_report_write(path, dk_demo_path(d, report, "report"), err);
     if (!st) {
         print_table(d, classes, r);
         print_costs(d, bytes);
