@@ -57,16 +57,16 @@ static void on_round(const dk_fed_round_report *r, void *ctx)
 {
     end_wait_line(ctx);
     char down[32], up[32];
-    const char *sent = r->sent == DK_FED_SENT_ACCEPTED    ? "sent"
-                       : r->sent == DK_FED_SENT_DUPLICATE ? "already recorded (409 counts once:"
-                                                            " taken as sent)"
-                                                          : "too late";
+    const char *after = r->sent == DK_FED_SENT_ACCEPTED ? ""
+                        : r->sent == DK_FED_SENT_DUPLICATE
+                            ? ", already recorded before a restart (409 counts once: taken as sent)"
+                            : ", too late (409)";
     fprintf(stderr, "round %d of %d: global Dice %.3f (before local training; %s down); %ld local "
-            "steps in %.1f s (loss %.3f: sup %.3f resp %.3f feat %.3f); %s %s (%s)",
+            "steps in %.1f s (loss %.3f: sup %.3f resp %.3f feat %.3f); sent %s (%s)%s",
             r->round, r->rounds, r->val_dice, megabytes(r->bytes_down, down, sizeof down),
             r->steps, r->stats.seconds, r->stats.loss, r->stats.sup, r->stats.response,
-            r->stats.feature, sent, megabytes(r->bytes_up, up, sizeof up),
-            r->half ? "float16" : "float32");
+            r->stats.feature, megabytes(r->bytes_up, up, sizeof up),
+            r->half ? "float16" : "float32", after);
     if (r->sent == DK_FED_SENT_TOO_LATE) fprintf(stderr, ": %s", r->detail);
     if (r->round + 1 < r->rounds)
         fprintf(stderr, "; waiting for round %d\n", r->round + 1);

@@ -294,3 +294,156 @@ Test(server_fed_site, the_float16_global_is_the_float32_one_rounded_to_half)
     json_decref(st);
     dk_http_free(&r);
 }
+
+/* ---- a site killed and restarted ---- */
+
+static pid_t start_site(int i, const char *fed, int port, const char *log)
+{
+    char cmd[2048], line[2400];
+    site_command(cmd, sizeof cmd, i, fed, port);
+    snprintf(line, sizeof line, "exec %s >>%s/%s 2>&1", cmd, dk_test_dir, log);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_site(pid_t pid)
+{
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static char *slurp(const char *name)
+{
+    char *path = dk_test_path(name), *text = calloc(1, 1 << 20);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(text, 1, (1 << 20) - 1, f);
+        text[n] = '\0';
+        fclose(f);
+    }
+    free(path);
+    return text;
+}
+
+/* Wait (at most 5 min) until the log says the site waits after round 0. */
+static void wait_for_line(const char *log, const char *what)
+{
+    for (int i = 0; i < 3000; i++) {
+        char *text = slurp(log);
+        bool there = strstr(text, what) != NULL;
+        free(text);
+        if (there) return;
+        usleep(100000);
+    }
+    char *text = slurp(log);
+    cr_assert_fail("%s never said '%s': %s", log, what, text);
+}
+
+static void kill_site(pid_t pid)
+{
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    cr_assert_eq(wait_site(pid), 128 + SIGKILL);
+}
+
+Test(server_fed_site, a_site_killed_and_restarted_finishes)
+{
+    create("kill", 2, 3);
+    pid_t two = start_site(1, "kill", env.port, "k2.log");
+    pid_t one = start_site(0, "kill", env.port, "k1.log");
+    wait_for_line("k1.log", "waiting for round 1");
+    kill_site(one); /* waiting, round 0 acknowledged and its state saved */
+    one = start_site(0, "kill", env.port, "k1.log");
+    wait_for_line("k1.log", "resuming: rounds before 1 were acknowledged");
+    usleep(300000);
+    kill_site(one);
+    /* as if killed after the acknowledgement but before the state was saved */
+    char *out = out_of("kill", 0), state[4200];
+    snprintf(state, sizeof state, "%s.fedsite.h5", out);
+    cr_assert_eq(unlink(state), 0, "%s", state);
+    one = start_site(0, "kill", env.port, "k1.log");
+    wait_for_line("k1.log", "already recorded before a restart (409 counts once: taken as sent)");
+    pid_t three = start_site(2, "kill", env.port, "k3.log");
+    int r1 = wait_site(one), r2 = wait_site(two), r3 = wait_site(three);
+    char *l1 = slurp("k1.log"), *l2 = slurp("k2.log"), *l3 = slurp("k3.log");
+    cr_log_info("site-1 (killed twice):\n%s", l1);
+    cr_assert(r1 == 0 && r2 == 0 && r3 == 0, "exits %d %d %d:\n%s\n%s\n%s", r1, r2, r3, l1, l2, l3);
+    cr_assert(strstr(l1, "federation 'kill' finished (2 rounds; this process trained 2)"), "%s", l1);
+    expect_final_everywhere("kill", 2, 3);
+    dk_http_reply r = dk_http(&env, "GET", "/v1/federation/kill", admin, NULL);
+    json_t *st = json_loads(r.body, 0, NULL);
+    json_t *h = json_object_get(st, "rounds_history");
+    for (size_t k = 0; k < 2; k++)
+        cr_expect_eq(json_array_size(json_object_get(json_array_get(h, k), "reported")), 3, "%s",
+                     r.body);
+    json_t *refused = json_object_get(json_array_get(h, 0), "refused");
+    cr_expect_eq(json_array_size(refused), 1, "%s", r.body);
+    cr_expect(strstr(json_string_value(json_object_get(json_array_get(refused, 0), "reason")),
+                     "counts once"), "%s", r.body);
+    json_decref(st);
+    dk_http_free(&r);
+    free(l1), free(l2), free(l3), free(out);
+}
+
+/* ---- a server answering garbage, or none ---- */
+
+typedef struct spawned {
+    pid_t pid;
+    int port;
+    FILE *log;
+} spawned;
+
+static spawned spawn_garbage(const char *mode)
+{
+    char script[4200], upstream[64];
+    snprintf(script, sizeof script, "%s/tests/garbage_server.py", dk_test_source());
+    snprintf(upstream, sizeof upstream, "http://127.0.0.1:%d", env.port);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    spawned s = {.pid = fork()};
+    cr_assert_geq(s.pid, 0);
+    if (s.pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]), close(fds[1]);
+        execl(dk_test_python(), dk_test_python(), script, upstream, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    s.log = fdopen(fds[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, s.log)) {
+        const char *at = strstr(line, "listening on http://127.0.0.1:");
+        if (at && (s.port = atoi(at + strlen("listening on http://127.0.0.1:"))) > 0) break;
+    }
+    cr_assert_gt(s.port, 0, "the garbage server did not say where it listens");
+    return s;
+}
+
+Test(server_fed_site, a_server_answering_garbage_or_none_gets_a_clear_error)
+{
+    create("junk", 1, 1);
+    spawned bad = spawn_garbage("fedglobal");
+    char cmd[2048], line[2400], out[16384], url[128];
+    site_command(cmd, sizeof cmd, 2, "junk", bad.port);
+    snprintf(line, sizeof line, "timeout 120 %s", cmd);
+    int rc = dk_test_run(line, out, sizeof out);
+    cr_log_info("%s", out);
+    snprintf(url, sizeof url, "GET http://127.0.0.1:%d/v1/federation/junk/global?dtype=f2",
+             bad.port);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, url) && strstr(out, "the global is not a usable .npz"), "%s", out);
+    kill(bad.pid, SIGKILL);
+    waitpid(bad.pid, NULL, 0);
+    fclose(bad.log);
+    /* nobody listens there now: connection refused, retried, then a message naming the URL */
+    rc = dk_test_run(line, out, sizeof out);
+    cr_log_info("%s", out);
+    snprintf(url, sizeof url, "POST http://127.0.0.1:%d/v1/federation/junk/join", bad.port);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, url) && strstr(out, "after 5 attempts"), "%s", out);
+}
