@@ -1,6 +1,7 @@
 /* routes_federation.c: the /v1/federation routes (docs/federation.md, "HTTP
  * routes"): create a federation (scope federation-admin), join it, download
- * the global student (the HDF5 checkpoint as stored; ETag = its SHA-256),
+ * the global student (the HDF5 checkpoint as stored, ETag = its SHA-256; or with
+ * ?dtype=f2 its float16 .npz, fed_global16.h, ETag "f2-<that SHA-256>"),
  * submit an update (an uncompressed .npz of weight deltas, float16 or float32,
  * with ?labelled=N[&val_dice=D]), and status/history as JSON.
  *
