@@ -132,8 +132,12 @@ dk_status dk_fed_state_save(const char *path, const char *architecture_json,
     return st;
 }
 
-dk_status dk_fed_state_load(const char *path, const dk_params *adapter, dk_fed_site_state *s,
-                            dk_err *err)
+dk_status dk_fed_state_load_adapter(const char *path, const dk_params *adapter, dk_err *err)
+{
+    return dk_checkpoint_load(path, NULL, adapter, NULL, err);
+}
+
+dk_status dk_fed_state_read(const char *path, dk_fed_site_state *s, dk_err *err)
 {
     if (access(path, F_OK) != 0)
         return dk_err_set(err, DK_ENOTFOUND, "there is no site state '%s'", path);
@@ -151,7 +155,6 @@ dk_status dk_fed_state_load(const char *path, const dk_params *adapter, dk_fed_s
     if (!st) {
         snprintf(s->federation, sizeof s->federation, "%s", fed);
         s->created_at = created, s->next_round = next;
-        st = dk_checkpoint_load(path, NULL, adapter, NULL, err);
     }
     json_decref(rec);
     return st;

@@ -43,8 +43,9 @@ typedef struct dk_fed_site_state {
 /* Write the adapter's parameters (may be an empty list) and state to path atomically. */
 dk_status dk_fed_state_save(const char *path, const char *architecture_json,
                             const dk_params *adapter, const dk_fed_site_state *s, dk_err *err);
-/* Read path into adapter and *s. DK_ENOTFOUND when there is no file. */
-dk_status dk_fed_state_load(const char *path, const dk_params *adapter, dk_fed_site_state *s,
-                            dk_err *err);
+/* Read the state at path into *s. DK_ENOTFOUND when there is no file. */
+dk_status dk_fed_state_read(const char *path, dk_fed_site_state *s, dk_err *err);
+/* Read the adapter's values from the state at path (adapter unchanged on failure). */
+dk_status dk_fed_state_load_adapter(const char *path, const dk_params *adapter, dk_err *err);
 
 #endif

@@ -27,7 +27,9 @@ typedef struct site {
     dk_fed_site_state state;
     char state_path[4200], log_path[4200], tmp_path[4200];
     json_t *history; /* the run log's lines */
-    char etag[128];  /* of the last global trained from */
+    char etag[128];  /* of the last global downloaded */
+    void *kept;      /* its body: a 304 for a new round (a round closed with no update) reuses it */
+    size_t kept_len;
     size_t max_global;
     dk_rng jitter;
     dk_fed_site_summary sum;
@@ -86,7 +88,7 @@ static dk_status restore(site *x, dk_err *err)
     const char *fed = x->o->client.federation;
     dk_fed_site_state saved = {0};
     dk_err why = {0};
-    dk_status st = dk_fed_state_load(x->state_path, dk_student_session_adapter(x->s), &saved, &why);
+    dk_status st = dk_fed_state_read(x->state_path, &saved, &why);
     bool same = !st && !strcmp(saved.federation, fed) && saved.created_at == x->status.created_at;
     x->state = (dk_fed_site_state){.created_at = x->status.created_at};
     snprintf(x->state.federation, sizeof x->state.federation, "%s", fed);
@@ -95,6 +97,8 @@ static dk_status restore(site *x, dk_err *err)
         x->history = read_history(x->log_path, saved.next_round);
         note(x, "resuming: rounds before %d were acknowledged (%s)", saved.next_round,
              x->state_path);
+        if (dk_fed_state_load_adapter(x->state_path, dk_student_session_adapter(x->s), &why))
+            note(x, "the adapter kept there does not fit this run (%s): a new one", why.msg);
         return DK_OK;
     }
     if (st != DK_ENOTFOUND)
@@ -197,7 +201,6 @@ static dk_status local_round(site *x, const dk_fed_global *g, double t0, dk_err 
     st = dk_fed_state_save(x->state_path, dk_student_session_architecture(x->s),
                            dk_student_session_adapter(x->s), &x->state, err);
     if (!st) st = dk_runlog_rewrite(x->log_path, x->history, err);
-    snprintf(x->etag, sizeof x->etag, "%s", g->etag);
     x->sum.rounds_trained++;
     if (!st && o->on_round) o->on_round(&r, o->ctx);
     return st;
@@ -268,24 +271,49 @@ static dk_status finish(site *x, double t0, dk_err *err)
 
 /* ---- the loop ---- */
 
-static dk_status rounds(site *x, dk_err *err)
+/* The global of the open round: downloaded, or the kept one when it is unchanged (304). */
+static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
 {
     const dk_fed_site_options *o = x->o;
-    for (;;) {
+    dk_status st = dk_fed_client_global(&x->o->client, !o->float32_global, x->etag,
+                                        x->max_global, g, err);
+    if (st) return st;
+    if (g->not_modified) {
+        g->body = malloc(x->kept_len ? x->kept_len : 1);
+        if (!g->body) return dk_err_set(err, DK_ENOMEM, "no memory for the global");
+        memcpy(g->body, x->kept, x->kept_len);
+        g->len = 0; /* nothing came down */
+        return DK_OK;
+    }
+    void *copy = malloc(g->len);
+    if (!copy) return dk_err_set(err, DK_ENOMEM, "no memory for the global");
+    memcpy(copy, g->body, g->len);
+    free(x->kept);
+    x->kept = copy, x->kept_len = g->len;
+    snprintf(x->etag, sizeof x->etag, "%s", g->etag);
+    return DK_OK;
+}
+
+static dk_status rounds(site *x, dk_err *err)
+{
+    for (int stale = 0;;) {
         dk_status st = wait_for(x, x->state.next_round, err);
         if (st || x->status.finished) return st;
         dk_fed_global g;
         double t0 = dk_clock_seconds();
-        st = dk_fed_client_global(&x->o->client, !o->float32_global, x->etag, x->max_global, &g,
-                                  err);
-        if (st) return st;
-        if (!g.not_modified && g.round >= x->state.next_round) {
+        if ((st = fetch_global(x, &g, err))) return st;
+        if (g.round >= x->state.next_round) {
             if (g.round > x->state.next_round)
                 note(x, "round %d is open: rounds %d..%d went on without this site", g.round,
                      x->state.next_round, g.round - 1);
+            stale = 0;
             st = local_round(x, &g, t0, err);
+        } else if (++stale > 100) { /* the status and the global disagree, again and again */
+            st = dk_err_set(err, DK_EFORMAT, "%s: the status says round %d is open, the global "
+                            "answers Dualkd-Round %d", x->o->client.server,
+                            x->status.current_round, g.round);
         } else {
-            pause_s(o->poll_min_s); /* the round moved between status and download */
+            pause_s(x->o->poll_min_s); /* the round moved between status and download */
         }
         free(g.body);
         if (st) return st;
@@ -310,5 +338,6 @@ dk_status dk_fed_site_run(dk_fed_site_options *o, dk_fed_site_summary *sum, dk_e
     dk_student_session_close(x.s);
     dk_fed_status_release(&x.status);
     json_decref(x.history);
+    free(x.kept);
     return st;
 }
