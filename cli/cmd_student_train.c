@@ -1,5 +1,7 @@
 /* cmd_student_train.c: `dualkd student train`: argv, the config file, the target
- * store, and the progress display. The training itself is student/train.c. */
+ * store, and the progress display. The training itself is student/train.c; with
+ * --federate, the site's rounds are student/fed_site.c, shown by
+ * cmd_student_federate.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "cli/util.h"
 #include "distill/blas.h"
 #include "distill/clock.h"
+#include "cli/student_train.h"
 #include "student/pull.h"
 #include "student/train.h"
 
@@ -19,7 +22,12 @@ static const char usage[] =
     "                            [--config FILE.json] [--site-targets STORE.h5]\n"
     "                            [--supervised-only] [--no-response]\n"
     "                            [--no-feature] [--resume] [--threads N] [--seed S]\n"
-    "                            [--print-config]\n";
+    "                            [--print-config]\n"
+    "       dualkd student train --federate NAME --server URL --token T --data SITE.h5\n"
+    "                            --out STUDENT.h5 [--profile P | --store STORE.h5]\n"
+    "                            [--local-steps N] [--update-dtype f2|f4] [--global-dtype f2|f4]\n"
+    "                            [--supervised-only] [--no-response] [--no-feature]\n"
+    "                            [--config FILE.json] [--threads N] [--seed S]\n";
 
 static void print_help(void)
 {
@@ -51,17 +59,22 @@ static void print_help(void)
            "  --resume           continue the interrupted run from STUDENT.h5.last.h5\n"
            "  --threads N        BLAS threads (default 2)\n"
            "  --seed S           weights and sampling seed (default 1)\n"
-           "  --print-config     print the effective config as JSON and exit\n",
+           "  --print-config     print the effective config as JSON and exit\n\n"
+           "Federated (docs/student.md, \"Federated training\"): with --federate NAME the site\n"
+           "joins federation NAME on the server at --server and, each round, downloads the\n"
+           "global student (float16), measures its validation Dice, trains --local-steps steps\n"
+           "from it with the loss above (targets pulled once for --profile, or --store) and sends\n"
+           "the weight delta (float16) with its labelled-volume count; then waits for the next\n"
+           "round. At the end STUDENT.h5 is the final global model (float32), with\n"
+           "STUDENT.h5.runlog.jsonl (one line per round) and STUDENT.h5.fedsite.h5 (the site's\n"
+           "adapter, never sent) beside it. Killed and started again with the same command, it\n"
+           "continues where the federation is.\n"
+           "  --federate NAME    take part in federation NAME (`dualkd fed create`)\n"
+           "  --local-steps N    optimiser steps per round (default 40)\n"
+           "  --update-dtype D   the delta sent: f2 (float16, default) or f4 (float32)\n"
+           "  --global-dtype D   the global fetched each round: f2 (default) or f4\n",
            usage);
 }
-
-typedef struct options {
-    const char *store, *site_targets, *data, *out, *config;
-    const char *server, *token, *profile, *cache;
-    bool supervised_only, no_response, no_feature, resume, print_config, seed_given;
-    long threads;
-    unsigned long long seed;
-} options;
 
 static bool flag(const char *a, options *o)
 {
@@ -87,7 +100,20 @@ static int value(const char *a, const char *v, options *o)
     else if (!strcmp(a, "--token")) o->token = v;
     else if (!strcmp(a, "--profile")) o->profile = v;
     else if (!strcmp(a, "--cache")) o->cache = v;
-    else if (!strcmp(a, "--threads")) {
+    else if (!strcmp(a, "--federate")) o->federate = v;
+    else if (!strcmp(a, "--update-dtype") || !strcmp(a, "--global-dtype")) {
+        if (strcmp(v, "f2") && strcmp(v, "f4")) {
+            fprintf(stderr, "dualkd student train: %s '%s': expected f2 or f4\n", a, v);
+            return 2;
+        }
+        *(a[2] == 'u' ? &o->update_f4 : &o->global_f4) = !strcmp(v, "f4");
+    } else if (!strcmp(a, "--local-steps")) {
+        if (!dk_cli_parse_int(v, 1, 1000000, &n)) {
+            fprintf(stderr, "dualkd student train: --local-steps '%s': expected 1..1000000\n", v);
+            return 2;
+        }
+        o->local_steps = (long)n;
+    } else if (!strcmp(a, "--threads")) {
         if (!dk_cli_parse_int(v, 1, 256, &n)) {
             fprintf(stderr, "dualkd student train: --threads '%s': expected 1..256\n", v);
             return 2;
@@ -109,7 +135,7 @@ static int value(const char *a, const char *v, options *o)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.threads = 2, .seed = 1};
+    *o = (options){.threads = 2, .seed = 1, .local_steps = 40};
     for (int i = 1; i < argc; i++) {
         if (flag(argv[i], o)) continue;
         if (i + 1 >= argc) {
@@ -123,6 +149,7 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (!o->token) o->token = getenv("DUALKD_TOKEN");
     if (o->print_config) return 0;
+    if (o->federate) return dk_student_federate_check(o);
     if (!o->data || !o->out || (!o->store && !o->server && !o->supervised_only)) {
         fprintf(stderr, "dualkd student train: --data, --out and --store or --server (or "
                         "--supervised-only) are required\n%s", usage);
@@ -236,13 +263,13 @@ static int pull(const options *o, dk_target_source *src)
 }
 
 /* The store (or the pulled targets), joined with the site's own targets when given. */
-static int open_sources(const options *o, dk_target_source src[3], dk_target_source **use)
+int dk_student_open_sources(const options *o, dk_target_source src[3], dk_target_source **use)
 {
     dk_err err = {0};
     *use = NULL;
     if ((!o->store && !o->server) || o->supervised_only) return 0;
-    if (o->server && pull(o, &src[0])) return 1;
-    if (!o->server && dk_target_source_open_store(o->store, &src[0], &err))
+    if (!o->store && pull(o, &src[0])) return 1;
+    if (o->store && dk_target_source_open_store(o->store, &src[0], &err))
         return dk_cli_fail("student train", err.msg);
     *use = &src[0];
     if (!o->site_targets) return 0;
@@ -261,7 +288,7 @@ static int train(const options *o, const dk_student_config *cfg)
     dk_err err = {0};
     dk_target_source src[3], *use;
     memset(src, 0, sizeof src);
-    if (open_sources(o, src, &use)) return 1;
+    if (dk_student_open_sources(o, src, &use)) return 1;
     display d = {.tty = isatty(STDERR_FILENO) == 1, .last = -1e9};
     dk_student_run run = {.data_path = o->data, .source = use,
                           .out_path = o->out, .config = *cfg,
@@ -296,5 +323,5 @@ int dk_cmd_student_train(int argc, char **argv)
         return 0;
     }
     dk_blas_set_threads((int)o.threads);
-    return train(&o, &cfg);
+    return o.federate ? dk_student_federate(&o, &cfg) : train(&o, &cfg);
 }

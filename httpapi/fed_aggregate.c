@@ -131,7 +131,7 @@ dk_status dk_fed_close_round(dk_fed_coord *c, const char *fed, int round, int64_
     return st;
 }
 
-/* Unlink the "<file>.h5.tmp-XXXXXX" a crash left in dir (and, when deep, in its
+/* Unlink the "<file>.h5.tmp-XXXXXX" (and float16 globals' "<file>.npz.tmp-XXXXXX") a crash left in dir (and, when deep, in its
  * round-NNNN subdirectories). Only this coordinator writes here, so every
  * temporary at open time is garbage. */
 static void remove_temporaries(const char *dir, bool deep)
@@ -141,7 +141,7 @@ static void remove_temporaries(const char *dir, bool deep)
     char path[DK_FED_PATH_MAX];
     while (d && (e = readdir(d)) != NULL) {
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
-        if (strstr(e->d_name, ".h5.tmp-"))
+        if (strstr(e->d_name, ".h5.tmp-") || strstr(e->d_name, ".npz.tmp-"))
             unlink(path);
         else if (deep && strncmp(e->d_name, "round-", 6) == 0)
             remove_temporaries(path, false);

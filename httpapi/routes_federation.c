@@ -1,6 +1,7 @@
 /* routes_federation.c: the /v1/federation routes (docs/federation.md, "HTTP
  * routes"): create a federation (scope federation-admin), join it, download
- * the global student (the HDF5 checkpoint as stored; ETag = its SHA-256),
+ * the global student (the HDF5 checkpoint as stored, ETag = its SHA-256; or with
+ * ?dtype=f2 its float16 .npz, fed_global16.h, ETag "f2-<that SHA-256>"),
  * submit an update (an uncompressed .npz of weight deltas, float16 or float32,
  * with ?labelled=N[&val_dice=D]), and status/history as JSON.
  *
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "datasets/npz.h"
+#include "httpapi/fed_global16.h"
 #include "httpapi/fed_service.h"
 #include "httpapi/router.h"
 #include "httpapi/server_internal.h"
@@ -244,22 +246,40 @@ enum MHD_Result dk_handle_fed_join(dk_request *req, const dk_route_params *p)
 
 /* ---- the global student ------------------------------------------------------------------ */
 
+/* ?dtype=f2 (the float16 .npz) or f4 / none (the float32 checkpoint); -1 when neither. */
+static int global_dtype(dk_request *req)
+{
+    const char *d = dk_request_arg(req, "dtype");
+    return !d || !strcmp(d, "f4") ? 4 : !strcmp(d, "f2") ? 2 : -1;
+}
+
 enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p)
 {
     enum MHD_Result answered = MHD_NO;
     dk_fed_coord *c = coord_of(req, &answered);
     if (!c) return answered;
-    char path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX], etag[DK_FED_SHA_HEX + 2], round_text[16];
+    int dtype = global_dtype(req);
+    if (dtype < 0)
+        return dk_problem(req, MHD_HTTP_BAD_REQUEST,
+                          "dtype '%.20s': ask for f2 (float16 .npz) or f4 (the float32 "
+                          "checkpoint, the default)", dk_request_arg(req, "dtype"));
+    char path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX], etag[DK_FED_SHA_HEX + 8], round_text[16];
+    char h5_path[DK_FED_PATH_MAX];
     int round = -1;
     dk_fed_verdict v;
     dk_err e = {0};
     dk_h5_lock();
-    dk_status st =
-        dk_fed_fetch_global(c, p->sample, req->who.site, dk_fed_now(), path, sha, &round, &v, &e);
+    dk_status st = dk_fed_fetch_global(c, p->sample, req->who.site, dk_fed_now(), h5_path, sha,
+                                       &round, &v, &e);
+    if (!st && v.kind == DK_FED_ACCEPTED && dtype == 2)
+        st = dk_fed_global16(h5_path, path, sizeof path, &e);
+    else
+        snprintf(path, sizeof path, "%s", h5_path);
     dk_h5_unlock();
     if (st) return failed(req, "find the global student", &e);
     if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
-    snprintf(etag, sizeof etag, "\"%s\"", sha);
+    /* the .npz is a function of the checkpoint's values: its tag follows the checkpoint's */
+    snprintf(etag, sizeof etag, dtype == 2 ? "\"f2-%s\"" : "\"%s\"", sha);
     snprintf(round_text, sizeof round_text, "%d", round);
     bool unchanged = dk_etag_matches(dk_request_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
     int fd = unchanged ? -1 : open(path, O_RDONLY | O_CLOEXEC);
@@ -279,7 +299,9 @@ enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p)
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(r, "Dualkd-Round", round_text);
-    if (!unchanged) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-hdf5");
+    if (!unchanged)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                dtype == 2 ? "application/zip" : "application/x-hdf5");
     if (!unchanged && !req->head) { /* accounted as handed to MHD: what a site was given */
         if (dk_fed_note_download(c, p->sample, req->who.site, round, (int64_t)size, &e) == DK_OK)
             dk_metrics_fed_bytes(req->server->metrics, req->who.site, 0, size);

@@ -47,8 +47,12 @@ typedef struct attempt {
     const dk_fetch_options *o;
     CURL *curl;
     bool want_file;
+    bool any_answer; /* dk_fetch_request: any 2xx body; the caller judges it */
+    const char *method;
+    const void *send; /* request body (POST) */
+    size_t send_len;
     /* what the answer said */
-    char etag[128], content_range[128];
+    char etag[128], content_range[128], round[32];
     bool decided, to_file;
     long status;
     /* memory body (JSON, or a refusal kept for the message) */
@@ -79,9 +83,11 @@ static size_t on_header(char *line, size_t size, size_t n, void *ctx)
     attempt *a = ctx;
     n *= size;
     if (n >= 5 && !strncmp(line, "HTTP/", 5)) /* a new answer (after 100 Continue) */
-        a->etag[0] = a->content_range[0] = '\0';
+        a->etag[0] = a->content_range[0] = a->round[0] = '\0';
     else if (n > 5 && !strncasecmp(line, "ETag:", 5))
         header_value(line, n, a->etag, sizeof a->etag);
+    else if (n > 13 && !strncasecmp(line, "Dualkd-Round:", 13))
+        header_value(line, n, a->round, sizeof a->round);
     else if (n > 14 && !strncasecmp(line, "Content-Range:", 14))
         header_value(line, n, a->content_range, sizeof a->content_range);
     return n;
@@ -151,12 +157,15 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
     if (!a->decided) {
         a->decided = true;
         curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &a->status);
-        bool ok = a->want_file ? a->status == 200 || a->status == 206 : a->status == 200;
+        bool ok = a->want_file    ? a->status == 200 || a->status == 206
+                  : a->any_answer ? a->status / 100 == 2
+                                  : a->status == 200;
         if (!ok)
             a->mem_max = ERROR_BODY_MAX; /* keep the refusal for the message */
         else if (a->want_file && !decide_file(a))
             return 0;
-        else if (!a->want_file && !content_type_is(a->curl, "application/json"))
+        else if (!a->want_file && !a->any_answer &&
+                 !content_type_is(a->curl, "application/json"))
             return stop(a, DK_EFORMAT, "answered Content-Type '%.100s', not application/json",
                         content_type(a->curl));
     }
@@ -177,7 +186,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
         return n;
     }
     if (a->mem_len + n > a->mem_max) {
-        if (a->status != 200) return n; /* a refusal: its start is enough */
+        if (a->status / 100 != 2) return n; /* a refusal: its start is enough */
         return stop(a, DK_ELIMIT, "sent a body over the %zu bytes allowed for it", a->mem_max);
     }
     char *grown = realloc(a->mem, a->mem_len + n + 1);
@@ -220,12 +229,13 @@ static dk_status perform(attempt *a, const char *url, const char *const *extra, 
                          dk_err *err)
 {
     const dk_fetch_options *o = a->o;
+    const char *m = a->method ? a->method : "GET";
     char curl_msg[CURL_ERROR_SIZE] = "";
     struct curl_slist *list = headers(o, extra);
     CURL *c = a->curl = curl_easy_init();
     if (!c) {
         curl_slist_free_all(list);
-        return dk_err_set(err, DK_ENOMEM, "GET %s: no memory for a libcurl handle", url);
+        return dk_err_set(err, DK_ENOMEM, "%s %s: no memory for a libcurl handle", m, url);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -240,21 +250,33 @@ static dk_status perform(attempt *a, const char *url, const char *const *extra, 
     curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
+    if (!strcmp(m, "POST")) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, a->send ? (const char *)a->send : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->send_len);
+    }
     CURLcode rc = curl_easy_perform(c);
     if (!a->decided) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
     dk_status st = DK_OK;
     *retry = false;
     if (a->st) { /* our callbacks refused the answer: retrying gets the same */
-        st = dk_err_set(err, a->st, "GET %s: %s", url, a->why);
+        st = dk_err_set(err, a->st, "%s %s: %s", m, url, a->why);
     } else if (rc != CURLE_OK) {
         *retry = true;
-        st = dk_err_set(err, DK_EIO, "GET %s: %s", url,
+        st = dk_err_set(err, DK_EIO, "%s %s: %s", m, url,
                         curl_msg[0] ? curl_msg : curl_easy_strerror(rc));
+    } else if (a->any_answer) {
+        *retry = a->status == 429 || a->status >= 500;
+        if (*retry || a->status / 100 == 1) {
+            char why[400];
+            refusal(a, why, sizeof why);
+            st = dk_err_set(err, DK_EIO, "%s %s: %s", m, url, why);
+        }
     } else if (a->status != 200 && !(a->want_file && a->status == 206) && a->status != 304) {
         char why[400];
         refusal(a, why, sizeof why);
         *retry = a->status == 429 || a->status >= 500;
-        st = dk_err_set(err, a->status == 404 ? DK_ENOTFOUND : DK_EIO, "GET %s: %s", url, why);
+        st = dk_err_set(err, a->status == 404 ? DK_ENOTFOUND : DK_EIO, "%s %s: %s", m, url, why);
     } else if (!a->decided && a->status != 304 && a->want_file) {
         st = dk_err_set(err, DK_EFORMAT, "GET %s: answered an empty body", url);
     }
@@ -366,5 +388,43 @@ dk_status dk_fetch_file(const dk_fetch_options *o, const char *url, const char *
         back_off(o, i, &rng);
     }
     if (st && res->attempts > 1) dk_err_prefix(err, st, "after %d attempts", res->attempts);
+    return st;
+}
+
+dk_status dk_fetch_request(const dk_fetch_options *o, const char *method, const char *url,
+                           const void *body, size_t body_len, const char *if_none_match,
+                           size_t max, dk_fetch_answer *ans, dk_err *err)
+{
+    char inm[200];
+    const char *extra[4] = {"Expect:", NULL, NULL, NULL}; /* no 100-continue round trip */
+    if (if_none_match && *if_none_match) {
+        snprintf(inm, sizeof inm, "If-None-Match: %.150s", if_none_match);
+        extra[1] = inm;
+    }
+    memset(ans, 0, sizeof *ans);
+    dk_rng rng = jitter_rng(url);
+    dk_status st = DK_OK;
+    for (int i = 0;; i++) {
+        attempt a = {.o = o, .any_answer = true, .method = method, .send = body,
+                     .send_len = body_len, .mem_max = max, .fd = -1};
+        bool retry;
+        st = perform(&a, url, extra, &retry, err);
+        if (!st) {
+            ans->status = a.status;
+            snprintf(ans->etag, sizeof ans->etag, "%s", a.etag);
+            snprintf(ans->round, sizeof ans->round, "%s", a.round);
+            if (a.status / 100 == 2) {
+                ans->body = a.mem, ans->len = a.mem_len, a.mem = NULL;
+            } else if (a.status != 304) {
+                refusal(&a, ans->detail, sizeof ans->detail);
+            }
+        }
+        free(a.mem);
+        if (!st || !retry || i >= o->retries) {
+            if (st && i > 0) dk_err_prefix(err, st, "after %d attempts", i + 1);
+            break;
+        }
+        back_off(o, i, &rng);
+    }
     return st;
 }

@@ -54,4 +54,25 @@ dk_status dk_fetch_file(const dk_fetch_options *o, const char *url, const char *
                         const char *part_path, uint64_t max, dk_fetch_file_result *res,
                         dk_err *err);
 
+/* The final answer of dk_fetch_request. */
+typedef struct dk_fetch_answer {
+    long status;       /* HTTP status */
+    char etag[128];    /* quotes kept; "" when none */
+    char round[32];    /* the Dualkd-Round header; "" when none */
+    char *body;        /* a 2xx body, NUL-terminated (NULL when empty); caller frees with free() */
+    size_t len;
+    char detail[400];  /* any other answer: "HTTP 409: <problem+json detail>" */
+} dk_fetch_answer;
+
+/* method ("GET" or "POST") url, with body[0..body_len) (POST; may be NULL) and
+ * If-None-Match (may be NULL). Transport failures, 429 and 5xx are retried as
+ * above and then fail (DK_EIO naming the method, URL and answer); every other
+ * answer returns DK_OK with its status for the caller to judge (no content type
+ * is checked): 2xx with its body (at most max bytes, else DK_ELIMIT), 304, and
+ * 4xx with the refusal's detail. A POST is retried only where resending is safe
+ * for the caller (the federation refuses a second copy of an update). */
+dk_status dk_fetch_request(const dk_fetch_options *o, const char *method, const char *url,
+                           const void *body, size_t body_len, const char *if_none_match,
+                           size_t max, dk_fetch_answer *ans, dk_err *err);
+
 #endif

@@ -22,7 +22,7 @@
 #define RECORD_KIND  "dualkd-student-run"
 #define CACHE_BYTES  ((size_t)1 << 30) /* transfer samples kept in memory */
 
-typedef struct trainer {
+struct dk_student_session {
     const dk_student_run *run;
     dk_student_config cfg;
     dk_train_data data;
@@ -34,6 +34,7 @@ typedef struct trainer {
     dk_adapter ad;
     dk_transfer_spec spec;
     dk_params all; /* the network's parameters, then the adapter's */
+    dk_params adapter_params; /* the adapter's alone (empty without the feature term) */
     dk_optimizer opt;
     dk_tensor x, response, features;
     uint8_t *labels;
@@ -50,7 +51,8 @@ typedef struct trainer {
     int best_epoch;
     json_t *history;
     char last_path[4096], log_path[4096];
-} trainer;
+};
+typedef struct dk_student_session trainer;
 
 static size_t patch_voxels(const trainer *t)
 {
@@ -112,10 +114,25 @@ static dk_status check_architecture(trainer *t, const dk_unet_config *n, dk_err 
                       t->src->where, made_for, field);
 }
 
+/* A federation fixes the network: its architecture, with this site's classes. */
+static dk_status federation_network(trainer *t, dk_unet_config *n, dk_err *err)
+{
+    dk_status st = dk_unet_config_from_json(t->run->architecture_json, n, err);
+    if (st) return dk_err_prefix(err, st, "the federation's architecture");
+    if (n->classes != t->data.classes.count || n->in_channels != 1)
+        return dk_err_set(err, DK_EMISMATCH, "the federation's student has %d input channel(s) "
+                          "and %d classes; the site dataset '%s' needs 1 and %d",
+                          n->in_channels, n->classes, t->run->data_path, t->data.classes.count);
+    return DK_OK;
+}
+
 static dk_status resolve_network(trainer *t, dk_unet_config *n, dk_err *err)
 {
     *n = t->cfg.base.network;
-    if (!t->cfg.network_given && t->src) {
+    if (t->run->architecture_json) {
+        dk_status st = federation_network(t, n, err);
+        if (st) return st;
+    } else if (!t->cfg.network_given && t->src) {
         dk_status st = dk_unet_config_from_json(t->src->manifest->student_architecture, n, err);
         if (st) return dk_err_prefix(err, st, "%s: student_architecture", t->src->where);
     }
@@ -193,6 +210,8 @@ static dk_status build(trainer *t, dk_err *err)
         st = dk_params_push(&t->all, np->items[i], err);
     if (!st && t->use_feature) st = dk_params_push(&t->all, &t->ad.weight, err);
     if (!st && t->use_feature) st = dk_params_push(&t->all, &t->ad.bias, err);
+    if (!st && t->use_feature) st = dk_params_push(&t->adapter_params, &t->ad.weight, err);
+    if (!st && t->use_feature) st = dk_params_push(&t->adapter_params, &t->ad.bias, err);
     if (!st) st = dk_optim_init(&t->opt, &t->cfg.base.optim, &t->all, err);
     if (!st) st = dk_tensor_alloc(&t->x, N, 1, p[0], p[1], p[2], err);
     if (!st && t->T) st = dk_tensor_alloc(&t->response, t->T, C, p[0], p[1], p[2], err);
@@ -374,6 +393,14 @@ static json_t *epoch_json(const trainer *t, const dk_student_epoch *e)
                      e->seconds);
 }
 
+static dk_status validate(trainer *t, float *dice, float *mean_dice, dk_err *err)
+{
+    dk_segment_options o = dk_segment_options_default(t->cfg.base.patch);
+    o.batch = t->L + t->T;
+    o.overlap = t->cfg.base.validation_overlap;
+    return dk_train_data_validate(&t->data, t->net, &o, dice, mean_dice, err);
+}
+
 static dk_status end_epoch(trainer *t, double started, dk_err *err)
 {
     dk_student_epoch e = {.epoch = epoch_of(t, t->step), .step = t->step,
@@ -381,10 +408,7 @@ static dk_status end_epoch(trainer *t, double started, dk_err *err)
     float m[4];
     epoch_means(t, m);
     e.loss = m[0], e.sup = m[1], e.response = m[2], e.feature = m[3];
-    dk_segment_options o = dk_segment_options_default(t->cfg.base.patch);
-    o.batch = t->L + t->T;
-    o.overlap = t->cfg.base.validation_overlap;
-    dk_status st = dk_train_data_validate(&t->data, t->net, &o, e.dice, &e.mean_dice, err);
+    dk_status st = validate(t, e.dice, &e.mean_dice, err);
     if (st) return st;
     e.best = e.mean_dice > t->best_dice;
     e.seconds = dk_clock_seconds() - started;
@@ -554,6 +578,7 @@ static void trainer_release(trainer *t)
     free(t->cache);
     dk_optim_release(&t->opt);
     dk_params_release(&t->all);
+    dk_params_release(&t->adapter_params);
     dk_adapter_release(&t->ad);
     dk_unet_free(t->net);
     free(t->arch_json);
@@ -566,17 +591,24 @@ static void trainer_release(trainer *t)
     json_decref(t->history);
 }
 
+static dk_status prepare(trainer *t, const dk_student_run *run, dk_err *err)
+{
+    *t = (trainer){.run = run, .cfg = run->config, .seed = run->seed, .best_dice = -1,
+                   .history = json_array()};
+    t->rng = dk_rng_seed(run->seed ^ 0x73747564656e7421ULL); /* sampling != init stream */
+    dk_teacher_last_path(run->out_path, t->last_path, sizeof t->last_path);
+    dk_teacher_runlog_path(run->out_path, t->log_path, sizeof t->log_path);
+    dk_status st = dk_student_config_validate(&t->cfg, err);
+    if (!st) st = resolve_terms(t, err);
+    if (!st) st = dk_train_data_load(run->data_path, t->cfg.base.validation_max_volumes, &t->data, err);
+    return st;
+}
+
 dk_status dk_student_train(const dk_student_run *run, dk_err *err)
 {
-    trainer t = {.run = run, .cfg = run->config, .seed = run->seed, .best_dice = -1,
-                 .history = json_array()};
-    t.rng = dk_rng_seed(run->seed ^ 0x73747564656e7421ULL); /* sampling != init stream */
-    dk_teacher_last_path(run->out_path, t.last_path, sizeof t.last_path);
-    dk_teacher_runlog_path(run->out_path, t.log_path, sizeof t.log_path);
+    trainer t;
     json_t *rec = NULL;
-    dk_status st = dk_student_config_validate(&t.cfg, err);
-    if (!st) st = resolve_terms(&t, err);
-    if (!st) st = dk_train_data_load(run->data_path, t.cfg.base.validation_max_volumes, &t.data, err);
+    dk_status st = prepare(&t, run, err);
     if (!st && run->resume) st = read_last_record(&t, &rec, err);
     if (!st) st = build(&t, err);
     if (!st && run->resume) st = resume(&t, rec, err);
@@ -589,4 +621,88 @@ dk_status dk_student_train(const dk_student_run *run, dk_err *err)
     json_decref(rec);
     trainer_release(&t);
     return st;
+}
+
+/* ---- federated local rounds (train.h, "sessions") ---- */
+
+dk_status dk_student_session_open(const dk_student_run *run, dk_student_session **out,
+                                  dk_err *err)
+{
+    *out = NULL;
+    trainer *t = malloc(sizeof *t);
+    if (!t) return dk_err_set(err, DK_ENOMEM, "no memory for the trainer");
+    dk_status st = prepare(t, run, err);
+    if (!st) st = build(t, err);
+    if (st) {
+        trainer_release(t);
+        free(t);
+        return st;
+    }
+    *out = t;
+    return DK_OK;
+}
+
+void dk_student_session_close(dk_student_session *s)
+{
+    if (!s) return;
+    trainer_release(s);
+    free(s);
+}
+
+const dk_params *dk_student_session_unet(dk_student_session *s)
+{
+    return dk_unet_params(s->net);
+}
+
+const dk_params *dk_student_session_adapter(dk_student_session *s)
+{
+    return &s->adapter_params;
+}
+
+const char *dk_student_session_architecture(const dk_student_session *s)
+{
+    return s->arch_json;
+}
+
+int dk_student_session_labelled(const dk_student_session *s)
+{
+    return s->data.train_count;
+}
+
+dk_status dk_student_session_validate(dk_student_session *s, float *mean_dice, dk_err *err)
+{
+    float dice[DK_MAX_CLASSES];
+    return validate(s, dice, mean_dice, err);
+}
+
+/* Fresh optimiser state, and a sampling stream that depends on the seed and
+ * first_step only, so a restarted site repeats a round exactly. */
+dk_status dk_student_session_train(dk_student_session *s, long first_step, long steps,
+                                   long total_steps, dk_student_round_stats *out, dk_err *err)
+{
+    const dk_teacher_config *c = &s->cfg.base;
+    dk_optim_release(&s->opt);
+    dk_status st = dk_optim_init(&s->opt, &c->optim, &s->all, err);
+    if (st) return st;
+    s->rng = dk_rng_seed(s->seed ^ 0x73747564656e7421ULL ^
+                         (uint64_t)(first_step + 1) * 0x9e3779b97f4a7c15ULL);
+    s->step = first_step;
+    memset(s->sums, 0, sizeof s->sums);
+    s->sum_count = 0;
+    double t0 = dk_clock_seconds();
+    for (long i = 0; i < steps; i++) {
+        dk_kd_weights w;
+        float lr = dk_lr_poly(c->optim.lr, s->step, total_steps, c->poly_power);
+        if ((st = one_step(s, lr, &w, err))) return st;
+    }
+    float m[4];
+    epoch_means(s, m);
+    *out = (dk_student_round_stats){.loss = m[0], .sup = m[1], .response = m[2],
+                                    .feature = m[3], .seconds = dk_clock_seconds() - t0};
+    return DK_OK;
+}
+
+dk_status dk_student_session_save(dk_student_session *s, const char *path, dk_err *err)
+{
+    return save(s, path, false, err);
 }

@@ -85,8 +85,48 @@ typedef struct dk_student_run {
     bool seed_given;
     bool resume;
     dk_student_callbacks callbacks;
+    /* A federation's network (U-Net config JSON), overriding the config's and the
+     * store's; NULL outside a federation. Sessions only. */
+    const char *architecture_json;
 } dk_student_run;
 
 dk_status dk_student_train(const dk_student_run *run, dk_err *err);
+
+/* Sessions: the trainer built once (data, network, adapter, batch) and driven by
+ * a federated site (fed_site.h) round by round: load the global into
+ * dk_student_session_unet, validate it, train some steps from it, read the
+ * trained values back. No checkpoints or run log are written but by
+ * dk_student_session_save. run (and everything it points to) must outlive the
+ * session. Caller frees *out with dk_student_session_close. */
+typedef struct dk_student_session dk_student_session;
+dk_status dk_student_session_open(const dk_student_run *run, dk_student_session **out,
+                                  dk_err *err);
+void dk_student_session_close(dk_student_session *s);
+
+/* The U-Net's parameters and the feature adapter's (an empty list without the
+ * feature term); borrowed, valid until close. */
+const dk_params *dk_student_session_unet(dk_student_session *s);
+const dk_params *dk_student_session_adapter(dk_student_session *s);
+/* The network's config JSON (borrowed); the number of labelled training volumes. */
+const char *dk_student_session_architecture(const dk_student_session *s);
+int dk_student_session_labelled(const dk_student_session *s);
+
+/* The mean foreground Dice of the current weights on the site's validation volumes. */
+dk_status dk_student_session_validate(dk_student_session *s, float *mean_dice, dk_err *err);
+
+typedef struct dk_student_round_stats {
+    float loss, sup, response, feature; /* means over the steps (unweighted terms) */
+    double seconds;
+} dk_student_round_stats;
+
+/* steps optimiser steps from the current weights, numbered first_step + 1 ...:
+ * learning rate (poly decay over total_steps) and distillation ramps follow that
+ * global step count. The optimiser starts from zero state; the sampling stream
+ * depends on the seed and first_step only (a repeated round repeats exactly). */
+dk_status dk_student_session_train(dk_student_session *s, long first_step, long steps,
+                                   long total_steps, dk_student_round_stats *out, dk_err *err);
+
+/* The U-Net (no adapter, no optimiser) with the run record at path, atomically. */
+dk_status dk_student_session_save(dk_student_session *s, const char *path, dk_err *err);
 
 #endif

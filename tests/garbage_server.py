@@ -12,6 +12,8 @@ request gets, by MODE:
   slow       half of the .npy, then silence for 30 s
   status503  503 problem+json
   shape      (the catalogue lists a response one voxel too long along z)
+  fedglobal  (tests/test_server_fed_site.c) the federation's global student: 200 application/zip
+             whose body is not a zip archive, with a good Dualkd-Round; POSTs pass through
 Prints "listening on http://127.0.0.1:PORT" to stderr once it accepts connections."""
 import http.server
 import json
@@ -38,8 +40,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read()
 
-    def answer(self, status, ctype, body, etag=None, length=None):
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        req = urllib.request.Request(UPSTREAM + self.path, data=data, method="POST",
+                                     headers={"Authorization": self.headers.get("Authorization", ""),
+                                              "Content-Type": self.headers.get("Content-Type",
+                                                                               "application/octet-stream")})
+        try:
+            with urllib.request.urlopen(req) as r:
+                status, headers, body = r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            status, headers, body = e.code, e.headers, e.read()
+        return self.answer(status, headers.get("Content-Type"), body)
+
+    def answer(self, status, ctype, body, etag=None, length=None, extra=()):
         self.send_response(status)
+        for k, v in extra:
+            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         if etag:
@@ -50,6 +67,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         status, headers, body = self.upstream()
+        if MODE == "fedglobal" and "/global" in self.path and status == 200:
+            return self.answer(200, "application/zip", b"PK\x03\x04 this is no zip archive",
+                               headers.get("ETag"), extra=[("Dualkd-Round",
+                                                            headers.get("Dualkd-Round"))])
         if MODE == "shape" and self.path.startswith("/v1/targets?") and status == 200:
             page = json.loads(body)
             for a in page["samples"][0]["arrays"]:
