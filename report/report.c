@@ -5,6 +5,7 @@
 #include "report/report.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,10 +58,11 @@ static dk_status commit(staging *g, dk_err *err)
     return DK_OK;
 }
 
-static dk_status make_dir(const char *dir, dk_err *err)
+/* dir, created when missing (*created says so, for removing it again on failure). */
+static dk_status make_dir(const char *dir, bool *created, dk_err *err)
 {
     struct stat sb;
-    if (mkdir(dir, 0755) == 0) return DK_OK;
+    if ((*created = mkdir(dir, 0755) == 0)) return DK_OK;
     if (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return DK_OK;
     return dk_err_set(err, DK_EIO, "output directory '%s': %s", dir,
                       errno == EEXIST ? "exists and is not a directory" : strerror(errno));
@@ -116,14 +118,17 @@ dk_status dk_report_write(const char *results_json_path, const char *out_dir, dk
     dk_results *r = dk_results_read(results_json_path, &read);
     if (!r) return dk_err_forward(err, &read);
     staging *g = calloc(1, sizeof *g);
-    dk_status st = g ? make_dir(out_dir, err) : dk_err_set(err, DK_ENOMEM, "no memory");
+    bool created = false;
+    dk_status st = g ? make_dir(out_dir, &created, err) : dk_err_set(err, DK_ENOMEM, "no memory");
     if (!st) {
         g->dir = out_dir;
         st = write_all(r, results_json_path, g, err);
-        if (st)
+        if (st) {
             discard(g);
-        else
+            if (created) rmdir(out_dir);
+        } else {
             st = commit(g, err);
+        }
     }
     free(g);
     dk_results_free(r);

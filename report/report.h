@@ -6,7 +6,7 @@
  * All-or-nothing: results.json is validated first (errors name the field), every
  * file is written to a temporary name in out_dir and fsync'ed, and only when all are
  * written are they renamed into place; on failure the temporary files are removed
- * and out_dir holds what it held before. */
+ * and out_dir holds what it held before (or, if this call created it, is gone). */
 #ifndef DK_REPORT_H
 #define DK_REPORT_H
 

@@ -318,8 +318,14 @@ Test(report, prediction_file_missing_fails_after_writing_started)
     snprintf(to, sizeof to, "%s/vol-01.nii.gz", dir);
     cr_assert_eq(link(from, to), 0);
     json_object_set_new(method_site(r, 0, "site-b"), "predictions", json_string("preds/partial"));
+    json_incref(r);
     expect_failure(r, "no 'vol-02.nii.gz'");
-    free(dir), free(from);
+    /* into a directory that did not exist: it does not exist afterwards either */
+    char *results = fixture(r), *fresh = dk_test_path("fresh");
+    cr_assert_neq(dk_report_write(results, fresh, NULL), DK_OK);
+    struct stat sb;
+    cr_assert_neq(stat(fresh, &sb), 0, "the directory made for the report is removed");
+    free(dir), free(from), free(results), free(fresh);
 }
 
 Test(report, cli_renders_and_explains_failures)
