@@ -54,36 +54,30 @@ static double field(json_t *o, const char *name)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* Validation Dice against rounds completed. The local run validates after each
- * epoch of local_steps steps (= a round); a federated site measures the global it
- * downloads before training on it, so its round r record is the model after r - 1
- * rounds, and the final global's Dice is the evaluation's. */
-static json_t *curve(json_t *runlog, bool federated, double final_dice, int rounds,
-                     double bytes[2])
+/* Validation Dice against rounds completed, from a site's run log. The local run
+ * validates after each epoch of local_steps steps (= a round); a federated site
+ * measures the global of round r (0-based: after r aggregations) before training on
+ * it, and the final global in its "final" record. bytes gets the mean per round. */
+static json_t *curve(json_t *runlog, bool federated, double bytes[2])
 {
-    json_t *c = json_array();
+    json_t *c = json_array(), *r;
     size_t i;
-    json_t *r;
     int n = 0;
     json_array_foreach(runlog, i, r) {
-        if (!federated && json_is_integer(json_object_get(r, "epoch")))
-            json_array_append_new(c, json_pack("{s:I, s:o}", "round",
-                                               json_integer_value(json_object_get(r, "epoch")),
-                                               number_or_null(field(r, "mean_foreground_dice"))));
-        if (federated && json_is_integer(json_object_get(r, "round"))) {
-            json_int_t round = json_integer_value(json_object_get(r, "round"));
-            json_array_append_new(c, json_pack("{s:I, s:o}", "round", round - 1, "dice",
-                                               number_or_null(field(r, "val_dice"))));
-            double up = field(r, "bytes_up"), down = field(r, "bytes_down");
-            if (isfinite(up) && isfinite(down)) {
-                bytes[0] += down;
-                bytes[1] += up;
-                n++;
-            }
+        const char *kind = json_string_value(json_object_get(r, "kind"));
+        json_t *x = json_object_get(r, !federated ? "epoch" : kind && !strcmp(kind, "final")
+                                                                  ? "rounds"
+                                                                  : "round");
+        double dice = field(r, federated ? "val_dice" : "mean_foreground_dice");
+        if (!json_is_integer(x) || (federated && !kind)) continue;
+        json_array_append_new(c, json_pack("{s:I, s:o}", "round", json_integer_value(x), "dice",
+                                           number_or_null(dice)));
+        if (federated && !strcmp(kind, "round")) {
+            bytes[0] += field(r, "bytes_down");
+            bytes[1] += field(r, "bytes_up");
+            n++;
         }
     }
-    if (federated) json_array_append_new(c, json_pack("{s:i, s:o}", "round", rounds, "dice",
-                                                      number_or_null(final_dice)));
     if (n) {
         bytes[0] /= n;
         bytes[1] /= n;
@@ -125,9 +119,7 @@ static dk_status site_entry(dk_demo *d, int mi, int si, json_t *classes, site_re
     json_t *runlog = NULL;
     if (m->kind != DK_DEMO_TEACHER)
         runlog = read_runlog(dk_demo_path(d, path, "models/%s/%s.h5.runlog.jsonl", m->name, site));
-    json_t *c = runlog ? curve(runlog, m->kind != DK_DEMO_LOCAL, out->mean_dice, d->plan.rounds,
-                               bytes)
-                       : json_array();
+    json_t *c = runlog ? curve(runlog, m->kind != DK_DEMO_LOCAL, bytes) : json_array();
     json_decref(runlog);
     char preds[DK_DEMO_PATH];
     snprintf(preds, sizeof preds, "predictions/%s/%s", m->name, site);
@@ -160,11 +152,10 @@ static void verdict(const dk_demo *d, site_result r[DK_DEMO_METHODS][DK_DEMO_SIT
         diff += delta / DK_DEMO_SITES;
     }
     snprintf(out, cap,
-             "%s %s %s at %d of %d sites (mean foreground Dice %+.3f averaged over the sites; "
-             "%d validation volumes each, one seed)",
-             d->plan.methods[DK_DEMO_FED_KD].title, wins * 2 > DK_DEMO_SITES ? "beat" : "did not beat",
-             d->plan.methods[DK_DEMO_FED_SUP].title, wins, DK_DEMO_SITES, diff,
-             d->plan.validation);
+             "%s scored a higher mean foreground Dice than %s at %d of %d sites (by %+.3f "
+             "averaged over the sites; one seed, %d validation volume%s per site)",
+             d->plan.methods[DK_DEMO_FED_KD].title, d->plan.methods[DK_DEMO_FED_SUP].title, wins,
+             DK_DEMO_SITES, diff, d->plan.validation, d->plan.validation == 1 ? "" : "s");
 }
 
 static void print_table(const dk_demo *d, json_t *classes,
@@ -173,18 +164,18 @@ static void print_table(const dk_demo *d, json_t *classes,
     size_t nc = json_array_size(classes);
     for (int s = 0; s < DK_DEMO_SITES; s++) {
         const dk_demo_site *site = &d->plan.sites[s];
-        printf("\n%s (%s, %s; %d labelled): Dice (HD95 mm) on %d validation volumes\n",
+        printf("\n%s (%s, %s; %d labelled): Dice (HD95 mm) on %d validation volume(s)\n",
                site->name, site->profile, site->contrast, d->plan.labelled, d->plan.validation);
         printf("  %-26s", "method");
         for (size_t k = 0; k < nc; k++)
-            printf(" %-15.15s", json_string_value(json_array_get(classes, k)));
+            printf(" %-17.17s", json_string_value(json_array_get(classes, k)));
         printf(" %s\n", "mean Dice");
         for (int m = 0; m < DK_DEMO_METHODS; m++) {
             printf("  %-26s", d->plan.methods[m].title);
             for (size_t k = 0; k < nc; k++) {
                 char cell[32];
                 snprintf(cell, sizeof cell, "%.3f (%.1f)", r[m][s].dice[k], r[m][s].hd95[k]);
-                printf(" %-15s", cell);
+                printf(" %-17s", cell);
             }
             printf(" %.3f\n", r[m][s].mean_dice);
         }
