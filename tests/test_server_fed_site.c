@@ -27,6 +27,8 @@
 #include "serverutil.h"
 #include "testutil.h"
 
+static char *slurp(const char *name);
+
 static dk_test_env env;
 static char admin[DK_TOKEN_CHARS], site[3][DK_TOKEN_CHARS];
 static char *student, *fed_dir, *config, *data[3];
@@ -213,6 +215,9 @@ Test(server_fed_site, three_sites_two_rounds_as_processes)
     cr_assert(strstr(out, "round 1 of 2: global Dice"), "%s", out);
     cr_assert(strstr(out, "federation 'knee' finished (2 rounds"), "%s", out);
     expect_final_everywhere("knee", 2, 3);
+    char *log = slurp("knee-site1.h5.runlog.jsonl");
+    cr_log_info("site-1's run log:\n%s", log);
+    free(log);
     dk_http_reply r = dk_http(&env, "GET", "/v1/federation/knee", admin, NULL);
     json_t *st = json_loads(r.body, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "finished", "%s", r.body);
