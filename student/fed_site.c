@@ -177,11 +177,13 @@ static dk_status send_update(site *x, dk_fed_round_report *r, const dk_fed_snaps
     return st;
 }
 
-static dk_status local_round(site *x, const dk_fed_global *g, double t0, dk_err *err)
+/* received: the global's bytes that came down (0 when the kept one was reused). */
+static dk_status local_round(site *x, const dk_fed_global *g, size_t received, double t0,
+                             dk_err *err)
 {
     const dk_fed_site_options *o = x->o;
     dk_fed_round_report r = {.round = g->round, .rounds = x->status.rounds,
-                             .steps = o->local_steps, .bytes_down = g->len,
+                             .steps = o->local_steps, .bytes_down = received,
                              .half = !o->float32_update};
     dk_fed_snapshot base = {0};
     dk_status st = load_global(x, g, !o->float32_global, err);
@@ -272,7 +274,7 @@ static dk_status finish(site *x, double t0, dk_err *err)
 /* ---- the loop ---- */
 
 /* The global of the open round: downloaded, or the kept one when it is unchanged (304). */
-static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
+static dk_status fetch_global(site *x, dk_fed_global *g, size_t *received, dk_err *err)
 {
     const dk_fed_site_options *o = x->o;
     dk_status st = dk_fed_client_global(&x->o->client, !o->float32_global, x->etag,
@@ -282,7 +284,8 @@ static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
         g->body = malloc(x->kept_len ? x->kept_len : 1);
         if (!g->body) return dk_err_set(err, DK_ENOMEM, "no memory for the global");
         memcpy(g->body, x->kept, x->kept_len);
-        g->len = 0; /* nothing came down */
+        g->len = x->kept_len;
+        *received = 0;
         return DK_OK;
     }
     void *copy = malloc(g->len);
@@ -291,6 +294,7 @@ static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
     free(x->kept);
     x->kept = copy, x->kept_len = g->len;
     snprintf(x->etag, sizeof x->etag, "%s", g->etag);
+    *received = g->len;
     return DK_OK;
 }
 
@@ -300,14 +304,15 @@ static dk_status rounds(site *x, dk_err *err)
         dk_status st = wait_for(x, x->state.next_round, err);
         if (st || x->status.finished) return st;
         dk_fed_global g;
+        size_t received = 0;
         double t0 = dk_clock_seconds();
-        if ((st = fetch_global(x, &g, err))) return st;
+        if ((st = fetch_global(x, &g, &received, err))) return st;
         if (g.round >= x->state.next_round) {
             if (g.round > x->state.next_round)
                 note(x, "round %d is open: rounds %d..%d went on without this site", g.round,
                      x->state.next_round, g.round - 1);
             stale = 0;
-            st = local_round(x, &g, t0, err);
+            st = local_round(x, &g, received, t0, err);
         } else if (++stale > 100) { /* the status and the global disagree, again and again */
             st = dk_err_set(err, DK_EFORMAT, "%s: the status says round %d is open, the global "
                             "answers Dualkd-Round %d", x->o->client.server,
