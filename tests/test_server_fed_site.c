@@ -381,6 +381,7 @@ Test(server_fed_site, a_site_killed_and_restarted_finishes)
     cr_log_info("site-1 (killed twice):\n%s", l1);
     cr_assert(r1 == 0 && r2 == 0 && r3 == 0, "exits %d %d %d:\n%s\n%s\n%s", r1, r2, r3, l1, l2, l3);
     cr_assert(strstr(l1, "federation 'kill' finished (2 rounds; this process trained 2)"), "%s", l1);
+    cr_expect(!strstr(l1, "does not fit"), "the adapter kept was not restored: %s", l1);
     expect_final_everywhere("kill", 2, 3);
     dk_http_reply r = dk_http(&env, "GET", "/v1/federation/kill", admin, NULL);
     json_t *st = json_loads(r.body, 0, NULL);
