@@ -27,6 +27,7 @@ typedef struct site {
     dk_fed_site_state state;
     char state_path[4200], log_path[4200], tmp_path[4200];
     json_t *history; /* the run log's lines */
+    char *architecture; /* the federation's network, as the session was built with it */
     char etag[128];  /* of the last global downloaded */
     void *kept;      /* its body: a 304 for a new round (a round closed with no update) reuses it */
     size_t kept_len;
@@ -113,7 +114,10 @@ static dk_status start(site *x, dk_err *err)
     dk_status st = dk_fed_client_join(c, err);
     if (!st) st = dk_fed_client_status(c, &x->status, err);
     if (st) return st;
-    x->o->run.architecture_json = x->status.architecture;
+    /* the status is re-read while waiting: the run keeps its own copy */
+    if (!(x->architecture = strdup(x->status.architecture)))
+        return dk_err_set(err, DK_ENOMEM, "no memory for the architecture");
+    x->o->run.architecture_json = x->architecture;
     if ((st = dk_student_session_open(&x->o->run, &x->s, err))) return st;
     const dk_params *unet = dk_student_session_unet(x->s);
     x->max_global = dk_params_numel(unet) * sizeof(float) + ((size_t)unet->count << 12) +
@@ -344,5 +348,7 @@ dk_status dk_fed_site_run(dk_fed_site_options *o, dk_fed_site_summary *sum, dk_e
     dk_fed_status_release(&x.status);
     json_decref(x.history);
     free(x.kept);
+    o->run.architecture_json = NULL;
+    free(x.architecture);
     return st;
 }
