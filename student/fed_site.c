@@ -122,8 +122,8 @@ static dk_status start(site *x, dk_err *err)
     const dk_params *unet = dk_student_session_unet(x->s);
     x->max_global = dk_params_numel(unet) * sizeof(float) + ((size_t)unet->count << 12) +
                     ((size_t)1 << 20);
-    note(x, "joined federation '%s' at %s: %d rounds, quorum %d, %d member%s; %zu parameters",
-         c->federation, c->server, x->status.rounds, x->status.quorum, x->status.members,
+    note(x, "'%s' joined federation '%s' at %s: %d rounds, quorum %d, %d member%s; %zu "
+         "parameters", c->site, c->federation, c->server, x->status.rounds, x->status.quorum, x->status.members,
          x->status.members == 1 ? "" : "s", dk_params_numel(unet));
     return restore(x, err);
 }
@@ -151,12 +151,13 @@ static dk_status load_global(site *x, const dk_fed_global *g, bool half, dk_err 
               : st;
 }
 
-static json_t *round_json(const dk_fed_round_report *r)
+static json_t *round_json(const site *x, const dk_fed_round_report *r)
 {
     static const char *outcome[] = {"accepted", "duplicate", "late"};
-    return json_pack("{s:s, s:i, s:i, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:s, "
-                     "s:f}",
-                     "kind", "round", "round", r->round, "rounds", r->rounds, "val_dice",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, "
+                     "s:s, s:s, s:f}",
+                     "kind", "round", "federation", x->o->client.federation, "site",
+                     x->o->client.site, "round", r->round, "rounds", r->rounds, "val_dice",
                      (double)r->val_dice, "local_steps", (json_int_t)r->steps, "loss",
                      (double)r->stats.loss, "sup", (double)r->stats.sup, "response",
                      (double)r->stats.response, "feature", (double)r->stats.feature,
@@ -201,7 +202,7 @@ static dk_status local_round(site *x, const dk_fed_global *g, size_t received, d
     if (st) return st;
     r.seconds = dk_clock_seconds() - t0;
     x->state.next_round = r.round + 1;
-    json_t *line = round_json(&r);
+    json_t *line = round_json(x, &r);
     if (!line || json_array_append_new(x->history, line))
         return dk_err_set(err, DK_ENOMEM, "no memory for the run log");
     st = dk_fed_state_save(x->state_path, dk_student_session_architecture(x->s),
@@ -266,7 +267,8 @@ static dk_status finish(site *x, double t0, dk_err *err)
     }
     x->sum.rounds = x->status.rounds;
     x->sum.seconds = dk_clock_seconds() - t0;
-    line = json_pack("{s:s, s:i, s:f, s:I, s:I, s:I, s:s}", "kind", "final", "rounds",
+    line = json_pack("{s:s, s:s, s:s, s:i, s:f, s:I, s:I, s:I, s:s}", "kind", "final",
+                     "federation", x->o->client.federation, "site", x->o->client.site, "rounds",
                      x->status.rounds, "val_dice", (double)x->sum.final_dice, "bytes_down",
                      (json_int_t)down, "bytes_up", (json_int_t)up, "final_global_bytes",
                      (json_int_t)g.len, "out", x->o->run.out_path);

@@ -160,6 +160,7 @@ static int runlog_rounds(const char *out, bool *final)
         json_t *j = json_loads(line, 0, NULL);
         cr_assert_not_null(j, "%s: not JSON: %s", path, line);
         const char *kind = json_string_value(json_object_get(j, "kind"));
+        cr_expect(!strncmp(json_string_value(json_object_get(j, "site")), "site-", 5), "%s", line);
         if (!strcmp(kind, "round")) {
             cr_expect(json_is_number(json_object_get(j, "val_dice")), "%s", line);
             cr_expect_gt(json_integer_value(json_object_get(j, "bytes_up")), 0, "%s", line);
