@@ -33,6 +33,12 @@ dk_status dk_fed_client_join(dk_fed_client *c, dk_err *err)
     dk_fetch_answer a;
     dk_status st = dk_fetch_request(&c->fetch, "POST", url, NULL, 0, NULL, 4096, &a, err);
     if (!st) st = expect(&a, 200, "POST", url, err);
+    json_t *answer = st || !a.body ? NULL : json_loads(a.body, 0, NULL);
+    const char *site = json_string_value(json_object_get(answer, "site"));
+    if (!st && !site)
+        st = dk_err_set(err, DK_EFORMAT, "POST %s: the answer names no site", url);
+    if (!st) snprintf(c->site, sizeof c->site, "%s", site);
+    json_decref(answer);
     free(a.body);
     return st;
 }

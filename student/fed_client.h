@@ -18,6 +18,7 @@ typedef struct dk_fed_client {
     dk_fetch_options fetch; /* token, retries, timeouts */
     uint64_t bytes_down;    /* global downloads (200 bodies) so far */
     uint64_t bytes_up;      /* update bodies sent so far */
+    char site[128];         /* the token's site, as the join answered */
 } dk_fed_client;
 
 /* What GET /v1/federation/{name} says. */
@@ -30,7 +31,7 @@ typedef struct dk_fed_status {
     char *architecture; /* the student's network JSON; caller frees with dk_fed_status_release */
 } dk_fed_status;
 
-/* POST .../join (idempotent). */
+/* POST .../join (idempotent); notes the site's name in c->site. */
 dk_status dk_fed_client_join(dk_fed_client *c, dk_err *err);
 /* GET .../{name}; s is released before being filled. */
 dk_status dk_fed_client_status(dk_fed_client *c, dk_fed_status *s, dk_err *err);

@@ -27,6 +27,7 @@ typedef struct site {
     dk_fed_site_state state;
     char state_path[4200], log_path[4200], tmp_path[4200];
     json_t *history; /* the run log's lines */
+    char *architecture; /* the federation's network, as the session was built with it */
     char etag[128];  /* of the last global downloaded */
     void *kept;      /* its body: a 304 for a new round (a round closed with no update) reuses it */
     size_t kept_len;
@@ -113,13 +114,16 @@ static dk_status start(site *x, dk_err *err)
     dk_status st = dk_fed_client_join(c, err);
     if (!st) st = dk_fed_client_status(c, &x->status, err);
     if (st) return st;
-    x->o->run.architecture_json = x->status.architecture;
+    /* the status is re-read while waiting: the run keeps its own copy */
+    if (!(x->architecture = strdup(x->status.architecture)))
+        return dk_err_set(err, DK_ENOMEM, "no memory for the architecture");
+    x->o->run.architecture_json = x->architecture;
     if ((st = dk_student_session_open(&x->o->run, &x->s, err))) return st;
     const dk_params *unet = dk_student_session_unet(x->s);
     x->max_global = dk_params_numel(unet) * sizeof(float) + ((size_t)unet->count << 12) +
                     ((size_t)1 << 20);
-    note(x, "joined federation '%s' at %s: %d rounds, quorum %d, %d member%s; %zu parameters",
-         c->federation, c->server, x->status.rounds, x->status.quorum, x->status.members,
+    note(x, "'%s' joined federation '%s' at %s: %d rounds, quorum %d, %d member%s; %zu "
+         "parameters", c->site, c->federation, c->server, x->status.rounds, x->status.quorum, x->status.members,
          x->status.members == 1 ? "" : "s", dk_params_numel(unet));
     return restore(x, err);
 }
@@ -147,12 +151,13 @@ static dk_status load_global(site *x, const dk_fed_global *g, bool half, dk_err 
               : st;
 }
 
-static json_t *round_json(const dk_fed_round_report *r)
+static json_t *round_json(const site *x, const dk_fed_round_report *r)
 {
     static const char *outcome[] = {"accepted", "duplicate", "late"};
-    return json_pack("{s:s, s:i, s:i, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:s, "
-                     "s:f}",
-                     "kind", "round", "round", r->round, "rounds", r->rounds, "val_dice",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, "
+                     "s:s, s:s, s:f}",
+                     "kind", "round", "federation", x->o->client.federation, "site",
+                     x->o->client.site, "round", r->round, "rounds", r->rounds, "val_dice",
                      (double)r->val_dice, "local_steps", (json_int_t)r->steps, "loss",
                      (double)r->stats.loss, "sup", (double)r->stats.sup, "response",
                      (double)r->stats.response, "feature", (double)r->stats.feature,
@@ -177,11 +182,13 @@ static dk_status send_update(site *x, dk_fed_round_report *r, const dk_fed_snaps
     return st;
 }
 
-static dk_status local_round(site *x, const dk_fed_global *g, double t0, dk_err *err)
+/* received: the global's bytes that came down (0 when the kept one was reused). */
+static dk_status local_round(site *x, const dk_fed_global *g, size_t received, double t0,
+                             dk_err *err)
 {
     const dk_fed_site_options *o = x->o;
     dk_fed_round_report r = {.round = g->round, .rounds = x->status.rounds,
-                             .steps = o->local_steps, .bytes_down = g->len,
+                             .steps = o->local_steps, .bytes_down = received,
                              .half = !o->float32_update};
     dk_fed_snapshot base = {0};
     dk_status st = load_global(x, g, !o->float32_global, err);
@@ -195,7 +202,7 @@ static dk_status local_round(site *x, const dk_fed_global *g, double t0, dk_err 
     if (st) return st;
     r.seconds = dk_clock_seconds() - t0;
     x->state.next_round = r.round + 1;
-    json_t *line = round_json(&r);
+    json_t *line = round_json(x, &r);
     if (!line || json_array_append_new(x->history, line))
         return dk_err_set(err, DK_ENOMEM, "no memory for the run log");
     st = dk_fed_state_save(x->state_path, dk_student_session_architecture(x->s),
@@ -260,7 +267,8 @@ static dk_status finish(site *x, double t0, dk_err *err)
     }
     x->sum.rounds = x->status.rounds;
     x->sum.seconds = dk_clock_seconds() - t0;
-    line = json_pack("{s:s, s:i, s:f, s:I, s:I, s:I, s:s}", "kind", "final", "rounds",
+    line = json_pack("{s:s, s:s, s:s, s:i, s:f, s:I, s:I, s:I, s:s}", "kind", "final",
+                     "federation", x->o->client.federation, "site", x->o->client.site, "rounds",
                      x->status.rounds, "val_dice", (double)x->sum.final_dice, "bytes_down",
                      (json_int_t)down, "bytes_up", (json_int_t)up, "final_global_bytes",
                      (json_int_t)g.len, "out", x->o->run.out_path);
@@ -272,7 +280,7 @@ static dk_status finish(site *x, double t0, dk_err *err)
 /* ---- the loop ---- */
 
 /* The global of the open round: downloaded, or the kept one when it is unchanged (304). */
-static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
+static dk_status fetch_global(site *x, dk_fed_global *g, size_t *received, dk_err *err)
 {
     const dk_fed_site_options *o = x->o;
     dk_status st = dk_fed_client_global(&x->o->client, !o->float32_global, x->etag,
@@ -282,7 +290,8 @@ static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
         g->body = malloc(x->kept_len ? x->kept_len : 1);
         if (!g->body) return dk_err_set(err, DK_ENOMEM, "no memory for the global");
         memcpy(g->body, x->kept, x->kept_len);
-        g->len = 0; /* nothing came down */
+        g->len = x->kept_len;
+        *received = 0;
         return DK_OK;
     }
     void *copy = malloc(g->len);
@@ -291,6 +300,7 @@ static dk_status fetch_global(site *x, dk_fed_global *g, dk_err *err)
     free(x->kept);
     x->kept = copy, x->kept_len = g->len;
     snprintf(x->etag, sizeof x->etag, "%s", g->etag);
+    *received = g->len;
     return DK_OK;
 }
 
@@ -300,14 +310,15 @@ static dk_status rounds(site *x, dk_err *err)
         dk_status st = wait_for(x, x->state.next_round, err);
         if (st || x->status.finished) return st;
         dk_fed_global g;
+        size_t received = 0;
         double t0 = dk_clock_seconds();
-        if ((st = fetch_global(x, &g, err))) return st;
+        if ((st = fetch_global(x, &g, &received, err))) return st;
         if (g.round >= x->state.next_round) {
             if (g.round > x->state.next_round)
                 note(x, "round %d is open: rounds %d..%d went on without this site", g.round,
                      x->state.next_round, g.round - 1);
             stale = 0;
-            st = local_round(x, &g, t0, err);
+            st = local_round(x, &g, received, t0, err);
         } else if (++stale > 100) { /* the status and the global disagree, again and again */
             st = dk_err_set(err, DK_EFORMAT, "%s: the status says round %d is open, the global "
                             "answers Dualkd-Round %d", x->o->client.server,
@@ -339,5 +350,7 @@ dk_status dk_fed_site_run(dk_fed_site_options *o, dk_fed_site_summary *sum, dk_e
     dk_fed_status_release(&x.status);
     json_decref(x.history);
     free(x.kept);
+    o->run.architecture_json = NULL;
+    free(x.architecture);
     return st;
 }

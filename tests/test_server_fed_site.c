@@ -1,7 +1,8 @@
 /* test_server_fed_site.c: the site side of federation (`dualkd student train --federate`,
  * student/fed_site.c) against the real server on a loopback port:
  *   - 3 sites x 2 rounds as real child processes (dual KD with targets pulled
- *     from the server, response KD only, supervised only): all finish, each
+ *     from the server; response KD only, with the float32 global and float32
+ *     deltas; supervised only): all finish, each
  *     --out holds the final global exactly, each run log one line per round;
  *   - the float16 global (GET .../global?dtype=f2): its values are the float32
  *     global rounded to half, its ETag answers 304, its bytes are accounted;
@@ -26,6 +27,8 @@
 #include "httpapi/fed_model.h"
 #include "serverutil.h"
 #include "testutil.h"
+
+static char *slurp(const char *name);
 
 static dk_test_env env;
 static char admin[DK_TOKEN_CHARS], site[3][DK_TOKEN_CHARS];
@@ -127,7 +130,8 @@ static void create(const char *name, int rounds, int quorum)
 static void site_command(char *cmd, size_t cap, int i, const char *fed, int port)
 {
     static const char *terms[] = {"--profile " DK_TEST_PROFILE_A,
-                                  "--profile " DK_TEST_PROFILE_A " --no-feature",
+                                  "--profile " DK_TEST_PROFILE_A
+                                  " --no-feature --global-dtype f4 --update-dtype f4",
                                   "--supervised-only"};
     snprintf(cmd, cap,
              "%s student train --federate %s --server http://127.0.0.1:%d --token %s --data %s "
@@ -156,6 +160,7 @@ static int runlog_rounds(const char *out, bool *final)
         json_t *j = json_loads(line, 0, NULL);
         cr_assert_not_null(j, "%s: not JSON: %s", path, line);
         const char *kind = json_string_value(json_object_get(j, "kind"));
+        cr_expect(!strncmp(json_string_value(json_object_get(j, "site")), "site-", 5), "%s", line);
         if (!strcmp(kind, "round")) {
             cr_expect(json_is_number(json_object_get(j, "val_dice")), "%s", line);
             cr_expect_gt(json_integer_value(json_object_get(j, "bytes_up")), 0, "%s", line);
@@ -213,6 +218,9 @@ Test(server_fed_site, three_sites_two_rounds_as_processes)
     cr_assert(strstr(out, "round 1 of 2: global Dice"), "%s", out);
     cr_assert(strstr(out, "federation 'knee' finished (2 rounds"), "%s", out);
     expect_final_everywhere("knee", 2, 3);
+    char *log = slurp("knee-site1.h5.runlog.jsonl");
+    cr_log_info("site-1's run log:\n%s", log);
+    free(log);
     dk_http_reply r = dk_http(&env, "GET", "/v1/federation/knee", admin, NULL);
     json_t *st = json_loads(r.body, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "finished", "%s", r.body);
@@ -374,6 +382,7 @@ Test(server_fed_site, a_site_killed_and_restarted_finishes)
     cr_log_info("site-1 (killed twice):\n%s", l1);
     cr_assert(r1 == 0 && r2 == 0 && r3 == 0, "exits %d %d %d:\n%s\n%s\n%s", r1, r2, r3, l1, l2, l3);
     cr_assert(strstr(l1, "federation 'kill' finished (2 rounds; this process trained 2)"), "%s", l1);
+    cr_expect(!strstr(l1, "does not fit"), "the adapter kept was not restored: %s", l1);
     expect_final_everywhere("kill", 2, 3);
     dk_http_reply r = dk_http(&env, "GET", "/v1/federation/kill", admin, NULL);
     json_t *st = json_loads(r.body, 0, NULL);
