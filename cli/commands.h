@@ -25,6 +25,7 @@ int dk_cmd_data_show(int argc, char **argv);   /* cmd_data_synth.c */
 int dk_cmd_teacher_train(int argc, char **argv); /* cmd_teacher_train.c */
 int dk_cmd_teacher_precompute(int argc, char **argv); /* cmd_teacher_precompute.c */
 int dk_cmd_teacher_verify(int argc, char **argv);     /* cmd_teacher_precompute.c */
+int dk_cmd_teacher_export_default(int argc, char **argv); /* cmd_teacher_export.c */
 int dk_cmd_eval(int argc, char **argv);               /* cmd_eval.c */
 int dk_cmd_student_train(int argc, char **argv);      /* cmd_student_train.c */
 int dk_cmd_student_init(int argc, char **argv);       /* cmd_student_init.c */

@@ -20,6 +20,7 @@ static const dk_command commands[] = {
     {"teacher train", dk_cmd_teacher_train, "train the teacher on the repository; best checkpoint + run log"},
     {"teacher precompute", dk_cmd_teacher_precompute, "the frozen teacher's targets for a site profile -> target store"},
     {"teacher verify", dk_cmd_teacher_verify, "check a target store's manifest, shapes and checksums"},
+    {"teacher export-default", dk_cmd_teacher_export_default, "write the default teacher built into dualkd"},
     {"student train", dk_cmd_student_train, "train a site's student: its labels + the teacher's targets"},
     {"student init", dk_cmd_student_init, "a freshly initialised student checkpoint (a federation's start)"},
     {"eval", dk_cmd_eval, "per-class Dice, HD95 and ASSD (mm) of a model or label maps"},

@@ -159,9 +159,11 @@ dk_status dk_augment_thick_slices(float *image, const int patch[3], float thick,
                                   dk_err *err)
 {
     const int nz = patch[0];
-    /* slabs centred at phase + k * thick, every one that overlaps the patch */
-    int slabs = (int)ceil((nz - 0.5 + thick / 2 - phase) / thick);
-    double origin = phase;
+    /* slabs centred at phase + k * thick, every one that overlaps the patch (the first
+     * centre kept inside a patch thinner than the phase) */
+    double origin = fmin(phase, nz - 1.0);
+    int slabs = (int)ceil((nz - 0.5 + thick / 2 - origin) / thick);
+    if (slabs < 1) slabs = 1;
     dk_taps taps[3] = {{0}}, down = {0}, up = {0};
     size_t n = (size_t)patch[0] * patch[1] * patch[2];
     float *out = malloc(n * sizeof *out);

@@ -37,6 +37,18 @@ Test(augment, thick_slices_by_hand)
     }
 }
 
+/* Thicker slabs than the patch, any phase: one slab, the column's mean everywhere. */
+Test(augment, thick_slices_thicker_than_the_patch_average_it_all)
+{
+    const int patch[3] = {3, 1, 1};
+    for (float phase = 0; phase < 6; phase += 1.25f) {
+        float x[3] = {0, 3, 6};
+        cr_assert_eq(dk_augment_thick_slices(x, patch, 6.5f, phase, NULL), DK_OK);
+        for (int z = 0; z < 3; z++)
+            cr_expect_float_eq(x[z], 3.0f, 1e-5, "phase %g, z %d: %g", phase, z, x[z]);
+    }
+}
+
 /* A patch of two tissues with texture: background ramp, class 1 and 2 blocks. */
 static void make_patch(const int patch[3], float *img, uint8_t *lab)
 {
