@@ -23,7 +23,7 @@ static dk_demo_plan tiny(unsigned seed)
 {
     return (dk_demo_plan){.quick = true, .tiny = true, .repository = 2, .labelled = 2,
                           .unlabelled = 0, .validation = 1, .rounds = 2, .local_steps = 2,
-                          .passes = 1, .patch = {4, 32, 32}, .seed = seed};
+                          .passes = 1, .patch = {8, 112, 112}, .seed = seed};
 }
 
 dk_demo_plan dk_demo_plan_make(dk_demo_size size, unsigned seed)
