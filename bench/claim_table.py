@@ -142,13 +142,32 @@ def evaluate(a, model, data, out_json, log, extra=()):
     return json.load(open(out_json))
 
 
+def unet_of_last(last):
+    """The U-Net of a run's last checkpoint: the site's feature adapter (kept there for
+    --resume; `dualkd eval` refuses parameters the network does not have) left out."""
+    out = last.replace(".last.h5", ".final.h5")
+    if os.path.exists(out):
+        return out
+    tmp = out + ".tmp"
+    with h5py.File(last, "r") as src, h5py.File(tmp, "w", libver=("v110", "v110")) as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        params = dst.create_group("params")
+        for name, ds in src["params"].items():
+            if not name.startswith("adapter."):
+                src.copy(ds, params, name=name)
+                for k, v in ds.attrs.items():
+                    params[name].attrs[k] = v
+    os.replace(tmp, out)
+    return out
+
+
 def train_row(a, paths, row):
     name, title, data, flags = row
     d = os.path.join(a.out, name)
     os.makedirs(d, exist_ok=True)
     out_json, log = os.path.join(d, "eval.json"), os.path.join(d, "run.log")
     model = os.path.join(d, "student.h5")
-    t0 = time.time()
     if not os.path.exists(out_json):
         args = ["student", "train", "--data", paths[data], "--out", model, "--config",
                 os.path.join(a.out, "student.json"), "--threads", "1", "--seed", str(a.seed)]
@@ -160,8 +179,9 @@ def train_row(a, paths, row):
         if "--supervised-only" not in flags:
             args += ["--store", paths["store"]]
         run(a, args, log)
-    wall = time.time() - t0
-    ev = evaluate(a, model + ".last.h5", paths["site2"], out_json, log)
+    wall = sum(json.loads(l).get("seconds", 0) for l in open(model + ".runlog.jsonl")
+               if l.strip())  # training time as the run log records it (resumed runs too)
+    ev = evaluate(a, unet_of_last(model + ".last.h5"), paths["site2"], out_json, log)
     return name, title, ev, wall
 
 
@@ -177,7 +197,7 @@ def main():
     rows = []
     ev = evaluate(a, paths["teacher"], paths["site2"], os.path.join(a.out, "teacher-eval.json"),
                   os.path.join(a.out, "prepare.log"), ["--resample"])
-    rows.append(("teacher", "teacher zero-shot (resampled to its grid and back)", ev, 0.0))
+    rows.append(("teacher", "teacher zero-shot (resampled to its grid and back)", ev, None))
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as ex:
         for r in ex.map(lambda row: train_row(a, paths, row), ROWS):
             rows.append(r)
@@ -199,7 +219,7 @@ def main():
         lines.append("| %s | %s | %s | %s | %s |" % (
             r["title"], dice, "%.2f" % (sum(hd) / len(hd)) if hd else "–",
             "%.2f" % (sum(asd) / len(asd)) if asd else "–",
-            "%.0f s" % r["wall_seconds"] if r["wall_seconds"] else "–"))
+            "%.0f s" % r["wall_seconds"] if r["wall_seconds"] is not None else "–"))
     text = "\n".join(lines) + "\n"
     open(os.path.join(a.out, "claim_table.md"), "w").write(text)
     print(text)
