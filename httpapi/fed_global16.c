@@ -85,7 +85,7 @@ dk_status dk_fed_global16(const char *h5_path, char *npz_path, size_t cap, dk_er
     if (!st && !(e = calloc((size_t)m.count ? (size_t)m.count : 1, sizeof *e)))
         st = dk_err_set(err, DK_ENOMEM, "no memory for the float16 global");
     if (!st) st = to_half(&m, e, err);
-    if (!st) st = dk_npz_encode(e, m.count, &buf, &len, err);
+    if (!st) st = dk_npz_encode(e, m.count, DK_NPZ_DEFLATE, &buf, &len, err);
     if (!st) st = write_durably(npz_path, buf, len, err);
     for (int i = 0; e && i < m.count; i++)
         free(e[i].array.data);

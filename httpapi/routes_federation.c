@@ -358,9 +358,11 @@ static enum MHD_Result submit(dk_request *req, dk_fed_coord *c, dk_fed_submissio
     dk_err e = {0};
     if (!req->body_in)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                          "the body must be the update as an uncompressed .npz (np.savez), one "
-                          "array per student parameter");
-    if (dk_npz_decode(req->body, req->body_in, req->body_in, &z, &e) != DK_OK)
+                          "the body must be the update as a .npz (np.savez or np.savez_compressed), "
+                          "one array per student parameter");
+    /* the update's arrays, deflated or not, are bounded as a stored body would be */
+    size_t bound = req->server->fed_max_update ? req->server->fed_max_update : req->body_in;
+    if (dk_npz_decode(req->body, req->body_in, bound, &z, &e) != DK_OK)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST, "the body is not a usable update: %s", e.msg);
     dk_fed_wire_tensor *t = calloc(z.count ? z.count : 1, sizeof *t);
     enum MHD_Result answered = MHD_NO;
