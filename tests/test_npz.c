@@ -1,7 +1,7 @@
 /* test_npz.c: the .npz reader and writer (datasets/npz.h): our archives, stored
  * and deflated, read back and numpy's np.load reads the deflated one; numpy's
  * own np.savez and np.savez_compressed output (float16 and float32, 5-D, names
- * with dots) reads as numpy wrote it; truncation, a flipped data byte (CRC), a
+ * with dots) and a deflated zip with data descriptors read as written; truncation, a flipped data byte (CRC), a
  * duplicate name, the byte bound, a zip bomb whose declared size lies, a cut
  * deflate stream, a wrong CRC and an unknown method are refused with a message. */
 #include <criterion/criterion.h>
@@ -190,15 +190,25 @@ Test(npz, zip_bombs_and_damaged_deflate_are_refused)
 }
 
 static const char numpy_py[] =
-    "import sys, numpy as np\n"
+    "import io, sys, zipfile, numpy as np\n"
     "d = sys.argv[1]\n"
+    "class Unseekable(io.RawIOBase):  # zipfile then writes data descriptors (flag bit 3)\n"
+    "    def __init__(s, f): s.f = f\n"
+    "    def writable(s): return True\n"
+    "    def write(s, b): return s.f.write(b)\n"
     "w = np.arange(2*1*3*2*2, dtype=np.float32).reshape(2, 1, 3, 2, 2) / 7\n"
     "b = np.array([1.5, -2.25], dtype=np.float16).reshape(1, 1, 1, 1, 2)\n"
     "np.savez(d + '/plain.npz', **{'enc0.conv.weight': w, 'enc0.conv.bias': b})\n"
     "np.savez_compressed(d + '/packed.npz', **{'enc0.conv.weight': w, 'enc0.conv.bias': b})\n"
-    "np.savez(d + '/dup.npz', x=w, y=b)\n";
+    "np.savez(d + '/dup.npz', x=w, y=b)\n"
+    "with open(d + '/stream.npz', 'wb') as f:\n"
+    "    with zipfile.ZipFile(Unseekable(f), 'w', zipfile.ZIP_DEFLATED) as z:\n"
+    "        a = io.BytesIO()\n"
+    "        np.lib.format.write_array(a, w)\n"
+    "        z.writestr('x.npy', a.getvalue())\n"
+    "assert zipfile.ZipFile(d + '/stream.npz').infolist()[0].flag_bits & 8\n";
 
-Test(npz, numpy_savez_and_savez_compressed_read)
+Test(npz, numpy_savez_savez_compressed_and_a_data_descriptor_read)
 {
     char cmd[4096], out[4096];
     char *script = dk_test_path("w.py");
@@ -229,6 +239,13 @@ Test(npz, numpy_savez_and_savez_compressed_read)
     cr_assert_eq(z.entries[0].array.shape[2], 3);
     cr_assert_eq(((float *)z.entries[0].array.data)[11], 11.0f / 7);
     cr_assert_eq(dk_half_to_float(((uint16_t *)z.entries[1].array.data)[1]), -2.25f);
+    dk_npz_free(&z);
+    free(buf), free(path);
+    path = dk_test_path("stream.npz"); /* deflated with a data descriptor after the data */
+    buf = slurp(path, &len);
+    cr_assert_eq(dk_npz_decode(buf, len, 0, &z, &err), DK_OK, "%s", err.msg);
+    cr_assert_eq(z.count, 1);
+    cr_assert_eq(((float *)z.entries[0].array.data)[11], 11.0f / 7);
     dk_npz_free(&z);
     free(buf), free(path);
     /* rename y.npy to x.npy in place (same length) in both headers: a duplicate */
