@@ -2,7 +2,7 @@
  * student/fed_site.c) against the real server on a loopback port:
  *   - 3 sites x 2 rounds as real child processes (dual KD with targets pulled
  *     from the server; response KD only, with the float32 global and float32
- *     deltas; supervised only): all finish, each
+ *     deltas; supervised only, its deltas stored rather than deflated): all finish, each
  *     --out holds the final global exactly, each run log one line per round;
  *   - the float16 global (GET .../global?dtype=f2): its values are the float32
  *     global rounded to half, its ETag answers 304, its bytes are accounted;
@@ -134,7 +134,7 @@ static void site_command(char *cmd, size_t cap, int i, const char *fed, int port
     static const char *terms[] = {"--profile " DK_TEST_PROFILE_A,
                                   "--profile " DK_TEST_PROFILE_A
                                   " --no-feature --global-dtype f4 --update-dtype f4",
-                                  "--supervised-only"};
+                                  "--supervised-only --update-compress none"};
     snprintf(cmd, cap,
              "%s student train --federate %s --server http://127.0.0.1:%d --token %s --data %s "
              "--out %s/%s-site%d.h5 --config %s --local-steps 4 --threads 1 --seed %d %s",
