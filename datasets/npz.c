@@ -248,8 +248,9 @@ static dk_status decode_entries(const unsigned char *b, size_t cd_at, size_t cd_
         unsigned char *owned = NULL;
         dk_npz_entry *e = &out->entries[i];
         size_t left = max_bytes ? max_bytes - used : 0;
-        /* an inflated entry is its data plus a .npy header */
+        /* an inflated entry is its data plus a .npy header; zlib counts in 32 bits */
         uint64_t cap = max_bytes ? (uint64_t)left + NPY_OVERHEAD_MAX : UINT32_MAX;
+        if (cap > UINT32_MAX) cap = UINT32_MAX;
         if ((st = read_central(b, cd_end, &pos, &c, err))) break;
         if ((st = entry_data(b, cd_at, &c, cap, &data, &owned, err))) break;
         memcpy(e->name, c.name, c.name_len - 4);
