@@ -109,6 +109,7 @@ int dk_student_federate(const options *o, const dk_student_config *cfg)
                               .seed = o->seed, .seed_given = o->seed_given};
     so.local_steps = o->local_steps;
     so.float32_update = o->update_f4, so.float32_global = o->global_f4;
+    so.stored_update = o->update_stored;
     so.on_note = on_note, so.on_round = on_round, so.on_wait = on_wait, so.ctx = &d;
     dk_fed_site_summary sum;
     dk_status st = dk_fed_site_run(&so, &sum, &err);

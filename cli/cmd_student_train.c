@@ -26,6 +26,7 @@ static const char usage[] =
     "       dualkd student train --federate NAME --server URL --token T --data SITE.h5\n"
     "                            --out STUDENT.h5 [--profile P | --store STORE.h5]\n"
     "                            [--local-steps N] [--update-dtype f2|f4] [--global-dtype f2|f4]\n"
+    "                            [--update-compress none|deflate]\n"
     "                            [--supervised-only] [--no-response] [--no-feature]\n"
     "                            [--config FILE.json] [--threads N] [--seed S]\n";
 
@@ -64,7 +65,7 @@ static void print_help(void)
            "joins federation NAME on the server at --server and, each round, downloads the\n"
            "global student (float16), measures its validation Dice, trains --local-steps steps\n"
            "from it with the loss above (targets pulled once for --profile, or --store) and sends\n"
-           "the weight delta (float16) with its labelled-volume count; then waits for the next\n"
+           "the weight delta (float16, a deflated .npz) with its labelled-volume count; then waits for the next\n"
            "round. At the end STUDENT.h5 is the final global model (float32), with\n"
            "STUDENT.h5.runlog.jsonl (one line per round) and STUDENT.h5.fedsite.h5 (the site's\n"
            "adapter, never sent) beside it. Killed and started again with the same command, it\n"
@@ -72,6 +73,7 @@ static void print_help(void)
            "  --federate NAME    take part in federation NAME (`dualkd fed create`)\n"
            "  --local-steps N    optimiser steps per round (default 40)\n"
            "  --update-dtype D   the delta sent: f2 (float16, default) or f4 (float32)\n"
+           "  --update-compress C  the delta's .npz: deflate (default, np.savez_compressed) or none\n"
            "  --global-dtype D   the global fetched each round: f2 (default) or f4\n",
            usage);
 }
@@ -107,6 +109,12 @@ static int value(const char *a, const char *v, options *o)
             return 2;
         }
         *(a[2] == 'u' ? &o->update_f4 : &o->global_f4) = !strcmp(v, "f4");
+    } else if (!strcmp(a, "--update-compress")) {
+        if (strcmp(v, "none") && strcmp(v, "deflate")) {
+            fprintf(stderr, "dualkd student train: %s '%s': expected none or deflate\n", a, v);
+            return 2;
+        }
+        o->update_stored = !strcmp(v, "none");
     } else if (!strcmp(a, "--local-steps")) {
         if (!dk_cli_parse_int(v, 1, 1000000, &n)) {
             fprintf(stderr, "dualkd student train: --local-steps '%s': expected 1..1000000\n", v);

@@ -14,6 +14,7 @@ typedef struct options {
     const char *federate; /* the federation's name, or NULL */
     bool supervised_only, no_response, no_feature, resume, print_config, seed_given;
     bool update_f4, global_f4;
+    bool update_stored; /* --update-compress none */
     long threads, local_steps;
     unsigned long long seed;
 } options;

@@ -1,8 +1,11 @@
 /* npz.h: NumPy .npz archives (a zip of .npy files, one per array) in memory,
- * uncompressed only: what `np.savez(f, **arrays)` writes. It carries the
- * federated student's updates (docs/federation.md, "Wire format").
+ * stored or deflated: what `np.savez(f, **arrays)` and `np.savez_compressed`
+ * write. It carries the federated student's updates and the float16 global
+ * (docs/federation.md, "Wire format").
  *
- * Reading is for untrusted bytes: only stored (method 0) entries, no
+ * Reading is for untrusted bytes: stored (method 0) or deflated (method 8)
+ * entries only, a deflated entry's declared size checked against the bound
+ * before anything is allocated and inflate never writing past it, no
  * encryption, no multi-disk or zip64 end records (the archive is < 4 GiB), at
  * most DK_NPZ_MAX_ENTRIES entries, every offset and size checked against the
  * buffer, each entry's CRC-32 checked, and each entry a valid .npy
@@ -31,17 +34,25 @@ typedef struct dk_npz {
     dk_npz_entry *entries; /* owned; in archive (central directory) order */
 } dk_npz;
 
+typedef enum dk_npz_compression {
+    DK_NPZ_STORE = 0, /* np.savez */
+    DK_NPZ_DEFLATE,   /* np.savez_compressed: zlib level 6, an entry stays stored if not smaller */
+} dk_npz_compression;
+
 /* Decode the .npz held in buf[0..len). max_bytes bounds the sum of the
- * decoded arrays' data (0 = no bound beyond len). Names must be unique,
- * end in ".npy" and hold no NUL. DK_EFORMAT for anything not a stored zip of
+ * decoded arrays' data; 0 = no bound beyond len for stored entries and, for a
+ * deflated one, its declared size (< 4 GiB, at most deflate's 1032:1 from its
+ * compressed size): servers pass a bound. Names must be unique, end in ".npy"
+ * and hold no NUL. DK_EFORMAT for anything not a stored or deflated zip of
  * .npy files, DK_ELIMIT beyond the bounds. On success the caller frees out
  * with dk_npz_free; on failure out is empty. */
 dk_status dk_npz_decode(const void *buf, size_t len, size_t max_bytes, dk_npz *out, dk_err *err);
 
 /* Encode count arrays (name -> "name.npy", little-endian .npy v1.0) as a
- * stored zip in a new buffer. Caller frees *out with free(). */
-dk_status dk_npz_encode(const dk_npz_entry *entries, int count, void **out, size_t *out_len,
-                        dk_err *err);
+ * zip in a new buffer, each entry stored or deflated as how says (numpy's
+ * np.load reads either). Caller frees *out with free(). */
+dk_status dk_npz_encode(const dk_npz_entry *entries, int count, dk_npz_compression how,
+                        void **out, size_t *out_len, dk_err *err);
 
 /* Free the arrays and the entry list (z itself is the caller's); z may be NULL. */
 void dk_npz_free(dk_npz *z);

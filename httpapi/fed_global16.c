@@ -1,4 +1,4 @@
-/* fed_global16.c: the float16 .npz of a global student (fed_global16.h). The
+/* fed_global16.c: the float16 .npz of a global student, deflated (fed_global16.h). The
  * file is derived from the float32 checkpoint, so two requests racing to make it
  * write the same bytes and the rename of either is right. */
 #define _GNU_SOURCE
@@ -19,9 +19,9 @@
 static dk_status derive_path(const char *h5_path, char *npz_path, size_t cap, dk_err *err)
 {
     size_t n = strlen(h5_path);
-    if (n < 3 || strcmp(h5_path + n - 3, ".h5") != 0 || n + 5 >= cap)
+    if (n < 3 || strcmp(h5_path + n - 3, ".h5") != 0 || n + 13 >= cap)
         return dk_err_set(err, DK_EINVAL, "'%s' is not a global checkpoint path", h5_path);
-    snprintf(npz_path, cap, "%.*s.f2.npz", (int)(n - 3), h5_path);
+    snprintf(npz_path, cap, "%.*s.f2-deflate.npz", (int)(n - 3), h5_path);
     return DK_OK;
 }
 
@@ -85,7 +85,7 @@ dk_status dk_fed_global16(const char *h5_path, char *npz_path, size_t cap, dk_er
     if (!st && !(e = calloc((size_t)m.count ? (size_t)m.count : 1, sizeof *e)))
         st = dk_err_set(err, DK_ENOMEM, "no memory for the float16 global");
     if (!st) st = to_half(&m, e, err);
-    if (!st) st = dk_npz_encode(e, m.count, &buf, &len, err);
+    if (!st) st = dk_npz_encode(e, m.count, DK_NPZ_DEFLATE, &buf, &len, err);
     if (!st) st = write_durably(npz_path, buf, len, err);
     for (int i = 0; e && i < m.count; i++)
         free(e[i].array.data);

@@ -1,8 +1,9 @@
 /* routes_federation.c: the /v1/federation routes (docs/federation.md, "HTTP
  * routes"): create a federation (scope federation-admin), join it, download
  * the global student (the HDF5 checkpoint as stored, ETag = its SHA-256; or with
- * ?dtype=f2 its float16 .npz, fed_global16.h, ETag "f2-<that SHA-256>"),
- * submit an update (an uncompressed .npz of weight deltas, float16 or float32,
+ * ?dtype=f2 its float16 deflated .npz, fed_global16.h, ETag
+ * "f2-deflate-<that SHA-256>"), submit an update (a stored or deflated .npz of
+ * weight deltas, float16 or float32,
  * with ?labelled=N[&val_dice=D]), and status/history as JSON.
  *
  * The calling site is the token's site, never a name from the body or query.
@@ -263,7 +264,7 @@ enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST,
                           "dtype '%.20s': ask for f2 (float16 .npz) or f4 (the float32 "
                           "checkpoint, the default)", dk_request_arg(req, "dtype"));
-    char path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX], etag[DK_FED_SHA_HEX + 8], round_text[16];
+    char path[DK_FED_PATH_MAX], sha[DK_FED_SHA_HEX], etag[DK_FED_SHA_HEX + 16], round_text[16];
     char h5_path[DK_FED_PATH_MAX];
     int round = -1;
     dk_fed_verdict v;
@@ -278,8 +279,9 @@ enum MHD_Result dk_handle_fed_global(dk_request *req, const dk_route_params *p)
     dk_h5_unlock();
     if (st) return failed(req, "find the global student", &e);
     if (v.kind != DK_FED_ACCEPTED) return refusal(req, &v, MHD_HTTP_BAD_REQUEST);
-    /* the .npz is a function of the checkpoint's values: its tag follows the checkpoint's */
-    snprintf(etag, sizeof etag, dtype == 2 ? "\"f2-%s\"" : "\"%s\"", sha);
+    /* the .npz is a function of the checkpoint's values: its tag follows the checkpoint's;
+     * "deflate" in it: the stored .npz of earlier versions was another representation */
+    snprintf(etag, sizeof etag, dtype == 2 ? "\"f2-deflate-%s\"" : "\"%s\"", sha);
     snprintf(round_text, sizeof round_text, "%d", round);
     bool unchanged = dk_etag_matches(dk_request_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag);
     int fd = unchanged ? -1 : open(path, O_RDONLY | O_CLOEXEC);
@@ -358,9 +360,11 @@ static enum MHD_Result submit(dk_request *req, dk_fed_coord *c, dk_fed_submissio
     dk_err e = {0};
     if (!req->body_in)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST,
-                          "the body must be the update as an uncompressed .npz (np.savez), one "
-                          "array per student parameter");
-    if (dk_npz_decode(req->body, req->body_in, req->body_in, &z, &e) != DK_OK)
+                          "the body must be the update as a .npz (np.savez or np.savez_compressed), "
+                          "one array per student parameter");
+    /* the update's arrays, deflated or not, are bounded as a stored body would be */
+    size_t bound = req->server->fed_max_update ? req->server->fed_max_update : req->body_in;
+    if (dk_npz_decode(req->body, req->body_in, bound, &z, &e) != DK_OK)
         return dk_problem(req, MHD_HTTP_BAD_REQUEST, "the body is not a usable update: %s", e.msg);
     dk_fed_wire_tensor *t = calloc(z.count ? z.count : 1, sizeof *t);
     enum MHD_Result answered = MHD_NO;

@@ -87,7 +87,7 @@ void dk_fed_snapshot_release(dk_fed_snapshot *s)
 }
 
 dk_status dk_fed_local_delta(const dk_params *unet, const dk_fed_snapshot *base, bool half,
-                             void **out, size_t *len, dk_err *err)
+                             dk_npz_compression how, void **out, size_t *len, dk_err *err)
 {
     dk_npz_entry *e = calloc((size_t)unet->count + 1, sizeof *e);
     dk_status st = e ? DK_OK : dk_err_set(err, DK_ENOMEM, "no memory for the update");
@@ -111,7 +111,7 @@ dk_status dk_fed_local_delta(const dk_params *unet, const dk_fed_snapshot *base,
                                     .data = d, .shape = {(size_t)t->n, (size_t)t->c, (size_t)t->d,
                                                          (size_t)t->h, (size_t)t->w}};
     }
-    if (!st) st = dk_npz_encode(e, unet->count, out, len, err);
+    if (!st) st = dk_npz_encode(e, unet->count, how, out, len, err);
     for (int i = 0; e && i < unet->count; i++)
         free(e[i].array.data);
     free(e);

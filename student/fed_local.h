@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datasets/npz.h"
 #include "distill/param.h"
 
 /* Set every parameter of unet from the .npz in buf[0..len) (untrusted): one
@@ -29,9 +30,9 @@ dk_status dk_fed_snapshot_take(const dk_params *unet, dk_fed_snapshot *s, dk_err
 void dk_fed_snapshot_release(dk_fed_snapshot *s);
 
 /* The update: one array per parameter, unet - base, float16 (half) or float32,
- * as an uncompressed .npz. Caller frees *out with free(). */
+ * as a .npz stored or deflated as how says. Caller frees *out with free(). */
 dk_status dk_fed_local_delta(const dk_params *unet, const dk_fed_snapshot *base, bool half,
-                             void **out, size_t *len, dk_err *err);
+                             dk_npz_compression how, void **out, size_t *len, dk_err *err);
 
 /* The site's state between rounds. */
 typedef struct dk_fed_site_state {

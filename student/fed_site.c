@@ -172,7 +172,9 @@ static dk_status send_update(site *x, dk_fed_round_report *r, const dk_fed_snaps
     void *npz = NULL;
     size_t len = 0;
     const dk_params *unet = dk_student_session_unet(x->s);
-    dk_status st = dk_fed_local_delta(unet, base, r->half, &npz, &len, err);
+    dk_status st = dk_fed_local_delta(unet, base, r->half,
+                                      x->o->stored_update ? DK_NPZ_STORE : DK_NPZ_DEFLATE, &npz,
+                                      &len, err);
     if (!st)
         st = dk_fed_client_send(&x->o->client, r->round, npz, len,
                                 dk_student_session_labelled(x->s), r->val_dice, &r->sent,

@@ -57,6 +57,7 @@ typedef struct dk_fed_site_options {
     long local_steps;          /* per round */
     bool float32_global;       /* download the float32 checkpoint each round (default float16) */
     bool float32_update;       /* send float32 deltas (default float16) */
+    bool stored_update;        /* send the .npz uncompressed (default deflated) */
     double poll_min_s, poll_max_s; /* waiting: first and longest pause between status polls */
     double wait_grace_s;       /* a round may stay open deadline_seconds + this long */
     void (*on_note)(const char *line, void *ctx);                 /* joined, resumed, ... */
