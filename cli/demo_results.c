@@ -191,7 +191,8 @@ static void print_costs(const dk_demo *d, const double bytes[DK_DEMO_METHODS][2]
         if (d->plan.methods[m].kind == DK_DEMO_LOCAL)
             printf("%24s\n", "- (nothing sent)");
         else
-            printf("   %.2f down, %.2f up\n", bytes[m][0] / 1e6, bytes[m][1] / 1e6);
+            printf("   %.2f down, %.2f up (%.1f %% of the original's)\n", bytes[m][0] / 1e6,
+                   bytes[m][1] / 1e6, 100.0 * (bytes[m][0] + bytes[m][1]) / (2 * original));
     }
     printf("%-28s %10s    %.2f down, %.2f up (float32 student + teacher of the same size, "
            "%ld parameters each)\n",
