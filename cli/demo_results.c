@@ -174,7 +174,11 @@ static void print_table(const dk_demo *d, json_t *classes,
             printf("  %-26s", d->plan.methods[m].title);
             for (size_t k = 0; k < nc; k++) {
                 char cell[32];
-                snprintf(cell, sizeof cell, "%.3f (%.1f)", r[m][s].dice[k], r[m][s].hd95[k]);
+                /* no HD95: the class was never predicted (as `dualkd eval` prints it) */
+                if (isfinite(r[m][s].hd95[k]))
+                    snprintf(cell, sizeof cell, "%.3f (%.1f)", r[m][s].dice[k], r[m][s].hd95[k]);
+                else
+                    snprintf(cell, sizeof cell, "%.3f (inf)", r[m][s].dice[k]);
                 printf(" %-17s", cell);
             }
             printf(" %.3f\n", r[m][s].mean_dice);
