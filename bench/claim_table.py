@@ -63,8 +63,8 @@ def run(a, cmd, log, stdout=None):
         sys.exit("failed (%d): %s; see %s" % (r.returncode, " ".join(cmd), log))
 
 
-def site_subset(pool, n_labelled, path):
-    """The pool's first n_labelled labelled volumes, its unlabelled and validation ones."""
+def site_subset(pool, n_labelled, path, splits=("unlabelled", "validation")):
+    """The pool's first n_labelled labelled volumes and its volumes of the given splits."""
     if os.path.exists(path):
         return
     with h5py.File(pool, "r") as src:
@@ -74,7 +74,7 @@ def site_subset(pool, n_labelled, path):
             s = vols[k].attrs["split"]
             return (s.decode() if isinstance(s, bytes) else str(s)).rstrip("\0")
         keep = sorted(k for k in vols if split(k) == "labelled")[:n_labelled]
-        keep += sorted(k for k in vols if split(k) in ("unlabelled", "validation"))
+        keep += sorted(k for k in vols if split(k) in splits)
         tmp = path + ".tmp"
         with h5py.File(tmp, "w", libver=("v110", "v110")) as dst:
             for k, v in src.attrs.items():
@@ -100,6 +100,10 @@ def prepare(a):
     site2, site16 = os.path.join(o, "site-L2.h5"), os.path.join(o, "site-L16.h5")
     site_subset(pool, 2, site2)
     site_subset(pool, 16, site16)
+    # the on-premises targets: the teacher on the site's unlabelled volumes only (never on
+    # the held-out ones the rows are scored on)
+    unlabelled = os.path.join(o, "site-unlabelled.h5")
+    site_subset(pool, 0, unlabelled, ("unlabelled",))
     teacher = a.teacher or os.path.join(o, "teacher.h5")
     if not a.teacher and not os.path.exists(teacher):
         run(a, ["teacher", "export-default", "--out", teacher], log)
@@ -109,7 +113,7 @@ def prepare(a):
     cfg = {"network": NETWORK, "patch": [z, y, x], "steps": a.steps,
            "steps_per_epoch": a.steps_per_epoch, "checkpoint_every": 0}
     json.dump(cfg, open(os.path.join(o, "student.json"), "w"), indent=1)
-    for data, store in ((repo, "store"), (site2, "site-store")):
+    for data, store in ((repo, "store"), (unlabelled, "site-store")):
         target = os.path.join(o, store, a.profile + ".h5")
         if not os.path.exists(target):
             run(a, ["teacher", "precompute", "--teacher", teacher, "--data", data,
