@@ -295,6 +295,20 @@ static void back_off(const dk_fetch_options *o, int attempt_no, dk_rng *rng)
     }
 }
 
+/* After attempt i ended with st: true when it is worth another try (the back-off has
+ * been slept); false when the loop stops, with "after N attempts" added to a failure
+ * that was retried. */
+static bool try_again(const dk_fetch_options *o, dk_status st, bool retry, int i, dk_rng *rng,
+                      dk_err *err)
+{
+    if (!st || !retry || i >= o->retries) {
+        if (st && i > 0) dk_err_prefix(err, st, "after %d attempts", i + 1);
+        return false;
+    }
+    back_off(o, i, rng);
+    return true;
+}
+
 static dk_rng jitter_rng(const char *url)
 {
     uint64_t seed = (uint64_t)(dk_clock_seconds() * 1e9) ^ ((uint64_t)getpid() << 32);
@@ -333,11 +347,7 @@ dk_status dk_fetch_json(const dk_fetch_options *o, const char *url, const char *
             if (!st && !*not_modified) *body = a.mem, *len = a.mem_len, a.mem = NULL;
         }
         free(a.mem);
-        if (!st || !retry || i >= o->retries) {
-            if (st && i > 0) dk_err_prefix(err, st, "after %d attempts", i + 1);
-            break;
-        }
-        back_off(o, i, &rng);
+        if (!try_again(o, st, retry, i, &rng, err)) break;
     }
     return st;
 }
@@ -420,11 +430,7 @@ dk_status dk_fetch_request(const dk_fetch_options *o, const char *method, const 
             }
         }
         free(a.mem);
-        if (!st || !retry || i >= o->retries) {
-            if (st && i > 0) dk_err_prefix(err, st, "after %d attempts", i + 1);
-            break;
-        }
-        back_off(o, i, &rng);
+        if (!try_again(o, st, retry, i, &rng, err)) break;
     }
     return st;
 }
