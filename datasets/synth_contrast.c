@@ -116,7 +116,8 @@ static float lattice_value(const float *inner, const int inner_dims[3], const in
 }
 
 static dk_status lattice_values(lattice *l, const grid_anchor *an, const dk_grid *g,
-                                const float step_mm[3], const int first[3], uint64_t seed)
+                                const float step_mm[3], const int first[3], uint64_t seed,
+                                dk_err *err)
 {
     int inner_dims[3];
     for (int a = 0; a < 3; a++)
@@ -127,7 +128,7 @@ static dk_status lattice_values(lattice *l, const grid_anchor *an, const dk_grid
     l->values = malloc(n * sizeof *l->values);
     if (!inner || !l->values) {
         free(inner);
-        return DK_ENOMEM;
+        return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for a texture lattice");
     }
     uint64_t st = seed;
     for (size_t i = 0; i < n_inner; i++)
@@ -162,8 +163,9 @@ static dk_status lattice_init(lattice *l, const grid_anchor *an, const dk_grid *
         }
         l->dims[a] = l->cell[a][g->dims[a] - 1] + 2;
     }
-    if (lattice_values(l, an, g, step_mm, first, seed)) goto nomem;
-    return DK_OK;
+    dk_status st = lattice_values(l, an, g, step_mm, first, seed, err);
+    if (st) lattice_release(l);
+    return st;
 nomem:
     lattice_release(l);
     return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for a texture lattice");

@@ -10,8 +10,9 @@
  *
  * Array axes (z, y, x) = (medial-lateral, superior->inferior, anterior->posterior):
  * a z slice, drawn with y down the rows and x along the columns, is the classic
- * sagittal knee view (femur on top, anterior on the left). The field of view is a
- * fixed box of DK_KNEE_ROI_* mm; the joint sits in it where the subject's shift puts
+ * sagittal knee view (femur on top, anterior on the left). The field of view is a box
+ * of DK_KNEE_ROI_* mm at a fixed protocol (the repository's), sized per scan at a
+ * clinical profile (dk_knee_scan); the joint sits in it where the subject's shift puts
  * it, so parts of the bones may lie outside.
  *
  * Classes (OAI-ZIB): 0 background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial
@@ -38,7 +39,7 @@ enum {
 };
 
 /* Physical extent of the region of interest, mm, z y x (64 x 160 x 160 voxels at the
- * repository's 0.7 x 0.36 x 0.36 mm). */
+ * repository's 0.7 x 0.36 x 0.36 mm); a clinical scan's box is fov_scale times it. */
 #define DK_KNEE_ROI_Z 44.8
 #define DK_KNEE_ROI_Y 57.6
 #define DK_KNEE_ROI_X 57.6
