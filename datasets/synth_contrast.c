@@ -539,8 +539,9 @@ dk_status dk_knee_synth_scan(const dk_knee_subject *s, const dk_knee_scan *plan,
     dk_profile scan = *profile;
     scan.bias = fmin(0.9, profile->bias * (s->bias_factor > 0 ? s->bias_factor : 1));
     scan.noise = fmin(0.9, profile->noise * (s->noise_factor > 0 ? s->noise_factor : 1));
-    if (strip > 0) /* the noise follows the anatomy's brightest tissue, not the fold's */
-        scan.noise *= unfolded_max / max_of(fine.image, dk_volume_voxels(&fine));
+    float folded_max = strip > 0 ? max_of(fine.image, dk_volume_voxels(&fine)) : 0;
+    if (folded_max > 0) /* the noise follows the anatomy's brightest tissue, not the fold's */
+        scan.noise *= unfolded_max / folded_max;
     st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
                     err);
     dk_volume_release(&fine);
