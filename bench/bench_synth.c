@@ -21,7 +21,7 @@ static int run_profile(const char *name, int n)
     dk_classes classes;
     dk_knee_classes(&classes);
     double counts[DK_MAX_CLASSES] = {0}, total = 0, seconds = 0, cpu = 0;
-    int dims[3] = {0};
+    int lo[3] = {1 << 30, 1 << 30, 1 << 30}, hi[3] = {0}; /* clinical scans vary */
     for (int i = 0; i < n; i++) {
         dk_knee_subject s;
         dk_knee_subject_draw_mix(1, (uint64_t)i, p.oa_grades, &s);
@@ -34,14 +34,17 @@ static int run_profile(const char *name, int n)
         }
         seconds += dk_clock_seconds() - t0;
         cpu += (double)(clock() - c0) / CLOCKS_PER_SEC;
-        memcpy(dims, v.dims, sizeof dims);
+        for (int a = 0; a < 3; a++) {
+            lo[a] = v.dims[a] < lo[a] ? v.dims[a] : lo[a];
+            hi[a] = v.dims[a] > hi[a] ? v.dims[a] : hi[a];
+        }
         size_t vox = dk_volume_voxels(&v);
         for (size_t k = 0; k < vox; k++) counts[v.label[k]]++;
         total += (double)vox;
         dk_volume_release(&v);
     }
-    printf("%-16s %3d x %3d x %3d  %.3f s/volume (CPU %.3f s)  ", name, dims[0], dims[1], dims[2],
-           seconds / n, cpu / n);
+    printf("%-16s %3d-%-3d x %3d-%-3d x %3d-%-3d (mean %.0fk voxels)  %.3f s/volume (CPU %.3f s)  ",
+           name, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], total / n / 1000, seconds / n, cpu / n);
     for (int c = 0; c < classes.count; c++) printf(" %s=%.4f", classes.names[c], counts[c] / total);
     printf("\n");
     return 0;

@@ -17,7 +17,14 @@
  * 2D fast-spin-echo knee series typical of clinical sites, whose slices leave gaps
  * (3.0 mm slices every 3.3 mm, 3.5 every 4.5: 10 % and 29 % of the thickness). Grade
  * mixes (KL 0..4, docs/profiles.md): the repository OAI-like, the 3.3 mm site a general
- * referral population, the 4.5 mm site an osteoarthritis clinic. */
+ * referral population, the 4.5 mm site an osteoarthritis clinic. The repository's
+ * protocol fixes the field of view (OAI DESS); clinical technologists plan each scan by
+ * hand: in-plane 140-160 mm (+-7 %), a slice stack that may stop short of a condyle,
+ * and occasional wrap-around (docs/synthetic-knee.md gives the basis and estimates). */
+#define CLINICAL_PLANNING                                                                  \
+    .fov_scale = {0.93, 1.07}, .slice_coverage = {0.85, 1.15}, .wrap_probability = 0.1,   \
+    .wrap_mm = {4, 12}
+
 static const dk_profile builtins[] = {
     {.name = "repository",
      .spacing = {0.7, 0.36, 0.36},
@@ -32,20 +39,23 @@ static const dk_profile builtins[] = {
      .contrast = "pd-fs",
      .noise = 0.05,
      .bias = 0.2,
-     .oa_grades = {0.45, 0.20, 0.17, 0.12, 0.06}},
+     .oa_grades = {0.45, 0.20, 0.17, 0.12, 0.06},
+     CLINICAL_PLANNING},
     {.name = "clinical-4.5mm",
      .spacing = {4.5, 0.30, 0.30},
      .slice_thickness = 3.5,
      .contrast = "t1",
      .noise = 0.06,
      .bias = 0.25,
-     .oa_grades = {0.10, 0.15, 0.30, 0.30, 0.15}},
+     .oa_grades = {0.10, 0.15, 0.30, 0.30, 0.15},
+     CLINICAL_PLANNING},
 };
 static const int builtin_count = sizeof builtins / sizeof builtins[0];
 
 static const char *const contrasts[] = {"dess", "pd-fs", "t1"};
-static const char *const keys[] = {"name",  "spacing", "slice_thickness", "contrast",
-                                   "noise", "bias",    "student",         "oa_grades"};
+static const char *const keys[] = {
+    "name",    "spacing",   "slice_thickness", "contrast",         "noise",  "bias",
+    "student", "oa_grades", "fov_scale",       "slice_coverage", "wrap_probability", "wrap_mm"};
 
 int dk_profile_builtin_count(void)
 {
@@ -111,7 +121,8 @@ static dk_status check_keys(json_t *obj, const char *origin, dk_err *err)
         if (!known)
             return dk_err_set(err, DK_EFORMAT,
                               "%s: unknown field '%s' (allowed: name, spacing, slice_thickness, "
-                              "contrast, noise, bias, student, oa_grades)",
+                              "contrast, noise, bias, student, oa_grades, fov_scale, "
+                              "slice_coverage, wrap_probability, wrap_mm)",
                               origin, key);
     }
     return DK_OK;
@@ -198,6 +209,46 @@ static dk_status get_grades(json_t *obj, const char *origin, dk_profile *p, dk_e
     return total > 0 ? DK_OK : bad(err, origin, "oa_grades", expected);
 }
 
+/* An optional [lo, hi] with min <= lo <= hi <= max; absent keeps out. */
+static dk_status get_range(json_t *obj, const char *field, double min, double max,
+                           const char *origin, double out[2], dk_err *err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (!v) return DK_OK;
+    double r[2] = {NAN, NAN};
+    for (size_t i = 0; json_is_array(v) && json_array_size(v) == 2 && i < 2; i++) {
+        json_t *e = json_array_get(v, i);
+        r[i] = json_is_number(e) ? json_number_value(e) : NAN;
+    }
+    if (!(r[0] >= min && r[0] <= r[1] && r[1] <= max)) {
+        char expected[128];
+        snprintf(expected, sizeof expected, "expected [lo, hi] with %g <= lo <= hi <= %g", min,
+                 max);
+        return bad(err, origin, field, expected);
+    }
+    out[0] = r[0], out[1] = r[1];
+    return DK_OK;
+}
+
+static dk_status get_planning(json_t *obj, const char *origin, dk_profile *p, dk_err *err)
+{
+    dk_status st = get_range(obj, "fov_scale", 0.5, 1.5, origin, p->fov_scale, err);
+    if (!st) st = get_range(obj, "slice_coverage", 0.5, 1.5, origin, p->slice_coverage, err);
+    json_t *w = json_object_get(obj, "wrap_probability");
+    if (!st && w) {
+        double x = json_is_number(w) ? json_number_value(w) : NAN;
+        if (x >= 0 && x <= 1)
+            p->wrap_probability = x;
+        else
+            st = bad(err, origin, "wrap_probability", "expected a number in [0, 1]");
+    }
+    if (!st) st = get_range(obj, "wrap_mm", 0, 30, origin, p->wrap_mm, err);
+    if (!st && p->wrap_probability > 0 && !(p->wrap_mm[1] > 0))
+        st = bad(err, origin, "wrap_mm",
+                 "expected [lo, hi] with hi > 0 (mm folded in) when wrap_probability > 0");
+    return st;
+}
+
 static dk_status get_student(json_t *obj, const char *origin, dk_profile *p, dk_err *err)
 {
     json_t *v = json_object_get(obj, "student");
@@ -236,6 +287,7 @@ dk_status dk_profile_from_json_text(const char *text, const char *origin_for_mes
     if (!st) st = get_number(obj, "bias", 0, 1, false, origin, &p.bias, err);
     if (!st) st = get_student(obj, origin, &p, err);
     if (!st) st = get_grades(obj, origin, &p, err);
+    if (!st) st = get_planning(obj, origin, &p, err);
     json_decref(obj);
     if (!st) *out = p;
     return st;
@@ -294,10 +346,24 @@ static char *dump(const dk_profile *p, int precision)
     double total = 0;
     for (int g = 0; g < DK_OA_GRADES; g++)
         total += p->oa_grades[g];
-    if (total > 0 &&
-        json_object_set_new(obj, "oa_grades",
-                            json_pack("[f,f,f,f,f]", p->oa_grades[0], p->oa_grades[1],
-                                      p->oa_grades[2], p->oa_grades[3], p->oa_grades[4]))) {
+    int failed = total > 0 && json_object_set_new(obj, "oa_grades",
+                                                  json_pack("[f,f,f,f,f]", p->oa_grades[0],
+                                                            p->oa_grades[1], p->oa_grades[2],
+                                                            p->oa_grades[3], p->oa_grades[4]));
+    /* planning fields only when set, so older profiles keep their canonical text */
+    const struct {
+        const char *key;
+        const double *r;
+    } ranges[] = {{"fov_scale", p->fov_scale},
+                  {"slice_coverage", p->slice_coverage},
+                  {"wrap_mm", p->wrap_mm}};
+    for (size_t i = 0; i < 3 && !failed; i++)
+        if (ranges[i].r[0] != 0 || ranges[i].r[1] != 0)
+            failed = json_object_set_new(obj, ranges[i].key,
+                                         json_pack("[f,f]", ranges[i].r[0], ranges[i].r[1]));
+    if (!failed && p->wrap_probability != 0)
+        failed = json_object_set_new(obj, "wrap_probability", json_real(p->wrap_probability));
+    if (failed) {
         json_decref(obj);
         return NULL;
     }
@@ -311,7 +377,11 @@ static int same_numbers(const dk_profile *a, const dk_profile *b)
 {
     return !memcmp(a->spacing, b->spacing, sizeof a->spacing) &&
            a->slice_thickness == b->slice_thickness && a->noise == b->noise && a->bias == b->bias &&
-           !memcmp(a->oa_grades, b->oa_grades, sizeof a->oa_grades);
+           !memcmp(a->oa_grades, b->oa_grades, sizeof a->oa_grades) &&
+           !memcmp(a->fov_scale, b->fov_scale, sizeof a->fov_scale) &&
+           !memcmp(a->slice_coverage, b->slice_coverage, sizeof a->slice_coverage) &&
+           a->wrap_probability == b->wrap_probability &&
+           !memcmp(a->wrap_mm, b->wrap_mm, sizeof a->wrap_mm);
 }
 
 char *dk_profile_to_json(const dk_profile *p)

@@ -21,6 +21,12 @@ typedef struct dk_profile {
     char student[64];       /* student architecture name for feature-tap shapes, "" = default */
     double oa_grades[DK_OA_GRADES]; /* the site's Kellgren-Lawrence grade mix (KL 0..4),
                                      * relative weights; all 0 = the generator's default */
+    /* How a site's technologists plan each scan (synthetic generator; {0, 0} and 0 =
+     * a fixed protocol field of view, no wrap-around): */
+    double fov_scale[2];      /* in-plane field of view per scan, [lo, hi] x the box */
+    double slice_coverage[2]; /* slice stack's medial-lateral coverage, [lo, hi] x the box */
+    double wrap_probability;  /* share of scans with wrap-around along the phase axis */
+    double wrap_mm[2];        /* width of anatomy folded in from beyond each edge, mm */
 } dk_profile;
 
 /* Fill out with the built-in profile called name: "repository" (0.7 x 0.36 x 0.36 mm,
@@ -38,7 +44,10 @@ const char *dk_profile_builtin_name(int i);
  * "request body", ...) starts every error message, followed by the field at fault.
  * Required: name, spacing [z,y,x] (> 0), contrast. Optional: slice_thickness
  * (default spacing[0]), noise (default 0), bias (default 0), student (default ""),
- * oa_grades (5 weights >= 0, not all 0; default all 0 = the generator's default mix).
+ * oa_grades (5 weights >= 0, not all 0; default all 0 = the generator's default mix),
+ * fov_scale and slice_coverage ([lo, hi] within [0.5, 1.5]; default {0, 0} = fixed at
+ * 1), wrap_probability (in [0, 1], default 0), wrap_mm ([lo, hi] within [0, 30], hi > 0
+ * when wrap_probability > 0; default {0, 0}).
  * Unknown keys are rejected so typos are caught. DK_EFORMAT on any problem. */
 dk_status dk_profile_from_json_text(const char *text, const char *origin_for_messages,
                                     dk_profile *out, dk_err *err);

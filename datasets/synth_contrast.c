@@ -77,31 +77,95 @@ static void lattice_release(lattice *l)
     memset(l, 0, sizeof *l);
 }
 
-static dk_status lattice_init(lattice *l, const dk_grid *g, const float step_mm[3], uint64_t seed,
-                              dk_err *err)
+/* Where a grid lies (synth_knee.h: dk_knee_fine_grid_fov): a grid with the default box's
+ * spacing sits on its lattice, off[a] voxels from the default grid, and positions and
+ * texture count from that grid (base = its origin), so two fields of view of one subject
+ * agree wherever they overlap. Any other grid counts from its own corner. */
+typedef struct grid_anchor {
+    int off[3];     /* offset of voxel 0 on the lattice */
+    int base_n[3];  /* the default box's voxels (the texture's own lattice spans them) */
+    double base[3]; /* position of lattice voxel 0, mm */
+} grid_anchor;
+
+static void grid_anchor_of(const dk_grid *g, grid_anchor *out)
+{
+    const double roi[3] = {DK_KNEE_ROI_Z, DK_KNEE_ROI_Y, DK_KNEE_ROI_X};
+    for (int a = 0; a < 3; a++) {
+        double sp = g->spacing[a];
+        int n0 = (int)lround(roi[a] / sp);
+        double o0 = -0.5 * (n0 - 1) * sp, k = (g->origin[a] - o0) / sp;
+        bool on_lattice = n0 >= 1 && fabs(n0 * sp - roi[a]) < 1e-9 && fabs(k - round(k)) < 1e-6;
+        out->off[a] = on_lattice ? (int)lround(k) : 0;
+        out->base_n[a] = on_lattice ? n0 : g->dims[a];
+        out->base[a] = on_lattice ? o0 : g->origin[a];
+    }
+}
+
+/* A lattice value: the default box's sequence where it reaches (as before fields of
+ * view varied), a hash of the cell beyond. */
+static float lattice_value(const float *inner, const int inner_dims[3], const int c[3],
+                           uint64_t seed)
+{
+    if (c[0] >= 0 && c[1] >= 0 && c[2] >= 0 && c[0] < inner_dims[0] && c[1] < inner_dims[1] &&
+        c[2] < inner_dims[2])
+        return inner[((size_t)c[0] * inner_dims[1] + c[1]) * inner_dims[2] + c[2]];
+    uint64_t st = seed ^ (uint64_t)(int64_t)c[0] * 0xA0761D6478BD642FULL ^
+                  (uint64_t)(int64_t)c[1] * 0xE7037ED1A0B428DBULL ^
+                  (uint64_t)(int64_t)c[2] * 0x8EBC6AF09C88C6E3ULL;
+    return (float)((knee_rng_next(&st) >> 40) * (1.0 / 16777216.0)) * 2 - 1;
+}
+
+static dk_status lattice_values(lattice *l, const grid_anchor *an, const dk_grid *g,
+                                const float step_mm[3], const int first[3], uint64_t seed,
+                                dk_err *err)
+{
+    int inner_dims[3];
+    for (int a = 0; a < 3; a++)
+        inner_dims[a] = (int)ceil(an->base_n[a] * g->spacing[a] / step_mm[a]) + 2;
+    size_t n_inner = (size_t)inner_dims[0] * inner_dims[1] * inner_dims[2];
+    float *inner = malloc(n_inner * sizeof *inner);
+    size_t n = (size_t)l->dims[0] * l->dims[1] * l->dims[2];
+    l->values = malloc(n * sizeof *l->values);
+    if (!inner || !l->values) {
+        free(inner);
+        return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for a texture lattice");
+    }
+    uint64_t st = seed;
+    for (size_t i = 0; i < n_inner; i++)
+        inner[i] = (float)((knee_rng_next(&st) >> 40) * (1.0 / 16777216.0)) * 2 - 1;
+    float *v = l->values;
+    for (int k = 0; k < l->dims[0]; k++)
+        for (int j = 0; j < l->dims[1]; j++)
+            for (int i = 0; i < l->dims[2]; i++) {
+                int c[3] = {first[0] + k, first[1] + j, first[2] + i};
+                *v++ = lattice_value(inner, inner_dims, c, seed);
+            }
+    free(inner);
+    return DK_OK;
+}
+
+static dk_status lattice_init(lattice *l, const grid_anchor *an, const dk_grid *g,
+                              const float step_mm[3], uint64_t seed, dk_err *err)
 {
     memset(l, 0, sizeof *l);
+    int first[3];
     for (int a = 0; a < 3; a++) {
-        double extent = g->dims[a] * g->spacing[a];
-        l->dims[a] = (int)ceil(extent / step_mm[a]) + 2;
         l->cell[a] = malloc(sizeof(int) * (size_t)g->dims[a]);
         l->frac[a] = malloc(sizeof(float) * (size_t)g->dims[a]);
         if (!l->cell[a] || !l->frac[a]) goto nomem;
         for (int i = 0; i < g->dims[a]; i++) {
-            double f = (i + 0.5) * g->spacing[a] / step_mm[a];
+            double f = (i + an->off[a] + 0.5) * g->spacing[a] / step_mm[a];
             int c = (int)floor(f);
             float t = (float)(f - c);
-            l->cell[a][i] = c;
+            if (i == 0) first[a] = c;
+            l->cell[a][i] = c - first[a];
             l->frac[a][i] = t * t * (3 - 2 * t);
         }
+        l->dims[a] = l->cell[a][g->dims[a] - 1] + 2;
     }
-    size_t n = (size_t)l->dims[0] * l->dims[1] * l->dims[2];
-    l->values = malloc(n * sizeof *l->values);
-    if (!l->values) goto nomem;
-    uint64_t st = seed;
-    for (size_t i = 0; i < n; i++)
-        l->values[i] = (float)((knee_rng_next(&st) >> 40) * (1.0 / 16777216.0)) * 2 - 1;
-    return DK_OK;
+    dk_status st = lattice_values(l, an, g, step_mm, first, seed, err);
+    if (st) lattice_release(l);
+    return st;
 nomem:
     lattice_release(l);
     return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for a texture lattice");
@@ -129,7 +193,7 @@ typedef struct coarse_fields {
 } coarse_fields;
 
 static dk_status coarse_init(coarse_fields *cf, const knee_model *m, const dk_grid *g,
-                             dk_err *err)
+                             float *const pos[3], dk_err *err)
 {
     for (int a = 0; a < 3; a++) cf->dims[a] = g->dims[a] / 2 + 1;
     size_t n = (size_t)cf->dims[0] * cf->dims[1] * cf->dims[2];
@@ -139,10 +203,7 @@ static dk_status coarse_init(coarse_fields *cf, const knee_model *m, const dk_gr
     for (int k = 0; k < cf->dims[0]; k++)
         for (int j = 0; j < cf->dims[1]; j++)
             for (int i = 0; i < cf->dims[2]; i++) {
-                float pw[3] = {(float)(g->origin[0] + 2 * k * g->spacing[0]),
-                               (float)(g->origin[1] + 2 * j * g->spacing[1]),
-                               (float)(g->origin[2] + 2 * i * g->spacing[2])},
-                      pt[3];
+                float pw[3] = {pos[0][2 * k], pos[1][2 * j], pos[2][2 * i]}, pt[3];
                 knee_to_tibia(m, pw, pt);
                 knee_fields_at(m, pt, f++);
             }
@@ -182,6 +243,7 @@ static void coarse_at(const coarse_fields *cf, int k, int j, int i, knee_fields 
 typedef struct render_ctx {
     const knee_model *model;
     const dk_grid *grid;
+    float *pos[3]; /* world position of each voxel index (and 2 beyond), mm */
     coarse_fields fields;
     float base[TISSUE_COUNT], tex_low[TISSUE_COUNT], tex_high[TISSUE_COUNT], layering;
     float fat_unsuppressed, marrow_unsuppressed, fat_sat_failure;
@@ -227,11 +289,7 @@ static inline float smooth_step(float x)
 static void render_voxel(const render_ctx *c, int kind, int k, int j, int i, float *image,
                          uint8_t *label)
 {
-    const dk_grid *g = c->grid;
-    float pw[3] = {(float)(g->origin[0] + k * g->spacing[0]),
-                   (float)(g->origin[1] + j * g->spacing[1]),
-                   (float)(g->origin[2] + i * g->spacing[2])},
-          pt[3];
+    float pw[3] = {c->pos[0][k], c->pos[1][j], c->pos[2][i]}, pt[3];
     float n_low = lattice_at(&c->low, k, j, i);
     knee_point p;
     float bml = 0;
@@ -287,10 +345,26 @@ static void render_block(const render_ctx *c, int k0, int j0, int i0, dk_volume 
 static void render_ctx_release(render_ctx *c)
 {
     free(c->fields.at);
+    for (int a = 0; a < 3; a++)
+        free(c->pos[a]);
     lattice_release(&c->low);
     lattice_release(&c->fine);
     lattice_release(&c->fibre);
     lattice_release(&c->fat_sat);
+}
+
+/* Voxel positions from the grid's anchor: the same lattice voxel, the same float. */
+static dk_status positions_init(float *pos[3], const grid_anchor *an, const dk_grid *g,
+                                dk_err *err)
+{
+    for (int a = 0; a < 3; a++) {
+        pos[a] = malloc(sizeof(float) * ((size_t)g->dims[a] + 2));
+        if (!pos[a])
+            return dk_err_set(err, DK_ENOMEM, "synthetic knee: no memory for the positions");
+        for (int i = 0; i < g->dims[a] + 2; i++)
+            pos[a][i] = (float)(an->base[a] + (i + an->off[a]) * g->spacing[a]);
+    }
+    return DK_OK;
 }
 
 static dk_status render_ctx_init(render_ctx *c, const knee_model *m, const contrast_table *ct,
@@ -315,14 +389,20 @@ static dk_status render_ctx_init(render_ctx *c, const knee_model *m, const contr
     knee_surface_bands(m, &c->band_femur_mm, &c->band_tibia_mm);
     const float low_mm[3] = {5, 5, 5}, fine_mm[3] = {0.9f, 0.9f, 0.9f},
                 fibre_mm[3] = {1.2f, 6.0f, 1.0f}; /* muscle fibres run superior-inferior */
-    dk_status s = lattice_init(&c->low, grid, low_mm, knee_rng_next(&st), err);
-    if (!s) s = lattice_init(&c->fine, grid, fine_mm, knee_rng_next(&st), err);
-    if (!s) s = lattice_init(&c->fibre, grid, fibre_mm, knee_rng_next(&st), err);
+    grid_anchor an;
+    grid_anchor_of(grid, &an);
+    dk_status s = positions_init(c->pos, &an, grid, err);
+    uint64_t low_seed = knee_rng_next(&st);
+    if (!s) s = lattice_init(&c->low, &an, grid, low_mm, low_seed, err);
+    uint64_t fine_seed = knee_rng_next(&st);
+    if (!s) s = lattice_init(&c->fine, &an, grid, fine_mm, fine_seed, err);
+    uint64_t fibre_seed = knee_rng_next(&st);
+    if (!s) s = lattice_init(&c->fibre, &an, grid, fibre_mm, fibre_seed, err);
     const float fat_sat_mm[3] = {25, 25, 25}; /* field inhomogeneity varies over cm */
     uint64_t fat_sat_seed = knee_rng_next(&st);
     if (!s && c->fat_sat_failure > 0)
-        s = lattice_init(&c->fat_sat, grid, fat_sat_mm, fat_sat_seed, err);
-    if (!s) s = coarse_init(&c->fields, m, grid, err);
+        s = lattice_init(&c->fat_sat, &an, grid, fat_sat_mm, fat_sat_seed, err);
+    if (!s) s = coarse_init(&c->fields, m, grid, c->pos, err);
     if (s) render_ctx_release(c);
     return s;
 }
@@ -373,19 +453,95 @@ dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const d
     return DK_OK;
 }
 
+dk_grid dk_knee_fine_grid_fov(const double profile_spacing[3], const double fov_scale[3])
+{
+    dk_grid g = dk_knee_fine_grid(profile_spacing);
+    for (int a = 0; a < 3 && fov_scale; a++) {
+        int n = (int)lround(g.dims[a] * (fov_scale[a] > 0 ? fov_scale[a] : 1));
+        n = n < BLOCK ? BLOCK : n;
+        /* centred to within 2 voxels: a start a multiple of 4 voxels from the default
+         * box's keeps blocks and coarse fields on the same points */
+        int extra_before = BLOCK * (int)lround((n - g.dims[a]) / (2.0 * BLOCK));
+        g.origin[a] -= extra_before * g.spacing[a];
+        g.dims[a] = n;
+    }
+    return g;
+}
+
+static float max_of(const float *x, size_t n)
+{
+    float m = 0;
+    for (size_t v = 0; v < n; v++)
+        m = x[v] > m ? x[v] : m;
+    return m;
+}
+
+/* Render grid extended by strip voxels beyond both edges along axis and fold the strips
+ * onto the opposite edges (wrap-around); labels are the field of view's own. *unfolded_max
+ * gets the largest intensity of the field of view before folding. */
+static dk_status render_wrapped(const dk_knee_subject *s, const char *contrast,
+                                const dk_grid *grid, int axis, int strip, const char *id,
+                                dk_volume *out, float *unfolded_max, dk_err *err)
+{
+    dk_grid wide = *grid;
+    wide.dims[axis] += 2 * strip;
+    wide.origin[axis] -= strip * grid->spacing[axis];
+    dk_volume ext;
+    dk_status st = dk_knee_render(s, contrast, &wide, id, &ext, err);
+    if (st) return st;
+    st = dk_volume_alloc(out, id, grid->dims, true, err);
+    if (st) {
+        dk_volume_release(&ext);
+        return st;
+    }
+    memcpy(out->spacing, grid->spacing, sizeof out->spacing);
+    memcpy(out->origin, grid->origin, sizeof out->origin);
+    memcpy(out->source, ext.source, sizeof out->source);
+    size_t step = axis == 1 ? (size_t)wide.dims[2] : 1, v = 0;
+    for (int z = 0; z < grid->dims[0]; z++) /* the field of view's own image and labels */
+        for (int y = 0; y < grid->dims[1]; y++)
+            for (int x = 0; x < grid->dims[2]; x++, v++) {
+                size_t at = ((size_t)z * wide.dims[1] + y) * wide.dims[2] + x + strip * step;
+                out->image[v] = ext.image[at];
+                out->label[v] = ext.label[at];
+            }
+    *unfolded_max = max_of(out->image, v);
+    dk_knee_fold(ext.image, wide.dims, axis, strip, out->image);
+    dk_volume_release(&ext);
+    return DK_OK;
+}
+
 dk_status dk_knee_synth(const dk_knee_subject *s, const dk_profile *profile,
                         const char *contrast, bool with_label, const char *id, dk_volume *out,
                         dk_err *err)
 {
-    dk_grid grid = dk_knee_fine_grid(profile->spacing);
+    dk_knee_scan scan;
+    dk_knee_scan_draw(s, profile, &scan);
+    return dk_knee_synth_scan(s, &scan, profile, contrast, with_label, id, out, err);
+}
+
+dk_status dk_knee_synth_scan(const dk_knee_subject *s, const dk_knee_scan *plan,
+                             const dk_profile *profile, const char *contrast, bool with_label,
+                             const char *id, dk_volume *out, dk_err *err)
+{
+    dk_grid grid = dk_knee_fine_grid_fov(profile->spacing, plan->fov_scale);
     const char *use = contrast ? contrast : profile->contrast;
+    int phase = plan->phase_axis == 1 ? 1 : 2;
+    int strip = plan->wrap_mm > 0 ? 4 * (int)lround(plan->wrap_mm / grid.spacing[phase] / 4) : 0;
+    strip = strip > grid.dims[phase] / 2 ? 4 * (grid.dims[phase] / 8) : strip;
     dk_volume fine;
-    dk_status st = dk_knee_render(s, use, &grid, id, &fine, err);
+    float unfolded_max = 0;
+    dk_status st = strip > 0 ? render_wrapped(s, use, &grid, phase, strip, id, &fine,
+                                              &unfolded_max, err)
+                             : dk_knee_render(s, use, &grid, id, &fine, err);
     if (st) return st;
     /* this scan's coil loading and SNR, around the site protocol's */
     dk_profile scan = *profile;
     scan.bias = fmin(0.9, profile->bias * (s->bias_factor > 0 ? s->bias_factor : 1));
     scan.noise = fmin(0.9, profile->noise * (s->noise_factor > 0 ? s->noise_factor : 1));
+    float folded_max = strip > 0 ? max_of(fine.image, dk_volume_voxels(&fine)) : 0;
+    if (folded_max > 0) /* the noise follows the anatomy's brightest tissue, not the fold's */
+        scan.noise *= unfolded_max / folded_max;
     st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
                     err);
     dk_volume_release(&fine);

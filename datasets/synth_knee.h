@@ -10,8 +10,9 @@
  *
  * Array axes (z, y, x) = (medial-lateral, superior->inferior, anterior->posterior):
  * a z slice, drawn with y down the rows and x along the columns, is the classic
- * sagittal knee view (femur on top, anterior on the left). The field of view is a
- * fixed box of DK_KNEE_ROI_* mm; the joint sits in it where the subject's shift puts
+ * sagittal knee view (femur on top, anterior on the left). The field of view is a box
+ * of DK_KNEE_ROI_* mm at a fixed protocol (the repository's), sized per scan at a
+ * clinical profile (dk_knee_scan); the joint sits in it where the subject's shift puts
  * it, so parts of the bones may lie outside.
  *
  * Classes (OAI-ZIB): 0 background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial
@@ -38,7 +39,7 @@ enum {
 };
 
 /* Physical extent of the region of interest, mm, z y x (64 x 160 x 160 voxels at the
- * repository's 0.7 x 0.36 x 0.36 mm). */
+ * repository's 0.7 x 0.36 x 0.36 mm); a clinical scan's box is fov_scale times it. */
 #define DK_KNEE_ROI_Z 44.8
 #define DK_KNEE_ROI_Y 57.6
 #define DK_KNEE_ROI_X 57.6
@@ -118,5 +119,29 @@ dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const d
 dk_status dk_knee_synth(const dk_knee_subject *s, const dk_profile *profile,
                         const char *contrast, bool with_label, const char *id, dk_volume *out,
                         dk_err *err);
+
+/* How one scan of a subject was planned: its field of view and wrap-around. */
+typedef struct dk_knee_scan {
+    double fov_scale[3]; /* scanned box / DK_KNEE_ROI_*, z y x (z: the slice coverage) */
+    double wrap_mm;      /* anatomy beyond each phase-encode edge folded onto the opposite
+                          * edge, mm; 0 = none */
+    int phase_axis;      /* 1 (y) or 2 (x): the subject's phase_axis */
+} dk_knee_scan;
+
+/* The scan dk_knee_synth makes of s at profile: fov_scale, slice_coverage, wrap from
+ * the profile's ranges (fixed at 1 and no wrap when unset), drawn from a stream of
+ * s->seed of its own, so the subject's other draws stay as they were. */
+void dk_knee_scan_draw(const dk_knee_subject *s, const dk_profile *profile, dk_knee_scan *out);
+
+/* The fine grid of a scanned box fov_scale x the ROI (z y x): dk_knee_fine_grid's
+ * spacing, centred on the ROI to within 2 voxels, on the same lattice of voxels as
+ * dk_knee_fine_grid, so two fields of view of a subject agree wherever they overlap.
+ * fov_scale NULL = 1 (= dk_knee_fine_grid). */
+dk_grid dk_knee_fine_grid_fov(const double profile_spacing[3], const double fov_scale[3]);
+
+/* dk_knee_synth with the scan given (dk_knee_synth draws it with dk_knee_scan_draw). */
+dk_status dk_knee_synth_scan(const dk_knee_subject *s, const dk_knee_scan *scan,
+                             const dk_profile *profile, const char *contrast, bool with_label,
+                             const char *id, dk_volume *out, dk_err *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* synth_quality.h: per-scan image-quality defects of a synthetic knee scan that the
- * site profile does not fix: motion ghosting along the phase-encode axis (and, in
+ * site profile does not fix: motion ghosting and wrap-around along the phase-encode
+ * axis, the field of view a technologist planned (dk_knee_scan_draw) (and, in
  * synth_contrast.c, incomplete fat suppression; in dk_knee_synth, the scan's own
  * bias-field strength and noise level). docs/synthetic-knee.md gives their basis. */
 #ifndef DK_SYNTH_QUALITY_H
@@ -14,5 +15,12 @@
  * unchanged. DK_EINVAL for a bad axis or step, DK_ENOMEM. */
 dk_status dk_knee_ghosts(float *image, const int dims[3], int axis, double amplitude, int step,
                          dk_err *err);
+
+/* Wrap-around: src is a scan extended by strip voxels beyond both edges along axis (1 =
+ * y, 2 = x, the phase-encode direction); dst (src's dims less 2 * strip along axis) gets
+ * the field of view with each strip added onto the opposite edge, as a Fourier
+ * acquisition with too small a phase field of view aliases it. dst and src must not
+ * overlap; 0 <= strip <= (src's dims along axis) / 4. */
+void dk_knee_fold(const float *src, const int src_dims[3], int axis, int strip, float *dst);
 
 #endif

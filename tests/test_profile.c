@@ -37,6 +37,11 @@ Test(profile, builtins_mirror_real_protocols)
     cr_assert_eq(p.slice_thickness, 3.5); /* a 1.0 mm gap */
     cr_assert(p.noise > 0.05 && p.bias > 0.2);
     cr_assert(p.oa_grades[3] > p.oa_grades[0], "the OA clinic sees more advanced grades");
+    cr_assert(p.fov_scale[0] < 1 && p.fov_scale[1] > 1 && p.wrap_probability > 0,
+              "clinical scans are planned by hand");
+    cr_assert_eq(dk_profile_builtin("repository", &p, &err), DK_OK);
+    cr_assert(p.fov_scale[1] == 0 && p.slice_coverage[1] == 0 && p.wrap_probability == 0,
+              "the repository's protocol fixes the field of view");
     cr_assert_eq(dk_profile_builtin("clinical", &p, &err), DK_ENOTFOUND);
     cr_assert(strstr(err.msg, "'clinical'") && strstr(err.msg, "clinical-4.5mm"), "%s", err.msg);
 }
@@ -69,7 +74,11 @@ Test(profile, json_round_trip)
     free(json);
     /* a value that needs all 17 digits still reads back exactly */
     dk_profile odd = {"odd_site", {0.1 + 0.2, 1.0 / 3, 0.5}, 2.0 / 3, "t1", 0.07, 0.0, "tiny-unet",
-                      {0}};
+                      {0}, {0}, {0}, 0, {0}};
+    check_round_trip(&odd);
+    odd.fov_scale[0] = 0.9, odd.fov_scale[1] = 1.0 / 0.9;
+    odd.slice_coverage[0] = odd.slice_coverage[1] = 0.7;
+    odd.wrap_probability = 1.0 / 7, odd.wrap_mm[1] = 0.1 + 0.2;
     check_round_trip(&odd);
 }
 
@@ -86,6 +95,9 @@ Test(profile, optional_fields_default)
     cr_assert_eq(p.bias, 0.0);
     cr_assert_str_eq(p.student, "");
     cr_assert_str_eq(p.name, "site-a");
+    /* no planning fields: a fixed field of view, no wrap-around */
+    cr_assert(p.fov_scale[0] == 0 && p.fov_scale[1] == 0 && p.slice_coverage[1] == 0);
+    cr_assert(p.wrap_probability == 0 && p.wrap_mm[1] == 0);
 }
 
 /* Each malformed profile and the words its message must contain. */
@@ -132,6 +144,24 @@ static const struct {
     {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
      "\"oa_grades\": [0, 0, 0, 0, 0]}",
      "field 'oa_grades'", "not all 0"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"fov_scale\": [1.1, 0.9]}",
+     "field 'fov_scale'", "lo <= hi"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"fov_scale\": 1}",
+     "field 'fov_scale'", "[lo, hi]"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
+     "\"slice_coverage\": [0.2, 1]}",
+     "field 'slice_coverage'", "0.5 <= lo"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
+     "\"slice_coverage\": [1, \"all\"]}",
+     "field 'slice_coverage'", "hi <= 1.5"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
+     "\"wrap_probability\": 1.2, \"wrap_mm\": [1, 2]}",
+     "field 'wrap_probability'", "[0, 1]"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", "
+     "\"wrap_probability\": 0.2}",
+     "field 'wrap_mm'", "hi > 0"},
+    {"{\"name\": \"a\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\", \"wrap_mm\": [0, 40]}",
+     "field 'wrap_mm'", "hi <= 30"},
     {"{\"name\": \"a\", \"spacnig\": [1, 1, 1], \"contrast\": \"t1\"}", "unknown field 'spacnig'",
      "allowed"},
     {"{\"name\": \"a\", \"name\": \"b\", \"spacing\": [1, 1, 1], \"contrast\": \"t1\"}",

@@ -215,7 +215,7 @@ Test(synth, fine_grid_anatomy_statistics, .timeout = 120)
     }
 }
 
-static void check_fractions(const char *profile_name, const char *contrast, int expect_z)
+static void check_fractions(const char *profile_name, const char *contrast, int z_lo, int z_hi)
 {
     dk_profile p;
     dk_err err = {0};
@@ -224,7 +224,7 @@ static void check_fractions(const char *profile_name, const char *contrast, int 
         dk_knee_subject s = subject(3, index, -1);
         dk_volume v;
         cr_assert_eq(dk_knee_synth(&s, &p, contrast, true, "k", &v, &err), DK_OK, "%s", err.msg);
-        cr_assert_eq(v.dims[0], expect_z);
+        cr_assert(v.dims[0] >= z_lo && v.dims[0] <= z_hi, "%d slices", v.dims[0]);
         size_t n = dk_volume_voxels(&v), count[5] = {0};
         for (size_t i = 0; i < n; i++) {
             cr_assert_lt(v.label[i], 5);
@@ -249,12 +249,12 @@ static void check_fractions(const char *profile_name, const char *contrast, int 
 
 Test(synth, class_fractions_at_repository, .timeout = 120)
 {
-    check_fractions("repository", NULL, 64);
+    check_fractions("repository", NULL, 64, 64); /* a fixed protocol field of view */
 }
 
 Test(synth, class_fractions_at_clinical, .timeout = 120)
 {
-    check_fractions("clinical-3.3mm", "pd-fs", 14);
+    check_fractions("clinical-3.3mm", "pd-fs", 12, 16); /* coverage 0.85-1.15 of 14 */
 }
 
 /* ---- splits ---- */
@@ -309,11 +309,13 @@ static const char *py_check =
     "    g = vols[k]; s = g.attrs['split']; s = s.decode() if isinstance(s, bytes) else str(s)\n"
     "    splits[s] = splits.get(s, 0) + 1\n"
     "    img = g['image'][()]\n"
-    "    assert img.dtype == np.float32 and img.shape == (14, 186, 186), (img.dtype, img.shape)\n"
+    "    z, y, x = img.shape  # a clinical field of view varies per scan\n"
+    "    assert img.dtype == np.float32 and 12 <= z <= 16 and 172 <= y == x <= 200, img.shape\n"
     "    assert np.isfinite(img).all() and img.max() > 0\n"
     "    if s == 'unlabelled': assert 'label' not in g, k\n"
     "    else:\n"
     "        lab = g['label'][()]; assert lab.max() == 4 and lab.min() == 0, k\n"
+    "        assert lab.shape == img.shape, (k, lab.shape, img.shape)\n"
     "print('splits', sorted(splits.items()))\n";
 
 static void run_ok(const char *cmd, char *out, size_t cap)
