@@ -370,6 +370,7 @@ dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const d
         for (int j = 0; j < grid->dims[1]; j += BLOCK)
             for (int i = 0; i < grid->dims[2]; i += BLOCK) render_block(&c, k, j, i, out);
     render_ctx_release(&c);
+    knee_relabel(out->label, dk_volume_voxels(out), s->classes);
     return DK_OK;
 }
 
