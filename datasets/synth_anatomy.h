@@ -23,13 +23,11 @@ typedef enum knee_tissue {
     TISSUE_COUNT,
 } knee_tissue;
 
-/* Labels of the anatomy, before a class set maps them (knee_relabel): the OAI-ZIB ids
- * (DK_KNEE_*) and the two the OAI-ZIB set calls background. */
-enum {
-    KNEE_PATELLA = DK_KNEE_CLASS_COUNT,
-    KNEE_PATELLAR_CARTILAGE,
-    KNEE_ANATOMY_COUNT,
-};
+/* Labels of the anatomy, before a class set maps them (knee_relabel): the ids of the
+ * anatomy set (DK_KNEE_*, DK_KNEE_PATELLA, DK_KNEE_PATELLAR_CARTILAGE). */
+#define KNEE_PATELLA DK_KNEE_PATELLA
+#define KNEE_PATELLAR_CARTILAGE DK_KNEE_PATELLAR_CARTILAGE
+#define KNEE_ANATOMY_COUNT DK_KNEE_ANATOMY_COUNT
 
 /* Map anatomy labels in place to the ids of set (synth_classes.c). */
 void knee_relabel(uint8_t *labels, size_t n, dk_knee_class_set set);

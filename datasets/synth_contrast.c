@@ -387,7 +387,7 @@ dk_status dk_knee_synth(const dk_knee_subject *s, const dk_profile *profile,
     dk_profile scan = *profile;
     scan.bias = fmin(0.9, profile->bias * (s->bias_factor > 0 ? s->bias_factor : 1));
     scan.noise = fmin(0.9, profile->noise * (s->noise_factor > 0 ? s->noise_factor : 1));
-    st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
+    st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_ANATOMY_COUNT, out,
                     err);
     dk_volume_release(&fine);
     if (st) return st;

@@ -44,6 +44,8 @@ enum {
 typedef enum dk_knee_class_set {
     DK_KNEE_CLASSES_OAI_ZIB = 0, /* the ids above */
     DK_KNEE_CLASSES_CARTILAGE = 1, /* the ids below */
+    DK_KNEE_CLASSES_ANATOMY = 2,   /* every structure: the OAI-ZIB ids, 5 patella,
+                                    * 6 patellar cartilage (tests, measurements) */
 } dk_knee_class_set;
 
 enum {
@@ -51,6 +53,9 @@ enum {
     DK_KNEE_CART_TIBIAL = 2,
     DK_KNEE_CART_PATELLAR = 3,
     DK_KNEE_CART_COUNT = 4,
+    DK_KNEE_PATELLA = 5, /* the anatomy set's two more */
+    DK_KNEE_PATELLAR_CARTILAGE = 6,
+    DK_KNEE_ANATOMY_COUNT = 7,
 };
 
 /* Physical extent of the region of interest, mm, z y x (64 x 160 x 160 voxels at the
@@ -107,10 +112,11 @@ typedef struct dk_knee_subject {
 /* The class names (background, femur, femoral_cartilage, tibia, tibial_cartilage). */
 void dk_knee_classes(dk_classes *out);
 
-/* The class names of set (count 5 for OAI-ZIB, 4 for cartilage). */
+/* The class names of set (count 5 for OAI-ZIB, 4 for cartilage, 7 for anatomy). */
 void dk_knee_class_set_names(dk_knee_class_set set, dk_classes *out);
 
-/* set from its name, "oai-zib" or "cartilage"; false (out untouched) for any other. */
+/* set from its name, "oai-zib", "cartilage" or "anatomy"; false (out untouched) for
+ * any other. */
 bool dk_knee_class_set_parse(const char *name, dk_knee_class_set *out);
 
 /* Draw subject number index of the generator seeded with seed: independent of every

@@ -15,17 +15,17 @@
 
 #include "datasets/synth_anatomy.h"
 
-#define PAT_THICKNESS_MIN_MM 1.5f
-#define PAT_THICKNESS_MAX_MM 4.5f
-#define PAT_FIELD_AMP_MM 0.6f   /* the thickness field's swing around its mean */
-#define PAT_LATTICE 10.0f       /* model units between the field's lattice points */
-#define FEMUR_CARTILAGE_MAX_MM 3.0f /* synth_anatomy.c's THICKNESS_MAX_MM */
-#define PAT_CUT 0.45f           /* the face cuts the ellipsoid this far behind its centre,
-                                 * as a fraction of the anterior semi-axis */
-#define TENDON_HALF_WIDTH 12.0f /* model units: the tendon is a band 24 wide ... */
-#define TENDON_HALF_THICK 2.2f  /* ... and 4.4 thick */
-#define CENTRE_V_MIN -65.0f     /* the centre's range along the femur (v, femur frame) */
-#define CENTRE_V_MAX 6.0f
+#define PAT_THICKNESS_MIN_MM   1.5f
+#define PAT_THICKNESS_MAX_MM   4.5f
+#define PAT_FIELD_AMP_MM       0.6f  /* the thickness field's swing around its mean */
+#define PAT_LATTICE            10.0f /* model units between the field's lattice points */
+#define FEMUR_CARTILAGE_MAX_MM 3.0f  /* synth_anatomy.c's THICKNESS_MAX_MM */
+/* the face cuts the ellipsoid this far behind its centre (x the anterior semi-axis) */
+#define PAT_CUT           0.45f
+#define TENDON_HALF_WIDTH 12.0f  /* model units: the tendon is a band 24 wide ... */
+#define TENDON_HALF_THICK 2.2f   /* ... and 4.4 thick */
+#define CENTRE_V_MIN      -65.0f /* the centre's range along the femur (v, femur frame) */
+#define CENTRE_V_MAX      6.0f
 
 static float smooth01(float x)
 {
@@ -54,9 +54,11 @@ static float patellar_thickness(const knee_model *m, const float l[3])
     float lateral = smooth01((l[0] + 4) / 8);
     float keep = (1 - lateral) * m->pat_keep[0] + lateral * m->pat_keep[1];
     const float s = 1.0f / PAT_LATTICE;
-    float t = m->pat_mean + PAT_FIELD_AMP_MM * knee_value_noise(m->pat_field_seed, l[0] * s,
-                                                                l[1] * s, 0);
-    t = t < PAT_THICKNESS_MIN_MM ? PAT_THICKNESS_MIN_MM : t > PAT_THICKNESS_MAX_MM ? PAT_THICKNESS_MAX_MM : t;
+    float t =
+        m->pat_mean + PAT_FIELD_AMP_MM * knee_value_noise(m->pat_field_seed, l[0] * s, l[1] * s, 0);
+    t = t < PAT_THICKNESS_MIN_MM   ? PAT_THICKNESS_MIN_MM
+        : t > PAT_THICKNESS_MAX_MM ? PAT_THICKNESS_MAX_MM
+                                   : t;
     return keep * t * taper;
 }
 
@@ -123,8 +125,10 @@ static void centre_at(knee_model *m, float v, float centre_mm)
     float lo = -90, hi = -9; /* d(lo) > centre_mm > d(hi): hi lies in the trochlea */
     for (int it = 0; it < 30; it++) {
         float mid = 0.5f * (lo + hi), p[3] = {0, v, mid};
-        if (knee_femur_distance(m, p) * m->scale > centre_mm) lo = mid;
-        else hi = mid;
+        if (knee_femur_distance(m, p) * m->scale > centre_mm)
+            lo = mid;
+        else
+            hi = mid;
     }
     float c[3] = {0, v, 0.5f * (lo + hi)}, h = 0.5f;
     float pv0[3] = {0, v - h, c[2]}, pv1[3] = {0, v + h, c[2]};
@@ -144,10 +148,12 @@ static float tendon_span(knee_model *m, float v, float centre_mm, const float t[
 {
     centre_at(m, v, centre_mm);
     float pf[3];
-    for (int a = 0; a < 3; a++) pf[a] = m->pat_c[a] + m->pat_r[1] * m->pat_ev[a];
+    for (int a = 0; a < 3; a++)
+        pf[a] = m->pat_c[a] + m->pat_r[1] * m->pat_ev[a];
     knee_from_femur(m, pf, pole);
     float d2 = 0;
-    for (int a = 0; a < 3; a++) d2 += (pole[a] - t[a]) * (pole[a] - t[a]);
+    for (int a = 0; a < 3; a++)
+        d2 += (pole[a] - t[a]) * (pole[a] - t[a]);
     return sqrtf(d2);
 }
 
@@ -162,8 +168,10 @@ static void place_patella(knee_model *m, double insall_salvati)
     /* the span shrinks as the patella moves down; past either end it stays there */
     for (int it = 0; it < 30; it++) {
         float mid = 0.5f * (lo + hi);
-        if (tendon_span(m, mid, centre_mm, tub, pole) > tendon) lo = mid;
-        else hi = mid;
+        if (tendon_span(m, mid, centre_mm, tub, pole) > tendon)
+            lo = mid;
+        else
+            hi = mid;
     }
     tendon_span(m, 0.5f * (lo + hi), centre_mm, tub, pole);
     memcpy(m->tendon_a, pole, sizeof pole);
@@ -172,7 +180,7 @@ static void place_patella(knee_model *m, double insall_salvati)
 
 void knee_patella_build(knee_model *m, const dk_knee_subject *s)
 {
-    uint64_t st = s->seed ^ 0xA54FF53A5F1D36F1ULL; /* its own stream: other draws stay */
+    uint64_t st = s->seed ^ 0xA54FF53A5F1D36F1ULL;          /* its own stream: other draws stay */
     m->pat_r[0] = (float)knee_rng_uniform(&st, 20, 22.5);   /* width 40-45 */
     m->pat_r[1] = (float)knee_rng_uniform(&st, 18.5, 21.5); /* height 37-43 */
     /* anterior semi-axis: with the part behind the centre, 20-25 thick */
