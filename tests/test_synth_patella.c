@@ -3,11 +3,13 @@
  * height, the class sets' names and ids, determinism. The subjects are shifted so
  * that the patella lies inside the field of view (it mostly lies above and in front). */
 #include <criterion/criterion.h>
-#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "datasets/dataset.h"
 #include "datasets/synth_knee.h"
+#include "testutil.h"
 
 /* Subject index of seed, healthy, cleanly scanned, moved down and back by 25 and 20
  * mm so that its patella is in the box, labelled with every structure. */
@@ -240,4 +242,43 @@ Test(patella, deterministic_per_seed, .timeout = 60)
     cr_assert_gt(patellar, 500, "acquired at 3.3 mm, the patellar cartilage stays: %zu", patellar);
     dk_volume_release(&v1);
     dk_volume_release(&v2);
+}
+
+Test(patella, data_synth_writes_the_chosen_class_set, .timeout = 120)
+{
+    char *dir = dk_test_tmpdir();
+    char cmd[1024], out[8192], path[512];
+    snprintf(path, sizeof path, "%s/c.h5", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s data synth --profile clinical-4.5mm --classes cartilage --n 2 --quiet --out %s",
+             dk_test_bin(), path);
+    int rc = dk_test_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "`%s` exited %d:\n%s", cmd, rc, out);
+    dk_err err = {0};
+    dk_dataset *ds = dk_dataset_open(path, &err);
+    cr_assert_not_null(ds, "%s", err.msg);
+    const dk_classes *c = dk_dataset_classes(ds);
+    cr_assert_eq(c->count, 4);
+    cr_assert_str_eq(c->names[1], "femoral_cartilage");
+    cr_assert_str_eq(c->names[3], "patellar_cartilage");
+    for (int i = 0; i < dk_dataset_count(ds); i++) {
+        dk_volume v;
+        cr_assert_eq(dk_dataset_read(ds, i, &v, &err), DK_OK, "%s", err.msg);
+        size_t seen[4] = {0};
+        for (size_t k = 0; k < dk_volume_voxels(&v); k++) {
+            cr_assert_lt(v.label[k], 4);
+            seen[v.label[k]]++;
+        }
+        /* the bones are background: cartilage is a few percent of the box */
+        cr_assert_gt(seen[0], 0.9 * dk_volume_voxels(&v), "%s: background %zu", v.id, seen[0]);
+        cr_assert(seen[1] > 0 && seen[2] > 0, "%s: femoral %zu tibial %zu", v.id, seen[1], seen[2]);
+        dk_volume_release(&v);
+    }
+    dk_dataset_close(ds);
+    snprintf(cmd, sizeof cmd, "%s data synth --n 1 --classes patella --out %s", dk_test_bin(),
+             path);
+    cr_assert_eq(dk_test_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "'patella'") && strstr(out, "cartilage"), "%s", out);
+    dk_test_rmtree(dir);
+    free(dir);
 }
