@@ -66,14 +66,19 @@ static int patella_body(const knee_model *m, const float pf[3], const float l[3]
 {
     float e = knee_ellipsoid_distance(l[0], l[1], l[2], m->pat_r);
     if (e >= 0) return 0;
+    out->depth = 0;
+    out->label = KNEE_PATELLA;
+    if (l[2] < 0) { /* in front of the centre: farther from the femur than the face */
+        out->tissue = -e * m->scale < m->cortex_mm ? TISSUE_CORTEX : TISSUE_MARROW;
+        return 1;
+    }
     float d = knee_femur_distance(m, pf) * m->scale, t = patellar_thickness(m, l);
     float film = m->pat_film_mm;
     /* s: distance beyond the intact femoral cartilage (which is never thicker than its
      * maximum, so far points need not look it up) */
     float s = d < FEMUR_CARTILAGE_MAX_MM + film + t ? d - knee_femur_intact_mm(m, pf) : d;
-    out->depth = 0;
-    out->label = DK_KNEE_BACKGROUND;
     if (s < film) {
+        out->label = DK_KNEE_BACKGROUND;
         out->tissue = TISSUE_FLUID;
         return 1;
     }
@@ -85,7 +90,6 @@ static int patella_body(const knee_model *m, const float pf[3], const float l[3]
     }
     float bone_depth = fminf(-e * m->scale, s - film - t);
     out->tissue = bone_depth < m->cortex_mm ? TISSUE_CORTEX : TISSUE_MARROW;
-    out->label = KNEE_PATELLA;
     return 1;
 }
 
