@@ -36,7 +36,8 @@ static void synth_help(void)
     printf("usage: dualkd data synth [--profile NAME|FILE] [--contrast dess|pd-fs|t1]\n"
            "                         (--n N | --labelled L [--unlabelled U])\n"
            "                         [--validation V] [--seed S] [--prefix ID]\n"
-           "                         [--classes oai-zib|cartilage|anatomy] [--quiet] --out FILE.h5\n\n"
+           "                         [--classes oai-zib|cartilage|anatomy] [--quiet]\n"
+           "                         --out FILE.h5\n\n"
            "Writes synthetic knee MR volumes (docs/synthetic-knee.md) acquired at a site\n"
            "profile (a built-in name or a JSON file; default repository) to an HDF5 dataset.\n"
            "Osteoarthritis grades follow the profile's KL grade mix (oa_grades).\n\n"
@@ -91,7 +92,9 @@ static int parse_synth(int argc, char **argv, synth_args *a)
             a->prefix = val;
         } else if (strcmp(opt, "--classes") == 0) {
             if (!dk_knee_class_set_parse(val, &a->classes))
-                return usage_error("synth", "unknown --classes '%s' (expected oai-zib, cartilage or anatomy)",
+                return usage_error("synth",
+                                   "unknown --classes '%s' (expected oai-zib, cartilage or "
+                                   "anatomy)",
                                    val);
         } else {
             return usage_error("synth", "unknown option '%s'", opt);
