@@ -24,8 +24,10 @@ static dk_grid wide_grid(void)
     return g;
 }
 
-/* Voxels of label inside and outside the box. */
-static void count_in_box(const dk_volume *v, uint8_t label, double *inside, double *all)
+/* Voxels of label inside the box and in all; reach: how far (mm) the label extends above
+ * the box's top (y) and in front of its front (x), the maximum so far. */
+static void count_in_box(const dk_volume *v, uint8_t label, double *inside, double *all,
+                         double reach[2])
 {
     const double half[3] = {DK_KNEE_ROI_Z / 2, DK_KNEE_ROI_Y / 2, DK_KNEE_ROI_X / 2};
     for (int k = 0; k < v->dims[0]; k++)
@@ -39,6 +41,8 @@ static void count_in_box(const dk_volume *v, uint8_t label, double *inside, doub
                     in &= p[a] > -half[a] && p[a] < half[a];
                 *inside += in;
                 *all += 1;
+                for (int a = 1; a < 3; a++)
+                    if (-half[a] - p[a] > reach[a - 1]) reach[a - 1] = -half[a] - p[a];
             }
 }
 
@@ -50,6 +54,7 @@ static int run_profile(const char *name, int n)
     dk_grid wide = wide_grid();
     int with_cartilage = 0;
     double cart_voxels = 0, pat_in = 0, pat_all = 0, cart_in = 0, cart_all = 0;
+    double sum_reach[2] = {0, 0}, max_reach[2] = {0, 0};
     for (int i = 0; i < n; i++) {
         dk_knee_subject s;
         dk_knee_subject_draw_mix(1, (uint64_t)i, p.oa_grades, &s);
@@ -63,8 +68,13 @@ static int run_profile(const char *name, int n)
             count += v.label[k] == DK_KNEE_PATELLAR_CARTILAGE;
         with_cartilage += count > 0;
         cart_voxels += (double)count;
-        count_in_box(&w, DK_KNEE_PATELLA, &pat_in, &pat_all);
-        count_in_box(&w, DK_KNEE_PATELLAR_CARTILAGE, &cart_in, &cart_all);
+        double reach[2] = {-1e9, -1e9}, ignored[2] = {-1e9, -1e9};
+        count_in_box(&w, DK_KNEE_PATELLA, &pat_in, &pat_all, reach);
+        count_in_box(&w, DK_KNEE_PATELLAR_CARTILAGE, &cart_in, &cart_all, ignored);
+        for (int a = 0; a < 2; a++) {
+            sum_reach[a] += reach[a];
+            if (reach[a] > max_reach[a]) max_reach[a] = reach[a];
+        }
         dk_volume_release(&v);
         dk_volume_release(&w);
     }
@@ -72,6 +82,9 @@ static int run_profile(const char *name, int n)
            "of the patella, %.0f %% of its cartilage\n",
            name, with_cartilage, n, cart_voxels / n, 100 * pat_in / pat_all,
            100 * cart_in / cart_all);
+    printf("%-16s the patella reaches above the box by %.1f mm (mean; max %.1f), in front of "
+           "it by %.1f (max %.1f)\n",
+           "", sum_reach[0] / n, max_reach[0], sum_reach[1] / n, max_reach[1]);
     return 0;
 }
 

@@ -49,7 +49,7 @@ static float patellar_thickness(const knee_model *m, const float l[3])
     float ru = l[0] / m->pat_r[0], rv = l[1] / m->pat_r[1];
     float rho = sqrtf(ru * ru + rv * rv);
     /* 0 at the rim and over the inferior pole (the tendon's attachment) */
-    float taper = smooth01((0.85f - rho) / 0.3f) * smooth01((0.6f - rv) / 0.25f);
+    float taper = smooth01((0.92f - rho) / 0.3f) * smooth01((0.6f - rv) / 0.25f);
     if (taper <= 0) return 0;
     float lateral = smooth01((l[0] + 4) / 8);
     float keep = (1 - lateral) * m->pat_keep[0] + lateral * m->pat_keep[1];
