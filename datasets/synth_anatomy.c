@@ -1,12 +1,12 @@
 /* synth_anatomy.c: the geometry of a synthetic knee: drawing a subject, building its
  * bones as implicit surfaces (signed distances), cartilage as a distance-field layer of
  * smoothly varying thickness on the articular surfaces only, menisci, joint fluid,
- * cruciate ligaments and the surrounding fat and muscle. Intensities live in
- * synth_contrast.c. Units: "model units" are mm of a nominal knee (see synth_anatomy.h). */
+ * cruciate ligaments and the surrounding fat and muscle. The patella lives in
+ * synth_patella.c, class sets in synth_classes.c, intensities in synth_contrast.c.
+ * Units: "model units" are mm of a nominal knee (see synth_anatomy.h). */
 #include "datasets/synth_anatomy.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Nominal knee: bones at 85 % of an average adult's, so the 57.6 mm ROI holds the

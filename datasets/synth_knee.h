@@ -17,9 +17,10 @@
  * Classes: a class set names what the label ids mean. OAI-ZIB (the default): 0
  * background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial cartilage; the patella
  * and its cartilage are background. Cartilage (the original method's): 0 background,
- * 1 femoral, 2 tibial, 3 patellar cartilage; the bones are background. Menisci,
- * ligaments, fluid, fat and muscle have intensities but are background in both.
- * Nothing here keeps global state; all randomness derives from seeds. */
+ * 1 femoral, 2 tibial, 3 patellar cartilage; the bones are background. Anatomy (tests,
+ * measurements): the OAI-ZIB ids, 5 patella, 6 patellar cartilage. Menisci, ligaments,
+ * the patellar tendon, fluid, fat and muscle have intensities but are background in
+ * every set. Nothing here keeps global state; all randomness derives from seeds. */
 #ifndef DK_SYNTH_KNEE_H
 #define DK_SYNTH_KNEE_H
 
