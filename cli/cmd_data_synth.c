@@ -28,13 +28,15 @@ typedef struct synth_args {
     const char *profile, *contrast, *out, *prefix;
     long long n, labelled, unlabelled, validation, seed;
     int quiet;
+    dk_knee_class_set classes;
 } synth_args;
 
 static void synth_help(void)
 {
     printf("usage: dualkd data synth [--profile NAME|FILE] [--contrast dess|pd-fs|t1]\n"
            "                         (--n N | --labelled L [--unlabelled U])\n"
-           "                         [--validation V] [--seed S] [--prefix ID] [--quiet]\n"
+           "                         [--validation V] [--seed S] [--prefix ID]\n"
+           "                         [--classes oai-zib|cartilage|anatomy] [--quiet]\n"
            "                         --out FILE.h5\n\n"
            "Writes synthetic knee MR volumes (docs/synthetic-knee.md) acquired at a site\n"
            "profile (a built-in name or a JSON file; default repository) to an HDF5 dataset.\n"
@@ -47,6 +49,12 @@ static void synth_help(void)
            "  --seed S        anatomy, noise and split all follow from S (default 1): the\n"
            "                  same arguments write the same volumes\n"
            "  --prefix ID     volume ids are ID-0000, ID-0001, ... (default knee)\n"
+           "  --classes SET   what the labels segment (the dataset's classes attribute):\n"
+           "                  oai-zib (default): background, femur, femoral_cartilage, tibia,\n"
+           "                  tibial_cartilage (the patella and its cartilage: background);\n"
+           "                  cartilage: background, femoral_cartilage, tibial_cartilage,\n"
+           "                  patellar_cartilage (the bones: background);\n"
+           "                  anatomy: the OAI-ZIB five, patella, patellar_cartilage\n"
            "Progress goes to stderr, one line per volume, unless --quiet.\n");
 }
 
@@ -82,6 +90,12 @@ static int parse_synth(int argc, char **argv, synth_args *a)
             a->out = val;
         } else if (strcmp(opt, "--prefix") == 0) {
             a->prefix = val;
+        } else if (strcmp(opt, "--classes") == 0) {
+            if (!dk_knee_class_set_parse(val, &a->classes))
+                return usage_error("synth",
+                                   "unknown --classes '%s' (expected oai-zib, cartilage or "
+                                   "anatomy)",
+                                   val);
         } else {
             return usage_error("synth", "unknown option '%s'", opt);
         }
@@ -128,7 +142,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
 {
     dk_err err = {0};
     dk_classes classes;
-    dk_knee_classes(&classes);
+    dk_knee_class_set_names(a->classes, &classes);
     dk_dataset_writer *w = dk_dataset_writer_open(a->out, &classes, &err);
     if (!w) return dk_cli_fail("data synth", err.msg);
     for (int i = 0; i < total; i++) {
@@ -137,6 +151,7 @@ static int write_volumes(const synth_args *a, const dk_profile *profile, int tot
         snprintf(id, sizeof id, "%s-%04d", a->prefix, i);
         dk_knee_subject subject;
         dk_knee_subject_draw_mix((uint64_t)a->seed, (uint64_t)i, profile->oa_grades, &subject);
+        subject.classes = a->classes;
         dk_volume v;
         bool with_label = roles[i] != DK_SPLIT_UNLABELLED;
         dk_status st = dk_knee_synth(&subject, profile, a->contrast, with_label, id, &v, &err);

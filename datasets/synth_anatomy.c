@@ -1,12 +1,12 @@
 /* synth_anatomy.c: the geometry of a synthetic knee: drawing a subject, building its
  * bones as implicit surfaces (signed distances), cartilage as a distance-field layer of
  * smoothly varying thickness on the articular surfaces only, menisci, joint fluid,
- * cruciate ligaments and the surrounding fat and muscle. Intensities live in
- * synth_contrast.c. Units: "model units" are mm of a nominal knee (see synth_anatomy.h). */
+ * cruciate ligaments and the surrounding fat and muscle. The patella lives in
+ * synth_patella.c, class sets in synth_classes.c, intensities in synth_contrast.c.
+ * Units: "model units" are mm of a nominal knee (see synth_anatomy.h). */
 #include "datasets/synth_anatomy.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Nominal knee: bones at 85 % of an average adult's, so the 57.6 mm ROI holds the
@@ -16,6 +16,7 @@
 #define THICKNESS_MAX_MM 3.0f
 #define THICKNESS_LATTICE 12.0f /* model units between thickness-field lattice points */
 #define PI_F 3.14159265f
+#define TROCHLEAR_GROOVE 4.0f /* depth of the trochlear groove, model units */
 
 uint64_t knee_rng_next(uint64_t *state)
 {
@@ -28,16 +29,6 @@ uint64_t knee_rng_next(uint64_t *state)
 double knee_rng_uniform(uint64_t *state, double lo, double hi)
 {
     return lo + (hi - lo) * ((double)(knee_rng_next(state) >> 11) * 0x1.0p-53);
-}
-
-void dk_knee_classes(dk_classes *out)
-{
-    static const char *names[DK_KNEE_CLASS_COUNT] = {"background", "femur", "femoral_cartilage",
-                                                     "tibia", "tibial_cartilage"};
-    memset(out, 0, sizeof *out);
-    out->count = DK_KNEE_CLASS_COUNT;
-    for (int c = 0; c < DK_KNEE_CLASS_COUNT; c++)
-        snprintf(out->names[c], sizeof out->names[c], "%s", names[c]);
 }
 
 /* Per Kellgren-Lawrence grade, the ranges of the grade-dependent draws (the basis of
@@ -129,6 +120,8 @@ void dk_knee_subject_draw_mix(uint64_t seed, uint64_t index, const double oa_gra
     s->phase_axis = 1 + (int)(knee_rng_next(&st) & 1);
     s->bias_factor = knee_rng_uniform(&st, 0.5, 1.5);
     s->noise_factor = knee_rng_uniform(&st, 0.7, 1.4);
+    s->patellar_height = knee_rng_uniform(&st, 0.76, 1.28);
+    s->patellar_cartilage = knee_rng_uniform(&st, 2.4, 3.2);
     dk_knee_subject_set_grade(s, grade);
 }
 
@@ -264,6 +257,9 @@ static float femur_sdf(const knee_model *m, const float pf[3])
     float d_lat = sd_ellipsoid(pf[0] - m->cond_u[1], pf[1], pf[2], m->cond_r[1]);
     float d_troch = sd_ellipsoid(pf[0] - m->troch_c[0], pf[1] - m->troch_c[1],
                                  pf[2] - m->troch_c[2], m->troch_r);
+    if (pf[2] < -8) /* the trochlear groove, where the patella's ridge runs */
+        d_troch += TROCHLEAR_GROOVE * expf(-pf[0] * pf[0] * (1.0f / 98)) *
+                   smooth01((-pf[2] - 8) * (1.0f / 8));
     float d = smin(smin(d_med, d_lat, 3), d_troch, 6);
     d = smin(d, sd_round_box(pf, m->shaft_c, m->shaft_h, m->shaft_round), 10);
     return with_osteophytes(m, 0, pf, d);
@@ -587,6 +583,7 @@ void knee_model_build(const dk_knee_subject *s, knee_model *m)
     m->men_height_mm[1] = (float)knee_rng_uniform(&st, 4.0, 6.0);
     m->muscle_w = (float)knee_rng_uniform(&st, 23, 27);
     m->effusion = (float)s->effusion;
+    knee_patella_build(m, s);
 }
 
 void knee_surface_bands(const knee_model *m, float *femur_mm, float *tibia_mm)
@@ -631,6 +628,7 @@ static int in_fluid(const knee_model *m, const float pf[3], float df_out, float 
 
 void knee_classify_soft(const knee_model *m, const float pt[3], float n_low, knee_point *out)
 {
+    if (knee_patella_at(m, pt, out)) return;
     out->depth = 0;
     out->label = DK_KNEE_BACKGROUND;
     if (fabsf(pt[0]) < 12)
@@ -733,4 +731,36 @@ void knee_marrow(const knee_model *m, const float pt[3], float n_low, knee_point
         float q = blob_depth(b, b->on_tibia ? pt : pf) + 0.25f * n_low;
         *bml = maxf(*bml, smooth01((1 - q) / 0.35f));
     }
+}
+
+/* ---- for synth_patella.c ---- */
+
+void knee_to_femur(const knee_model *m, const float pt[3], float pf[3]) { to_femur(m, pt, pf); }
+
+void knee_from_femur(const knee_model *m, const float pf[3], float pt[3])
+{
+    from_femur(m, pf, pt);
+}
+
+float knee_femur_distance(const knee_model *m, const float pf[3]) { return femur_sdf(m, pf); }
+
+float knee_femur_intact_mm(const knee_model *m, const float pf[3])
+{
+    float w = femur_articular_weight(m, pf);
+    return w > 0 ? femur_field(m, pf) * w : 0;
+}
+
+float knee_ellipsoid_distance(float x, float y, float z, const float r[3])
+{
+    return sd_ellipsoid(x, y, z, r);
+}
+
+float knee_value_noise(uint64_t seed, float x, float y, float z)
+{
+    return value_noise(seed, x, y, z);
+}
+
+float knee_segment_distance(const float p[3], const float a[3], const float b[3])
+{
+    return seg_distance(p, a, b);
 }

@@ -4,6 +4,7 @@
 #ifndef DK_SYNTH_ANATOMY_H
 #define DK_SYNTH_ANATOMY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "datasets/synth_knee.h"
@@ -21,6 +22,15 @@ typedef enum knee_tissue {
     TISSUE_BML, /* bone-marrow lesion: oedema-like marrow (label: the bone) */
     TISSUE_COUNT,
 } knee_tissue;
+
+/* Labels of the anatomy, before a class set maps them (knee_relabel): the ids of the
+ * anatomy set (DK_KNEE_*, DK_KNEE_PATELLA, DK_KNEE_PATELLAR_CARTILAGE). */
+#define KNEE_PATELLA DK_KNEE_PATELLA
+#define KNEE_PATELLAR_CARTILAGE DK_KNEE_PATELLAR_CARTILAGE
+#define KNEE_ANATOMY_COUNT DK_KNEE_ANATOMY_COUNT
+
+/* Map anatomy labels in place to the ids of set (synth_classes.c). */
+void knee_relabel(uint8_t *labels, size_t n, dk_knee_class_set set);
 
 /* A focal cartilage defect: a disc of radius (soft edge of width edge) in which depth
  * of the thickness is missing; depth 1 denudes the bone. */
@@ -78,6 +88,12 @@ typedef struct knee_model {
     /* soft tissue */
     knee_capsule ligaments[3];
     float muscle_w, effusion;
+    /* patella (synth_patella.c), femur frame: centre, local axes (e_u is the femur's u;
+     * e_v runs along the trochlea towards inferior, e_w towards the femur), semi-axes */
+    float pat_c[3], pat_ev[3], pat_ew[3], pat_r[3];
+    float pat_mean, pat_keep[2], pat_film_mm; /* cartilage: mean, kept (medial, lateral) */
+    uint64_t pat_field_seed;
+    float tendon_a[3], tendon_b[3]; /* patellar tendon, tibia frame: pole -> tuberosity */
 } knee_model;
 
 /* What a point is. depth: for cartilage, 0 at the bone to 1 at the surface. */
@@ -127,6 +143,25 @@ void knee_classify_soft(const knee_model *m, const float pt[3], float n_low, kne
 /* Distances (world mm) from the femur and tibia beyond which knee_classify gives only
  * soft tissue: cartilage, fluid pockets and menisci all lie closer. */
 void knee_surface_bands(const knee_model *m, float *femur_mm, float *tibia_mm);
+
+/* ---- shared with synth_patella.c ---- */
+
+/* The patella, its tendon and the patellofemoral fluid film: fills out and returns 1
+ * when tibia-frame point pt is one of them (knee_classify_soft asks first), else 0. */
+int knee_patella_at(const knee_model *m, const float pt[3], knee_point *out);
+
+/* Place the patella on the built femur and tibia (the last step of knee_model_build). */
+void knee_patella_build(knee_model *m, const dk_knee_subject *s);
+
+void knee_to_femur(const knee_model *m, const float pt[3], float pf[3]);
+void knee_from_femur(const knee_model *m, const float pf[3], float pt[3]);
+/* Signed distance of the femur at femur-frame point pf, model units. */
+float knee_femur_distance(const knee_model *m, const float pf[3]);
+/* Intact femoral cartilage thickness (mm) over the femur point nearest pf: no defects. */
+float knee_femur_intact_mm(const knee_model *m, const float pf[3]);
+float knee_ellipsoid_distance(float x, float y, float z, const float r[3]);
+float knee_value_noise(uint64_t seed, float x, float y, float z);
+float knee_segment_distance(const float p[3], const float a[3], const float b[3]);
 
 /* splitmix64 step: the generator behind every seeded draw here. */
 uint64_t knee_rng_next(uint64_t *state);

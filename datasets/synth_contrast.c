@@ -450,6 +450,7 @@ dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const d
         for (int j = 0; j < grid->dims[1]; j += BLOCK)
             for (int i = 0; i < grid->dims[2]; i += BLOCK) render_block(&c, k, j, i, out);
     render_ctx_release(&c);
+    knee_relabel(out->label, dk_volume_voxels(out), s->classes);
     return DK_OK;
 }
 
@@ -542,7 +543,7 @@ dk_status dk_knee_synth_scan(const dk_knee_subject *s, const dk_knee_scan *plan,
     float folded_max = strip > 0 ? max_of(fine.image, dk_volume_voxels(&fine)) : 0;
     if (folded_max > 0) /* the noise follows the anatomy's brightest tissue, not the fold's */
         scan.noise *= unfolded_max / folded_max;
-    st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_CLASS_COUNT, out,
+    st = dk_acquire(&fine, &scan, s->seed ^ 0x3C6EF372FE94F82BULL, DK_KNEE_ANATOMY_COUNT, out,
                     err);
     dk_volume_release(&fine);
     if (st) return st;

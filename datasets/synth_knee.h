@@ -15,9 +15,13 @@
  * clinical profile (dk_knee_scan); the joint sits in it where the subject's shift puts
  * it, so parts of the bones may lie outside.
  *
- * Classes (OAI-ZIB): 0 background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial
- * cartilage. Menisci, ligaments, fluid, fat and muscle have intensities but are
- * background. Nothing here keeps global state; all randomness derives from seeds. */
+ * Classes: a class set names what the label ids mean. OAI-ZIB (the default): 0
+ * background, 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial cartilage; the patella
+ * and its cartilage are background. Cartilage (the original method's): 0 background,
+ * 1 femoral, 2 tibial, 3 patellar cartilage; the bones are background. Anatomy (tests,
+ * measurements): the OAI-ZIB ids, 5 patella, 6 patellar cartilage. Menisci, ligaments,
+ * the patellar tendon, fluid, fat and muscle have intensities but are background in
+ * every set. Nothing here keeps global state; all randomness derives from seeds. */
 #ifndef DK_SYNTH_KNEE_H
 #define DK_SYNTH_KNEE_H
 
@@ -36,6 +40,24 @@ enum {
     DK_KNEE_TIBIA = 3,
     DK_KNEE_TIBIAL_CARTILAGE = 4,
     DK_KNEE_CLASS_COUNT = 5,
+};
+
+/* Which classes a rendered label volume names. */
+typedef enum dk_knee_class_set {
+    DK_KNEE_CLASSES_OAI_ZIB = 0, /* the ids above */
+    DK_KNEE_CLASSES_CARTILAGE = 1, /* the ids below */
+    DK_KNEE_CLASSES_ANATOMY = 2,   /* every structure: the OAI-ZIB ids, 5 patella,
+                                    * 6 patellar cartilage (tests, measurements) */
+} dk_knee_class_set;
+
+enum {
+    DK_KNEE_CART_FEMORAL = 1,
+    DK_KNEE_CART_TIBIAL = 2,
+    DK_KNEE_CART_PATELLAR = 3,
+    DK_KNEE_CART_COUNT = 4,
+    DK_KNEE_PATELLA = 5, /* the anatomy set's two more */
+    DK_KNEE_PATELLAR_CARTILAGE = 6,
+    DK_KNEE_ANATOMY_COUNT = 7,
 };
 
 /* Physical extent of the region of interest, mm, z y x (64 x 160 x 160 voxels at the
@@ -82,10 +104,22 @@ typedef struct dk_knee_subject {
     int phase_axis;            /* phase-encode axis of the scan: 1 (y) or 2 (x) */
     double bias_factor;        /* the profile's bias strength times this, 0.5..1.5 */
     double noise_factor;       /* the profile's noise times this, 0.7..1.4 */
+    /* the patella (drawn after everything above, so adding it left those draws alone) */
+    double patellar_height;    /* Insall-Salvati ratio (tendon / patella length), 0.76..1.28 */
+    double patellar_cartilage; /* mean intact patellar cartilage thickness, 2.4..3.2 */
+    /* not drawn: which classes the labels name (0 = OAI-ZIB); callers set it */
+    dk_knee_class_set classes;
 } dk_knee_subject;
 
 /* The class names (background, femur, femoral_cartilage, tibia, tibial_cartilage). */
 void dk_knee_classes(dk_classes *out);
+
+/* The class names of set (count 5 for OAI-ZIB, 4 for cartilage, 7 for anatomy). */
+void dk_knee_class_set_names(dk_knee_class_set set, dk_classes *out);
+
+/* set from its name, "oai-zib", "cartilage" or "anatomy"; false (out untouched) for
+ * any other. */
+bool dk_knee_class_set_parse(const char *name, dk_knee_class_set *out);
 
 /* Draw subject number index of the generator seeded with seed: independent of every
  * other index, so datasets can be extended or regenerated volume by volume. The KL
@@ -107,7 +141,8 @@ void dk_knee_subject_set_grade(dk_knee_subject *s, int kl_grade);
 dk_grid dk_knee_fine_grid(const double profile_spacing[3]);
 
 /* Render subject s in contrast ("dess", "pd-fs", "t1") on grid: out gets image (ideal,
- * noise-free intensities with tissue texture, brightest tissue about 1) and labels.
+ * noise-free intensities with tissue texture, brightest tissue about 1) and labels
+ * (ids of the class set s->classes).
  * out is filled afresh; caller releases it with dk_volume_release. id names it. */
 dk_status dk_knee_render(const dk_knee_subject *s, const char *contrast, const dk_grid *grid,
                          const char *id, dk_volume *out, dk_err *err);
