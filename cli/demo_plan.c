@@ -38,7 +38,7 @@ dk_demo_plan dk_demo_plan_make(dk_demo_size size, unsigned seed)
         .rounds = quick ? 3 : 6,
         .local_steps = quick ? 8 : 20,
         .passes = quick ? 1 : 2,
-        .patch = {8, 112, 112}, /* z: site-b's 4.5 mm volumes have 10 slices */
+        .patch = {8, 112, 112}, /* z: site-b's 4.5 mm volumes have 9-11 slices */
         .seed = seed,
     };
     for (int i = 0; i < DK_DEMO_SITES; i++)

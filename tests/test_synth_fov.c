@@ -9,16 +9,7 @@
 
 #include "datasets/synth_knee.h"
 #include "datasets/synth_quality.h"
-
-static dk_knee_subject healthy(uint64_t seed, uint64_t index)
-{
-    dk_knee_subject s;
-    dk_knee_subject_draw(seed, index, &s);
-    dk_knee_subject_set_grade(&s, 0);
-    s.n_lesions = s.n_bml = s.n_cysts = 0;
-    s.fat_sat_failure = s.ghosting = 0;
-    return s;
-}
+#include "testutil.h"
 
 static void render(const dk_knee_subject *s, const dk_grid *g, dk_volume *v)
 {
@@ -56,7 +47,7 @@ static void compare_overlap(const dk_volume *a, const dk_volume *b, size_t *comm
 Test(fov, resized_and_moved_fields_of_view_agree_where_they_overlap, .timeout = 120)
 {
     const double spacing[3] = {3.3, 0.31, 0.31};
-    dk_knee_subject s = healthy(31, 2);
+    dk_knee_subject s = dk_test_knee_healthy(31, 2);
     dk_grid full = dk_knee_fine_grid_fov(spacing, NULL),
             bigger = dk_knee_fine_grid_fov(spacing, (double[3]){1.12, 1.07, 1.05}),
             moved = dk_knee_fine_grid_fov(spacing, (double[3]){0.8, 0.93, 0.9});
@@ -116,7 +107,7 @@ Test(fov, partial_slice_coverage_misses_a_condyle_edge, .timeout = 120)
     dk_profile p;
     cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &p, NULL), DK_OK);
     p.noise = p.bias = 0;
-    dk_knee_subject s = healthy(8, 1);
+    dk_knee_subject s = dk_test_knee_healthy(8, 1);
     s.shift[0] = -5; /* this femur's condyles lie about 5 mm off the joint centre */
     dk_knee_scan wide = {{1.5, 1, 1}, 0, 2}, narrow = {{0.7, 1, 1}, 0, 2};
     dk_volume vw, vn;
@@ -164,7 +155,7 @@ Test(fov, fold_adds_each_strip_to_the_opposite_edge)
                 for (int x = 0; x < nx; x++) {
                     int i = axis == 1 ? y : x, o = axis == 1 ? x : y;
                     float want = 1 + (i < strip) + (i >= len - strip);
-                    if (z == 1 && o == other && i == 1) want = 1 + 10; /* far -> near edge */
+                    if (z == 1 && o == other && i == 1) want = 1 + 10;       /* far -> near edge */
                     if (z == 0 && o == other && i == len - 2) want = 1 + 20; /* near -> far */
                     cr_assert_float_eq(dst[((size_t)z * ny + y) * nx + x], want, 1e-6,
                                        "axis %d at z %d, %d along, %d across", axis, z, i, o);
@@ -191,7 +182,8 @@ Test(fov, wrap_around_changes_only_the_edge_bands, .timeout = 120)
 {
     dk_profile p;
     cr_assert_eq(dk_profile_builtin("clinical-4.5mm", &p, NULL), DK_OK);
-    dk_knee_subject s = healthy(12, 3); /* noise and bias stay on: the same in both scans */
+    dk_knee_subject s =
+        dk_test_knee_healthy(12, 3); /* noise and bias stay on: the same in both scans */
     for (int axis = 1; axis <= 2; axis++) {
         const double wrap_mm = 6;
         dk_knee_scan clean = {{1, 0.95, 0.95}, 0, axis}, wrapped = clean;
@@ -199,8 +191,8 @@ Test(fov, wrap_around_changes_only_the_edge_bands, .timeout = 120)
         dk_volume vc, vw;
         dk_err err = {0};
         cr_assert_eq(dk_knee_synth_scan(&s, &clean, &p, NULL, true, "c", &vc, &err), DK_OK);
-        cr_assert_eq(dk_knee_synth_scan(&s, &wrapped, &p, NULL, true, "w", &vw, &err), DK_OK,
-                     "%s", err.msg);
+        cr_assert_eq(dk_knee_synth_scan(&s, &wrapped, &p, NULL, true, "w", &vw, &err), DK_OK, "%s",
+                     err.msg);
         cr_assert_arr_eq(vc.dims, vw.dims, sizeof vc.dims);
         cr_assert_eq(memcmp(vc.label, vw.label, dk_volume_voxels(&vc)), 0, "labels unfolded");
         int n = vc.dims[axis], *differs = calloc((size_t)n, sizeof *differs);
@@ -208,10 +200,9 @@ Test(fov, wrap_around_changes_only_the_edge_bands, .timeout = 120)
         /* the band: the drawn width (rounded to 4 fine voxels) plus one partial voxel */
         int band = (int)ceil((wrap_mm + 4 * 0.3) / vc.spacing[axis]) + 1;
         for (int i = band; i < n - band; i++)
-            cr_assert_eq(differs[i], 0, "axis %d: position %d of %d differs (band %d)", axis, i,
-                         n, band);
-        cr_assert(differs[0] && differs[n - 1], "axis %d: both edges get the other's strip",
-                  axis);
+            cr_assert_eq(differs[i], 0, "axis %d: position %d of %d differs (band %d)", axis, i, n,
+                         band);
+        cr_assert(differs[0] && differs[n - 1], "axis %d: both edges get the other's strip", axis);
         free(differs);
         dk_volume_release(&vc);
         dk_volume_release(&vw);
@@ -231,8 +222,8 @@ Test(fov, scan_draws_are_deterministic_and_follow_the_profile)
         dk_knee_scan a, b, r;
         dk_knee_scan_draw(&s, &clin, &a);
         dk_knee_scan_draw(&s, &clin, &b);
-        cr_assert(!memcmp(a.fov_scale, b.fov_scale, sizeof a.fov_scale) &&
-                      a.wrap_mm == b.wrap_mm && a.phase_axis == b.phase_axis,
+        cr_assert(!memcmp(a.fov_scale, b.fov_scale, sizeof a.fov_scale) && a.wrap_mm == b.wrap_mm &&
+                      a.phase_axis == b.phase_axis,
                   "the same subject, the same scan");
         cr_assert(a.fov_scale[1] >= 0.93 && a.fov_scale[1] <= 1.07 &&
                   a.fov_scale[2] == a.fov_scale[1]);

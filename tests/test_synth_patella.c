@@ -15,11 +15,7 @@
  * mm so that its patella is in the box, labelled with every structure. */
 static dk_knee_subject patella_in_view(uint64_t seed, uint64_t index)
 {
-    dk_knee_subject s;
-    dk_knee_subject_draw(seed, index, &s);
-    dk_knee_subject_set_grade(&s, 0);
-    s.n_lesions = s.n_bml = s.n_cysts = 0;
-    s.fat_sat_failure = s.ghosting = 0;
+    dk_knee_subject s = dk_test_knee_healthy(seed, index);
     s.shift[1] = 25, s.shift[2] = 20;
     s.classes = DK_KNEE_CLASSES_ANATOMY;
     return s;

@@ -10,18 +10,7 @@
 
 #include "datasets/synth_knee.h"
 #include "datasets/synth_quality.h"
-
-/* Subject index of seed, healthy (KL 0, no focal lesions, no marrow lesions) and
- * cleanly scanned: each test switches on the one feature it looks at. */
-static dk_knee_subject healthy(uint64_t seed, uint64_t index)
-{
-    dk_knee_subject s;
-    dk_knee_subject_draw(seed, index, &s);
-    dk_knee_subject_set_grade(&s, 0);
-    s.n_lesions = s.n_bml = s.n_cysts = 0;
-    s.fat_sat_failure = s.ghosting = 0;
-    return s;
-}
+#include "testutil.h"
 
 /* A grid over the field of view at 0.9 mm in-plane, 1.4 mm through-plane. */
 static dk_grid coarse_grid(void)
@@ -52,7 +41,7 @@ static int is_bone(uint8_t l)
 Test(variability, moved_field_of_view_moves_labels_with_image)
 {
     dk_grid g = coarse_grid();
-    dk_knee_subject a = healthy(31, 2), b = a;
+    dk_knee_subject a = dk_test_knee_healthy(31, 2), b = a;
     const int dy = 8, dx = 6; /* voxels: 7.2 and 5.4 mm, even so the field grids align */
     b.shift[1] += dy * g.spacing[1];
     b.shift[2] += dx * g.spacing[2];
@@ -111,7 +100,7 @@ static size_t bone_touching_fluid(const dk_volume *v)
 Test(variability, full_thickness_defect_leaves_bone_touching_fluid, .timeout = 120)
 {
     dk_grid g = dk_knee_fine_grid((double[3]){0.7, 0.36, 0.36});
-    dk_knee_subject intact = healthy(41, 0), defect = intact;
+    dk_knee_subject intact = dk_test_knee_healthy(41, 0), defect = intact;
     defect.n_lesions = 3;
     defect.lesion_depth[0] = defect.lesion_depth[1] = 1.0;
     defect.lesion_radius[0] = defect.lesion_radius[1] = 7.0;
@@ -164,7 +153,7 @@ Test(variability, advanced_grade_adds_osteophytes_and_narrows_the_joint, .timeou
 {
     dk_grid g = coarse_grid();
     for (uint64_t index = 0; index < 2; index++) {
-        dk_knee_subject kl0 = healthy(51, index), kl4 = kl0;
+        dk_knee_subject kl0 = dk_test_knee_healthy(51, index), kl4 = kl0;
         dk_knee_subject_set_grade(&kl4, 4);
         kl4.n_lesions = kl4.n_bml = kl4.n_cysts = 0; /* osteophytes and narrowing alone */
         cr_assert_geq(kl4.n_osteophytes, 3);
@@ -198,7 +187,7 @@ static size_t bright_bone(const dk_volume *v, float above)
 Test(variability, marrow_lesions_change_marrow_not_labels)
 {
     dk_grid g = coarse_grid();
-    dk_knee_subject clean = healthy(61, 1), lesions = clean;
+    dk_knee_subject clean = dk_test_knee_healthy(61, 1), lesions = clean;
     lesions.n_bml = 2;
     lesions.n_cysts = 2;
     dk_volume vc, vl, tc, tl;
@@ -249,7 +238,7 @@ Test(variability, grade_mix_decides_the_grades)
 Test(variability, incomplete_fat_suppression_brightens_fat)
 {
     dk_grid g = coarse_grid();
-    dk_knee_subject good = healthy(71, 0), poor = good;
+    dk_knee_subject good = dk_test_knee_healthy(71, 0), poor = good;
     poor.fat_sat_failure = 0.6;
     dk_volume vg, vp;
     render(&good, "pd-fs", &g, &vg);

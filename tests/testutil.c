@@ -147,7 +147,8 @@ static double eval_at(dk_test_scalar_fn f, void *ctx, float *x, const float *sav
                       const float *dir, size_t only, double t)
 {
     if (dir)
-        for (size_t k = 0; k < n; k++) x[k] = (float)(saved[k] + t * dir[k]);
+        for (size_t k = 0; k < n; k++)
+            x[k] = (float)(saved[k] + t * dir[k]);
     else
         x[only] = (float)(saved[0] + t);
     return f(ctx);
@@ -195,8 +196,8 @@ double dk_test_slope_error(double analytic, dk_test_slope s, double abs_floor)
     return miss <= 0 ? 0 : miss / fmax(abs_floor, fabs(analytic) + fabs(s.slope));
 }
 
-double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic,
-                         size_t n, double step, double abs_floor, size_t max_checks)
+double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic, size_t n,
+                         double step, double abs_floor, size_t max_checks)
 {
     size_t stride = (max_checks == 0 || max_checks >= n) ? 1 : n / max_checks;
     double worst = 0;
@@ -213,8 +214,7 @@ void dk_test_train_teacher(const char *data, const char *out, const char *config
 {
     dk_err err = {0};
     dk_teacher_run run = {.data_path = data, .out_path = out, .seed = seed};
-    cr_assert_eq(dk_teacher_config_from_json(config_json, &run.config, &err), DK_OK, "%s",
-                 err.msg);
+    cr_assert_eq(dk_teacher_config_from_json(config_json, &run.config, &err), DK_OK, "%s", err.msg);
     cr_assert_eq(dk_teacher_train(&run, &err), DK_OK, "%s", err.msg);
 }
 
@@ -269,4 +269,14 @@ void dk_test_assert_close(const float *got, const float *want, size_t n, double 
     for (size_t i = 0; i < n; i++)
         cr_assert(fabs((double)got[i] - want[i]) <= tol, "element %zu: got %.7g, want %.7g", i,
                   got[i], want[i]);
+}
+
+dk_knee_subject dk_test_knee_healthy(uint64_t seed, uint64_t index)
+{
+    dk_knee_subject s;
+    dk_knee_subject_draw(seed, index, &s);
+    dk_knee_subject_set_grade(&s, 0);
+    s.n_lesions = s.n_bml = s.n_cysts = 0;
+    s.fat_sat_failure = s.ghosting = 0;
+    return s;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datasets/synth_knee.h"
 #include "distill/tensor.h"
 
 /* A fresh directory under $TMPDIR (or /tmp) for this test; caller frees the string.
@@ -32,8 +33,8 @@ void dk_test_write_phantoms(const char *path, int n_train, int n_val, bool val_l
 /* The 2-level, width-4 teacher config the store, server and student tests train
  * in a few seconds on dk_test_write_phantoms data ("%d" steps, "%d" per epoch). */
 #define DK_TEST_TINY_TEACHER                                                                       \
-    "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"                     \
-    " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"                  \
+    "{\"network\": {\"levels\": 2, \"base_width\": 4, \"pool\": [[2, 2, 2]],"                      \
+    " \"kernel\": [[3, 3, 3], [3, 3, 3]]}, \"patch\": [16, 16, 16], \"batch\": 2,"                 \
     " \"steps\": %d, \"steps_per_epoch\": %d, \"checkpoint_every\": 0}"
 
 /* Train a teacher on the dataset at data into out with this teacher config JSON
@@ -51,6 +52,11 @@ int dk_test_run(const char *cmdline, char *out, size_t cap);
 const char *dk_test_bin(void);
 const char *dk_test_source(void);
 const char *dk_test_python(void);
+
+/* Synthetic-knee subject index of seed, healthy (KL 0, no focal defects, marrow lesions
+ * or cysts) and cleanly scanned (no fat-suppression failure, no ghosts): a generator
+ * test switches on the one feature it looks at. */
+dk_knee_subject dk_test_knee_healthy(uint64_t seed, uint64_t index);
 
 /* Deterministic uniform floats in [lo, hi) for filling test tensors. */
 void dk_test_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
@@ -82,7 +88,7 @@ typedef struct dk_test_slope {
 dk_test_slope dk_test_measure_slope(dk_test_scalar_fn f, void *ctx, float *x, const float *dir,
                                     size_t n, double h);
 double dk_test_slope_error(double analytic, dk_test_slope s, double abs_floor);
-double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic,
-                         size_t n, double step, double abs_floor, size_t max_checks);
+double dk_test_gradcheck(dk_test_scalar_fn f, void *ctx, float *x, const float *analytic, size_t n,
+                         double step, double abs_floor, size_t max_checks);
 
 #endif
