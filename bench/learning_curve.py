@@ -4,8 +4,10 @@
 How much does a site gain from more labelled volumes? For each site profile (and
 contrast) and each site seed, one pool of 16 labelled + V held-out volumes is
 generated with `dualkd data synth`; the nested subsets of its first 1, 2, 4, 8, 16
-labelled volumes (by id) are each trained with `dualkd teacher train` (a
-supervised-only student until the student trainer exists) under ONE training budget
+labelled volumes (by id) are each trained with `dualkd teacher train` (Dice + CE on the
+labelled volumes only: a supervised-only student with the default network; kept rather
+than `dualkd student train --supervised-only` so that every measured curve in
+docs/synthetic-knee.md comes from one trainer) under ONE training budget
 (same steps, same config) and scored per class on the SAME held-out volumes, at the
 best validation epoch. So the curve measures data, not training budget.
 
@@ -40,7 +42,8 @@ def parse_args():
     p.add_argument("--labelled", default="1,2,4,8,16")
     p.add_argument("--seeds", default="2,5,11", help="site seeds (data and weights)")
     p.add_argument("--validation", type=int, default=4, help="held-out volumes per site")
-    p.add_argument("--steps", type=int, default=480, help="training steps, every point")
+    p.add_argument("--steps", type=int, default=1200,
+                   help="training steps, every point (480 left the 16-volume runs still improving)")
     p.add_argument("--steps-per-epoch", type=int, default=80)
     p.add_argument("--patch-yx", type=int, default=128)
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per run")
