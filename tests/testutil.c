@@ -280,3 +280,13 @@ dk_knee_subject dk_test_knee_healthy(uint64_t seed, uint64_t index)
     s.fat_sat_failure = s.ghosting = 0;
     return s;
 }
+
+void dk_test_assert_identical_scans(const dk_volume *a, const dk_volume *b)
+{
+    cr_assert_eq(memcmp(a->dims, b->dims, sizeof a->dims), 0, "the scans differ in shape");
+    size_t n = dk_volume_voxels(a);
+    cr_assert_eq(memcmp(a->image, b->image, n * sizeof(float)), 0);
+    cr_assert_eq(memcmp(a->label, b->label, n), 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(isfinite(a->image[i]) && a->image[i] >= 0, "voxel %zu: %g", i, a->image[i]);
+}

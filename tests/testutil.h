@@ -58,6 +58,10 @@ const char *dk_test_python(void);
  * test switches on the one feature it looks at. */
 dk_knee_subject dk_test_knee_healthy(uint64_t seed, uint64_t index);
 
+/* Two synthetic scans of one subject and plan are the same bytes (image and labels), and
+ * every intensity is a finite magnitude (>= 0); the test fails otherwise. */
+void dk_test_assert_identical_scans(const dk_volume *a, const dk_volume *b);
+
 /* Deterministic uniform floats in [lo, hi) for filling test tensors. */
 void dk_test_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
 
