@@ -1,9 +1,14 @@
-/* bench_conv.c: time every conv layer shape of the reference U-Net (4 levels,
- * 16-32-64-128, 3x3x3, 64^3 input, batch 1): forward, backward-data and
- * backward-weight, in ms and GFLOP/s, plus raw SGEMM for reference.
+/* bench_conv.c: time every conv layer shape of a U-Net, batch 1: forward,
+ * backward-data and backward-weight, in ms and GFLOP/s, plus raw SGEMM for
+ * reference. --net reference (default): the reference U-Net (4 levels,
+ * 16-32-64-128, 3x3x3, 64^3 input); --net teacher: the default teacher (5 levels,
+ * 8-128, pooling (1,2,2) x 2 then (2,2,2) x 2) on a 64 x 160 x 160 volume.
+ * GFLOP/s count the direct convolution's multiply-adds (2 per tap), also for the
+ * Winograd path, which does fewer: for it the figure is an effective rate.
  *
- * usage: bench_conv [--threads N] [--reps N] [--tile-rows N]
- *                   [--fold -1|0|1] [--max-threads N] [--only NAME] [--cpu 1]
+ * usage: bench_conv [--net reference|teacher] [--threads N] [--reps N]
+ *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1]
+ *                   [--max-threads N] [--only NAME] [--cpu 1]
  * Each figure is the best of --reps runs (the machine is shared: best-of is the
  * figure least disturbed by other processes). */
 #include <cblas.h>
@@ -18,19 +23,49 @@
 
 typedef struct layer {
     const char *name;
-    int cin, cout, dim; /* input is dim^3 */
+    int cin, cout, dims[3]; /* input dims */
     bool transposed;
     int count; /* how many times the U-Net has this shape */
 } layer;
 
-static const layer layers[] = {
-    {"64^3 1->16", 1, 16, 64, false, 1},       {"64^3 16->16", 16, 16, 64, false, 2},
-    {"64^3 32->16", 32, 16, 64, false, 1},     {"32^3 16->32", 16, 32, 32, false, 1},
-    {"32^3 32->32", 32, 32, 32, false, 2},     {"32^3 64->32", 64, 32, 32, false, 1},
-    {"16^3 32->64", 32, 64, 16, false, 1},     {"16^3 64->64", 64, 64, 16, false, 2},
-    {"16^3 128->64", 128, 64, 16, false, 1},   {"8^3 64->128", 64, 128, 8, false, 1},
-    {"8^3 128->128", 128, 128, 8, false, 1},   {"up 8->16 128->64", 128, 64, 8, true, 1},
-    {"up 16->32 64->32", 64, 32, 16, true, 1}, {"up 32->64 32->16", 32, 16, 32, true, 1},
+#define CUBE(n)                                                                                    \
+    {                                                                                              \
+        n, n, n                                                                                    \
+    }
+static const layer reference_net[] = {
+    {"64^3 1->16", 1, 16, CUBE(64), false, 1},
+    {"64^3 16->16", 16, 16, CUBE(64), false, 2},
+    {"64^3 32->16", 32, 16, CUBE(64), false, 1},
+    {"32^3 16->32", 16, 32, CUBE(32), false, 1},
+    {"32^3 32->32", 32, 32, CUBE(32), false, 2},
+    {"32^3 64->32", 64, 32, CUBE(32), false, 1},
+    {"16^3 32->64", 32, 64, CUBE(16), false, 1},
+    {"16^3 64->64", 64, 64, CUBE(16), false, 2},
+    {"16^3 128->64", 128, 64, CUBE(16), false, 1},
+    {"8^3 64->128", 64, 128, CUBE(8), false, 1},
+    {"8^3 128->128", 128, 128, CUBE(8), false, 1},
+    {"up 8->16 128->64", 128, 64, CUBE(8), true, 1},
+    {"up 16->32 64->32", 64, 32, CUBE(16), true, 1},
+    {"up 32->64 32->16", 32, 16, CUBE(32), true, 1},
+};
+
+/* The default teacher (teacher/default_teacher.json) on a 64 x 160 x 160 volume;
+ * its up-convs are (1,2,2) or (2,2,2), timed here as the latter. */
+static const layer teacher_net[] = {
+    {"L0 1->8", 1, 8, {64, 160, 160}, false, 1},
+    {"L0 8->8", 8, 8, {64, 160, 160}, false, 2},
+    {"L0 16->8", 16, 8, {64, 160, 160}, false, 1},
+    {"L1 8->16", 8, 16, {64, 80, 80}, false, 1},
+    {"L1 16->16", 16, 16, {64, 80, 80}, false, 2},
+    {"L1 32->16", 32, 16, {64, 80, 80}, false, 1},
+    {"L2 16->32", 16, 32, {64, 40, 40}, false, 1},
+    {"L2 32->32", 32, 32, {64, 40, 40}, false, 2},
+    {"L2 64->32", 64, 32, {64, 40, 40}, false, 1},
+    {"L3 32->64", 32, 64, {32, 20, 20}, false, 1},
+    {"L3 64->64", 64, 64, {32, 20, 20}, false, 2},
+    {"L3 128->64", 128, 64, {32, 20, 20}, false, 1},
+    {"L4 64->128", 64, 128, {16, 10, 10}, false, 1},
+    {"L4 128->128", 128, 128, {16, 10, 10}, false, 1},
 };
 
 /* --cpu: time by process CPU time (all threads) instead of wall time, a steadier
@@ -89,7 +124,7 @@ static timings time_layer(const layer *l, const dk_conv_tuning *tune, int reps)
 {
     dk_conv3d_geom g = {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}};
     if (l->transposed) g = (dk_conv3d_geom){{2, 2, 2}, {2, 2, 2}, {0, 0, 0}};
-    int in[3] = {l->dim, l->dim, l->dim}, out[3];
+    int in[3] = {l->dims[0], l->dims[1], l->dims[2]}, out[3];
     dk_err err = {0};
     if (dk_conv3d_out_dims(&g, l->transposed, in, out, &err) != DK_OK) exit(1);
     dk_tensor x, dx, w, dw, b, y, dy;
@@ -141,7 +176,7 @@ static timings time_layer(const layer *l, const dk_conv_tuning *tune, int reps)
 static double layer_gflop(const layer *l)
 {
     double taps = l->transposed ? 8 : 27;
-    double voxels = (double)l->dim * l->dim * l->dim; /* conv: output = input dims */
+    double voxels = (double)l->dims[0] * l->dims[1] * l->dims[2]; /* conv: output = input */
     return 2.0 * l->cin * l->cout * taps * voxels / 1e9;
 }
 
@@ -150,6 +185,8 @@ int main(int argc, char **argv)
     dk_blas_reexec_for_fast_kernels(argv);
     int threads = 2, reps = 5;
     const char *only = NULL;
+    const layer *layers = reference_net;
+    size_t nlayers = sizeof reference_net / sizeof reference_net[0];
     dk_conv_tuning tune = dk_conv_default_tuning();
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
@@ -160,6 +197,13 @@ int main(int argc, char **argv)
             tune.tile_rows = strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--fold"))
             tune.fold = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--winograd"))
+            tune.winograd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "teacher")) {
+            layers = teacher_net;
+            nlayers = sizeof teacher_net / sizeof teacher_net[0];
+        } else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "reference"))
+            continue;
         else if (!strcmp(argv[i], "--max-threads"))
             tune.max_threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only"))
@@ -172,14 +216,14 @@ int main(int argc, char **argv)
         }
     }
     dk_blas_set_threads(threads);
-    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, best of %d%s\n",
-           dk_blas_corename(), dk_blas_threads(), tune.tile_rows, tune.fold, reps,
+    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, winograd %d, best of %d%s\n",
+           dk_blas_corename(), dk_blas_threads(), tune.tile_rows, tune.fold, tune.winograd, reps,
            bench_clock == CLOCK_MONOTONIC ? "" : ", CPU time");
     printf("raw sgemm 1024^3: %.1f GFLOP/s\n\n", raw_sgemm_gflops(1024, reps));
     printf("%-18s %7s | %8s %7s | %8s %7s | %8s %7s\n", "layer", "GFLOP", "fwd ms", "GF/s",
            "bwd-d ms", "GF/s", "bwd-w ms", "GF/s");
-    double step = 0, step_flop = 0;
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+    double step = 0, step_flop = 0, fwd = 0, fwd_flop = 0;
+    for (size_t i = 0; i < nlayers; i++) {
         const layer *l = &layers[i];
         if (only && !strstr(l->name, only)) continue;
         timings t = time_layer(l, &tune, reps);
@@ -190,9 +234,14 @@ int main(int argc, char **argv)
         bool first = i == 0;
         step += l->count * (t.fwd + t.weight + (first ? 0 : t.data));
         step_flop += l->count * f * (first ? 2 : 3);
+        if (!l->transposed) {
+            fwd += l->count * t.fwd;
+            fwd_flop += l->count * f;
+        }
     }
     printf("\nU-Net train step, convolutions only (each shape times its count): %.1f ms, "
            "%.1f GFLOP, %.1f GFLOP/s\n",
            step * 1e3, step_flop, step_flop / step);
+    printf("U-Net forward, 3x3x3 convolutions only: %.1f ms, %.1f GFLOP\n", fwd * 1e3, fwd_flop);
     return 0;
 }

@@ -5,49 +5,42 @@
 
 #include <string.h>
 
-/* The few loops that move most of the bytes: vectorised for the CPU at hand
- * (the library is built for baseline x86-64 at -O2, which vectorises nothing). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_LOOP                                                                                   \
-    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize")))
-#else
-#define HOT_LOOP
-#endif
+#include "distill/hot_loop.h"
 
-HOT_LOOP static void add_into(float *restrict y, const float *restrict z, size_t n)
+DK_HOT_LOOP static void add_into(float *restrict y, const float *restrict z, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] += z[i];
 }
 
-HOT_LOOP static void copy_plus(float *restrict y, const float *restrict z, float b, size_t n)
+DK_HOT_LOOP static void copy_plus(float *restrict y, const float *restrict z, float b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = z[i] + b;
 }
 
-HOT_LOOP static void add_scalar(float *restrict y, float b, size_t n)
+DK_HOT_LOOP static void add_scalar(float *restrict y, float b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] += b;
 }
 
-HOT_LOOP static void copy_strided(float *restrict dst, const float *restrict src, int stride,
-                                  size_t n)
+DK_HOT_LOOP static void copy_strided(float *restrict dst, const float *restrict src, int stride,
+                                     size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i] = src[i * (size_t)stride];
 }
 
-HOT_LOOP static void copy_to_strided(float *restrict dst, const float *restrict src, float b,
-                                     int stride, size_t n)
+DK_HOT_LOOP static void copy_to_strided(float *restrict dst, const float *restrict src, float b,
+                                        int stride, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i * (size_t)stride] = src[i] + b;
 }
 
-HOT_LOOP static void add_strided(float *restrict dst, const float *restrict src, int stride,
-                                 size_t n)
+DK_HOT_LOOP static void add_strided(float *restrict dst, const float *restrict src, int stride,
+                                    size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i * (size_t)stride] += src[i];
@@ -266,8 +259,8 @@ static void unit_rows(const dk_conv_shape *s, int *rows_out, int *rows_in, int *
 /* The U-Net's case in one pass (kw = 3, pad 1, w = 3 or more): y[j] = z0[j - 1] + b
  * + z1[j] + z2[j + 1], terms outside the row left out, added in the same order as
  * combine_row adds them, so the result is the same to the bit. */
-HOT_LOOP static void combine3(float *restrict y, const float *restrict z0, const float *restrict z1,
-                              const float *restrict z2, float b, int w)
+DK_HOT_LOOP static void combine3(float *restrict y, const float *restrict z0,
+                                 const float *restrict z1, const float *restrict z2, float b, int w)
 {
     y[0] = (b + z1[0]) + z2[1];
     for (int j = 1; j < w - 1; j++)
@@ -418,7 +411,7 @@ void dk_add_bias_tile(const float *bias, int channels, size_t spatial, size_t v0
         add_scalar(y + co * spatial + v0, bias[co], v1 - v0);
 }
 
-HOT_LOOP static void sum_lanes(const float *restrict x, size_t blocks, float *restrict lanes)
+DK_HOT_LOOP static void sum_lanes(const float *restrict x, size_t blocks, float *restrict lanes)
 {
     for (size_t b = 0; b < blocks; b++)
         for (int j = 0; j < 16; j++)

@@ -99,6 +99,8 @@ typedef struct dk_conv_tuning {
     size_t tile_rows; /* GEMM rows (voxels) per tile, about; whole units */
     int max_threads;  /* 0: dk_blas_threads() */
     int fold;         /* -1: when it pays (auto), 0: never, 1: whenever possible */
+    int winograd;     /* 3x3x3 stride-1 pad-1 convs as Winograd F(2,3) (winograd.h):
+                         -1: when it pays (auto), 0: never, 1: whenever it fits */
 } dk_conv_tuning;
 
 dk_conv_tuning dk_conv_default_tuning(void);

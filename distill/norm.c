@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdatomic.h>
 
+#include "distill/hot_loop.h"
 #include "distill/parallel.h"
 
 /* Independent double accumulators per reduction: wide enough for AVX-512 doubles
@@ -21,16 +22,6 @@
 /* Below this many values a second thread costs more than it saves. */
 #define MIN_PARALLEL ((size_t)1 << 17)
 
-/* Vectorised for the CPU at hand; no FMA contraction, so every clone rounds the
- * same way as the baseline build. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HOT_LOOP                                                                                   \
-    __attribute__((target_clones("avx512f", "avx2", "default"),                                    \
-                   optimize("tree-vectorize", "fp-contract=off")))
-#else
-#define HOT_LOOP
-#endif
-
 /* The (Leaky)ReLU factor, 1 (sign > 0) or slope, as activation.c computes it. */
 static inline float leak_factor(float sign, float slope)
 {
@@ -40,8 +31,8 @@ static inline float leak_factor(float sign, float slope)
 
 /* Sum of (x - shift) and of its square. The shift (the plane's first value) keeps
  * the one-pass variance free of cancellation when |mean| >> std. */
-HOT_LOOP static void shifted_moments(const float *x, size_t n, float shift, double *sum,
-                                     double *sumsq)
+DK_HOT_LOOP static void shifted_moments(const float *x, size_t n, float shift, double *sum,
+                                        double *sumsq)
 {
     double s[LANES] = {0}, q[LANES] = {0};
     size_t i = 0;
@@ -66,8 +57,8 @@ HOT_LOOP static void shifted_moments(const float *x, size_t n, float shift, doub
 
 /* y = act((x - mu) * scale + offset) over one plane; act is the identity unless
  * `act`, then the leaky ReLU of slope. */
-HOT_LOOP static void normalize_plane(const float *x, size_t n, float mu, float scale, float offset,
-                                     bool act, float slope, float *y)
+DK_HOT_LOOP static void normalize_plane(const float *x, size_t n, float mu, float scale,
+                                        float offset, bool act, float slope, float *y)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -171,8 +162,9 @@ static inline void load_grad(const float *dy, const float *sign, float slope, si
 }
 
 /* Sum of g and of g * (x - mean) over one plane (g as load_grad gives it). */
-HOT_LOOP static void backward_sums(const float *x, const float *dy, const float *sign, float slope,
-                                   size_t n, float mean, double *sum_dy, double *sum_dyxc)
+DK_HOT_LOOP static void backward_sums(const float *x, const float *dy, const float *sign,
+                                      float slope, size_t n, float mean, double *sum_dy,
+                                      double *sum_dyxc)
 {
     double s[LANES] = {0}, q[LANES] = {0};
     size_t i = 0;
@@ -198,8 +190,9 @@ HOT_LOOP static void backward_sums(const float *x, const float *dy, const float 
 }
 
 /* dx = a * g + b * (x - mu) + k over one plane. */
-HOT_LOOP static void backward_plane(const float *x, const float *dy, const float *sign, float slope,
-                                    size_t n, float mu, float a, float b, float k, float *dx)
+DK_HOT_LOOP static void backward_plane(const float *x, const float *dy, const float *sign,
+                                       float slope, size_t n, float mu, float a, float b, float k,
+                                       float *dx)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {

@@ -1,0 +1,278 @@
+/* test_winograd.c: the Winograd F(2x2x2, 3x3x3) path of the conv engine
+ * (distill/winograd.h): exact hand cases, the forward and the backward data
+ * against a direct float64 reference with a rounding bound per output, tile and
+ * block edges, one and two threads giving the same bits, and conv.h routing the
+ * U-Net's convolutions through it. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/blas.h"
+#include "distill/conv.h"
+#include "distill/im2col.h"
+#include "distill/winograd.h"
+#include "testutil.h"
+
+static const dk_conv3d_geom k3 = {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}};
+
+static dk_conv_tuning winograd(int mode, int threads)
+{
+    dk_conv_tuning t = dk_conv_default_tuning();
+    t.winograd = mode;
+    t.max_threads = threads;
+    return t;
+}
+
+static dk_workspace workspace_for(int cin, int cout, const int dims[3], const dk_conv_tuning *t)
+{
+    dk_workspace ws = {0};
+    dk_err err = {0};
+    size_t need = dk_conv3d_workspace_floats_tuned(&k3, false, cin, cout, dims, t);
+    cr_assert_eq(dk_workspace_reserve(&ws, need, &err), DK_OK, "%s", err.msg);
+    return ws;
+}
+
+static float *at(const dk_tensor *t, int n, int c, int d, int h, int w)
+{
+    return t->data + ((((size_t)n * t->c + c) * t->d + d) * t->h + h) * t->w + w;
+}
+
+/* The direct conv in double, and per output the sum of |w x| (+ |bias|): the scale
+ * float32 rounding of any summation order is measured against. */
+static void reference(const dk_tensor *x, const dk_tensor *w, const float *bias, double *y,
+                      double *scale)
+{
+    int cout = w->n, D = x->d, H = x->h, W = x->w;
+    size_t i = 0;
+    for (int n = 0; n < x->n; n++)
+        for (int o = 0; o < cout; o++)
+            for (int d = 0; d < D; d++)
+                for (int h = 0; h < H; h++)
+                    for (int v = 0; v < W; v++, i++) {
+                        double sum = bias ? bias[o] : 0, mag = bias ? fabs(bias[o]) : 0;
+                        for (int c = 0; c < x->c; c++)
+                            for (int kd = 0; kd < 3; kd++)
+                                for (int kh = 0; kh < 3; kh++)
+                                    for (int kw = 0; kw < 3; kw++) {
+                                        int dd = d + kd - 1, hh = h + kh - 1, ww = v + kw - 1;
+                                        if (dd < 0 || dd >= D || hh < 0 || hh >= H || ww < 0 ||
+                                            ww >= W)
+                                            continue;
+                                        double p = (double)*at(w, o, c, kd, kh, kw) *
+                                                   *at(x, n, c, dd, hh, ww);
+                                        sum += p;
+                                        mag += fabs(p);
+                                    }
+                        y[i] = sum;
+                        scale[i] = mag;
+                    }
+}
+
+/* Winograd's float32 error: the input transform sums up to 8 values, the output
+ * transform up to 27 products' worth, the GEMM cin * 64 terms; 64 units of
+ * rounding of sum |w x| covers them with room (measured: below 4). */
+#define ROUNDING_UNITS 64.0
+
+static double check_against_reference(const dk_tensor *x, const dk_tensor *w, const float *bias,
+                                      const dk_tensor *y)
+{
+    size_t n = dk_tensor_numel(y);
+    double *ref = malloc(n * sizeof *ref), *scale = malloc(n * sizeof *scale), worst = 0;
+    cr_assert(ref && scale);
+    reference(x, w, bias, ref, scale);
+    for (size_t i = 0; i < n; i++) {
+        double units = fabs(y->data[i] - ref[i]) / (FLT_EPSILON * (scale[i] + 1e-30));
+        cr_assert_leq(units, ROUNDING_UNITS, "output %zu: %.9g, reference %.9g (scale %.3g)", i,
+                      y->data[i], ref[i], scale[i]);
+        if (units > worst) worst = units;
+    }
+    free(ref);
+    free(scale);
+    return worst;
+}
+
+static void forward(const dk_tensor *x, const dk_tensor *w, const dk_tensor *bias, dk_tensor *y,
+                    const dk_conv_tuning *t)
+{
+    int dims[3] = {x->d, x->h, x->w};
+    dk_workspace ws = workspace_for(x->c, w->n, dims, t);
+    dk_conv3d_forward_tuned(&k3, x, w, bias, y, &ws, t);
+    dk_workspace_release(&ws);
+}
+
+/* ---- hand cases: integers, so every transform is exact ---- */
+
+Test(winograd_hand, ones_kernel_sums_the_neighbourhood_exactly)
+{
+    dk_tensor x = dk_test_tensor(1, 1, 5, 7, 3), w = dk_test_tensor(1, 1, 3, 3, 3),
+              y = dk_test_tensor(1, 1, 5, 7, 3);
+    for (size_t i = 0; i < dk_tensor_numel(&x); i++)
+        x.data[i] = (float)(i % 7) - 3;
+    for (size_t i = 0; i < 27; i++)
+        w.data[i] = 1;
+    dk_conv_tuning t = winograd(1, 1);
+    forward(&x, &w, NULL, &y, &t);
+    for (int d = 0; d < 5; d++)
+        for (int h = 0; h < 7; h++)
+            for (int v = 0; v < 3; v++) {
+                float sum = 0;
+                for (int a = -1; a <= 1; a++)
+                    for (int b = -1; b <= 1; b++)
+                        for (int c = -1; c <= 1; c++)
+                            if (d + a >= 0 && d + a < 5 && h + b >= 0 && h + b < 7 && v + c >= 0 &&
+                                v + c < 3)
+                                sum += *at(&x, 0, 0, d + a, h + b, v + c);
+                cr_assert_eq(*at(&y, 0, 0, d, h, v), sum, "(%d, %d, %d): %g, expected %g", d, h, v,
+                             *at(&y, 0, 0, d, h, v), sum);
+            }
+    dk_tensor_release(&x);
+    dk_tensor_release(&w);
+    dk_tensor_release(&y);
+}
+
+Test(winograd_hand, one_tap_shifts_and_bias_adds)
+{
+    dk_tensor x = dk_test_tensor(1, 1, 4, 5, 6), w = dk_test_tensor(1, 1, 3, 3, 3),
+              b = dk_test_tensor(1, 1, 1, 1, 1), y = dk_test_tensor(1, 1, 4, 5, 6);
+    for (size_t i = 0; i < dk_tensor_numel(&x); i++)
+        x.data[i] = (float)i;
+    memset(w.data, 0, 27 * sizeof(float));
+    *at(&w, 0, 0, 2, 0, 1) = 2; /* y(d, h, w) = 2 x(d + 1, h - 1, w) + 0.5 */
+    b.data[0] = 0.5f;
+    dk_conv_tuning t = winograd(1, 1);
+    forward(&x, &w, &b, &y, &t);
+    for (int d = 0; d < 4; d++)
+        for (int h = 0; h < 5; h++)
+            for (int v = 0; v < 6; v++) {
+                bool inside = d + 1 < 4 && h - 1 >= 0;
+                float want = (inside ? 2 * *at(&x, 0, 0, d + 1, h - 1, v) : 0) + 0.5f;
+                cr_assert_eq(*at(&y, 0, 0, d, h, v), want, "(%d, %d, %d)", d, h, v);
+            }
+    dk_tensor_release(&x);
+    dk_tensor_release(&w);
+    dk_tensor_release(&b);
+    dk_tensor_release(&y);
+}
+
+/* ---- random cases against the float64 reference ---- */
+
+typedef struct shape_case {
+    int batch, cin, cout, d, h, w;
+} shape_case;
+
+/* Odd and even sizes, sizes 1 and 2 (a single partial tile), thin and wide
+ * channels (wide ones make blocks of one or a few tile rows and a partial last
+ * block), batches. */
+static const shape_case cases[] = {
+    {1, 1, 1, 1, 1, 1},  {1, 1, 2, 2, 2, 2},   {1, 3, 2, 1, 5, 4},   {2, 2, 3, 3, 3, 3},
+    {1, 8, 8, 6, 9, 11}, {1, 16, 8, 5, 8, 10}, {2, 5, 7, 4, 7, 13},  {1, 64, 64, 3, 13, 11},
+    {1, 1, 8, 7, 6, 5},  {1, 24, 40, 2, 9, 3}, {1, 17, 3, 9, 2, 18}, {1, 130, 96, 2, 5, 6},
+};
+
+Test(winograd_forward, matches_float64_reference_on_every_edge)
+{
+    double worst = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const shape_case *c = &cases[k];
+        dk_tensor x = dk_test_tensor(c->batch, c->cin, c->d, c->h, c->w),
+                  w = dk_test_tensor(c->cout, c->cin, 3, 3, 3),
+                  b = dk_test_tensor(c->cout, 1, 1, 1, 1),
+                  y = dk_test_tensor(c->batch, c->cout, c->d, c->h, c->w);
+        dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 10 + (unsigned)k, -1, 1);
+        dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 20 + (unsigned)k, -1, 1);
+        dk_test_fill_uniform(b.data, dk_tensor_numel(&b), 30 + (unsigned)k, -1, 1);
+        dk_conv_tuning t = winograd(1, 0);
+        bool with_bias = k % 2 == 0;
+        forward(&x, &w, with_bias ? &b : NULL, &y, &t);
+        double units = check_against_reference(&x, &w, with_bias ? b.data : NULL, &y);
+        if (units > worst) worst = units;
+        dk_tensor_release(&x);
+        dk_tensor_release(&w);
+        dk_tensor_release(&b);
+        dk_tensor_release(&y);
+    }
+    cr_log_info("worst error: %.2f units of float32 rounding of sum |w x|", worst);
+}
+
+/* dx = the adjoint of the conv applied to dy, i.e. the conv of dy with the
+ * mirrored, transposed kernel: checked as that conv in float64. */
+Test(winograd_backward, data_gradient_matches_float64_reference)
+{
+    const shape_case c = {2, 6, 9, 5, 6, 7};
+    dk_tensor w = dk_test_tensor(c.cout, c.cin, 3, 3, 3), dy = dk_test_tensor(2, c.cout, 5, 6, 7),
+              dx = dk_test_tensor(2, c.cin, 5, 6, 7),
+              mirrored = dk_test_tensor(c.cin, c.cout, 3, 3, 3);
+    dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 41, -1, 1);
+    dk_test_fill_uniform(dy.data, dk_tensor_numel(&dy), 42, -1, 1);
+    for (int o = 0; o < c.cout; o++)
+        for (int i = 0; i < c.cin; i++)
+            for (int t = 0; t < 27; t++)
+                mirrored.data[((size_t)i * c.cout + o) * 27 + 26 - t] =
+                    w.data[((size_t)o * c.cin + i) * 27 + t];
+    dk_conv_tuning t = winograd(1, 0);
+    int dims[3] = {5, 6, 7};
+    dk_workspace ws = workspace_for(c.cin, c.cout, dims, &t);
+    dk_conv3d_backward_data_tuned(&k3, &w, &dy, &dx, &ws, &t);
+    check_against_reference(&dy, &mirrored, NULL, &dx);
+    dk_workspace_release(&ws);
+    dk_tensor_release(&w);
+    dk_tensor_release(&dy);
+    dk_tensor_release(&dx);
+    dk_tensor_release(&mirrored);
+}
+
+/* ---- threads and routing ---- */
+
+Test(winograd_threads, one_and_two_threads_give_the_same_bits)
+{
+    int prev = dk_blas_threads();
+    dk_blas_set_threads(2);
+    dk_tensor x = dk_test_tensor(2, 12, 9, 17, 15), w = dk_test_tensor(20, 12, 3, 3, 3),
+              y1 = dk_test_tensor(2, 20, 9, 17, 15), y2 = dk_test_tensor(2, 20, 9, 17, 15);
+    dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 51, -1, 1);
+    dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 52, -1, 1);
+    dk_conv_tuning one = winograd(1, 1), two = winograd(1, 2);
+    forward(&x, &w, NULL, &y1, &one);
+    forward(&x, &w, NULL, &y2, &two);
+    cr_assert_eq(memcmp(y1.data, y2.data, dk_tensor_numel(&y1) * sizeof(float)), 0);
+    check_against_reference(&x, &w, NULL, &y2);
+    dk_blas_set_threads(prev);
+    dk_tensor_release(&x);
+    dk_tensor_release(&w);
+    dk_tensor_release(&y1);
+    dk_tensor_release(&y2);
+}
+
+Test(winograd_routing, conv_h_runs_3x3x3_convs_through_winograd)
+{
+    cr_assert(dk_winograd_fits(&k3));
+    dk_conv3d_geom aniso = {{1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+                   strided = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
+    cr_assert_not(dk_winograd_fits(&aniso));
+    cr_assert_not(dk_winograd_fits(&strided));
+    dk_tensor x = dk_test_tensor(1, 8, 6, 10, 10), w = dk_test_tensor(8, 8, 3, 3, 3),
+              a = dk_test_tensor(1, 8, 6, 10, 10), b = dk_test_tensor(1, 8, 6, 10, 10),
+              g = dk_test_tensor(1, 8, 6, 10, 10);
+    dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 61, -1, 1);
+    dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 62, -1, 1);
+    int dims[3] = {6, 10, 10};
+    dk_workspace ws = {0};
+    dk_err err = {0};
+    cr_assert_eq(
+        dk_workspace_reserve(&ws, dk_conv3d_workspace_floats(&k3, false, 8, 8, dims), &err), DK_OK);
+    dk_conv3d_forward(&k3, &x, &w, NULL, &a, &ws);
+    dk_conv_tuning on = winograd(1, 0), off = winograd(0, 0);
+    forward(&x, &w, NULL, &b, &on);
+    forward(&x, &w, NULL, &g, &off);
+    cr_assert_eq(memcmp(a.data, b.data, dk_tensor_numel(&a) * sizeof(float)), 0,
+                 "the default conv is not the Winograd one");
+    cr_assert_neq(memcmp(a.data, g.data, dk_tensor_numel(&a) * sizeof(float)), 0,
+                  "Winograd and GEMM agree to the bit: the test cannot tell them apart");
+    dk_test_assert_close(a.data, g.data, dk_tensor_numel(&a), 1e-5);
+    dk_workspace_release(&ws);
+    dk_tensor *all[] = {&x, &w, &a, &b, &g};
+    for (size_t i = 0; i < 5; i++)
+        dk_tensor_release(all[i]);
+}
