@@ -95,7 +95,7 @@ static void run_concat(bench_ctx *b)
 
 static void run_softmax(bench_ctx *b)
 {
-    dk_softmax_channels_forward(&b->x, 2.0f, &b->y);
+    dk_softmax_channels_forward(&b->x, 2.0f, &b->y, NULL);
     dk_softmax_channels_backward(&b->y, &b->dy, 2.0f, &b->dx);
 }
 

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     float *mask = malloc((size_t)T * V * sizeof *mask);
     fill(x.data, dk_tensor_numel(&x), 1, -2, 2);
     fill(logits.data, dk_tensor_numel(&logits), 2, -3, 3);
-    dk_softmax_channels_forward(&logits, 2.0f, &response);
+    dk_softmax_channels_forward(&logits, 2.0f, &response, NULL);
     fill(features.data, dk_tensor_numel(&features), 3, 0, 2);
     fill(mask, (size_t)T * V, 4, 0, 1);
     for (size_t i = 0; i < (size_t)T * V; i++)

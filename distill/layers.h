@@ -62,7 +62,8 @@ void dk_concat_channels_backward(const dk_tensor *dy, dk_tensor *da, dk_tensor *
 
 /* --- softmax over channels at each voxel, of x / temperature ---
  * Numerically stable (max subtracted). y may alias x. */
-void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y);
+void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y,
+                                 dk_pool *pool);
 /* dx = J^T dy for y = softmax(x / T): dx = (y * (dy - sum_c y*dy)) / T. dx may alias dy. */
 void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
                                   dk_tensor *dx);

@@ -21,13 +21,19 @@ static inline uint64_t dk_rng_next(dk_rng *r)
     return z ^ (z >> 31);
 }
 
+/* Jump ahead n draws of dk_rng_next (splitmix64's state moves by a constant per
+ * draw): a stream can be cut into pieces generated on several threads, with the
+ * same values as one thread drawing them all. */
+static inline void dk_rng_skip(dk_rng *r, uint64_t n) { r->state += n * 0x9E3779B97F4A7C15ULL; }
+
 /* Uniform in [0, 1). */
 static inline double dk_rng_uniform(dk_rng *r) { return (dk_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* Uniform integer in [0, n). */
 static inline uint64_t dk_rng_below(dk_rng *r, uint64_t n) { return n ? dk_rng_next(r) % n : 0; }
 
-/* Standard normal (Box-Muller; one value per call, the second is discarded for simplicity). */
+/* Standard normal (Box-Muller; one value per call, the second is discarded for
+ * simplicity): two draws of dk_rng_next per value. */
 static inline double dk_rng_normal(dk_rng *r)
 {
     double u1 = dk_rng_uniform(r), u2 = dk_rng_uniform(r);

@@ -8,9 +8,13 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "distill/parallel.h"
+
 /* Voxels per block: one 64-byte line per channel; a fixed trip count with local
  * results is what GCC vectorises at -O2. */
 #define BLOCK 16
+/* Below this many values a second thread costs more than it saves. */
+#define MIN_PARALLEL ((size_t)1 << 17)
 
 /* cond ? a : b through the bits, which GCC vectorises where a float `?:` against
  * a constant stays a branch (under the default -ftrapping-math). */
@@ -86,20 +90,40 @@ static inline void softmax_block(const float *x, float *y, int channels, size_t 
     }
 }
 
-void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y)
+typedef struct softmax_job {
+    const dk_tensor *x;
+    dk_tensor *y;
+    float inv_t;
+    size_t blocks; /* per sample, the last one partial */
+} softmax_job;
+
+/* Thread t's share of the blocks of every sample: each voxel's value does not
+ * depend on which thread or block computed it. */
+static void softmax_worker(void *arg, int t, int nthreads)
+{
+    const softmax_job *j = arg;
+    size_t plane = dk_tensor_spatial(j->x), sample = (size_t)j->x->c * plane, b0, b1;
+    dk_parallel_share(j->blocks * (size_t)j->x->n, t, nthreads, &b0, &b1);
+    for (size_t b = b0; b < b1; b++) {
+        size_t n = b / j->blocks, v = b % j->blocks * BLOCK;
+        const float *x = j->x->data + n * sample + v;
+        float *y = j->y->data + n * sample + v;
+        /* a constant trip count for full blocks: that is what GCC vectorises */
+        if (plane - v >= BLOCK)
+            softmax_block(x, y, j->x->c, plane, BLOCK, j->inv_t);
+        else
+            softmax_block(x, y, j->x->c, plane, (int)(plane - v), j->inv_t);
+    }
+}
+
+void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y, dk_pool *pool)
 {
     DK_CHECK_SHAPE(dk_tensor_same_shape(x, y), x, y);
     DK_CHECK_SHAPE(temperature > 0, x, y);
-    size_t plane = dk_tensor_spatial(x), sample = (size_t)x->c * plane;
-    float inv_t = 1.0f / temperature;
-    for (int n = 0; n < x->n; n++) {
-        const float *xn = x->data + n * sample;
-        float *yn = y->data + n * sample;
-        size_t v = 0;
-        for (; v + BLOCK <= plane; v += BLOCK)
-            softmax_block(xn + v, yn + v, x->c, plane, BLOCK, inv_t);
-        if (v < plane) softmax_block(xn + v, yn + v, x->c, plane, (int)(plane - v), inv_t);
-    }
+    softmax_job j = {x, y, 1.0f / temperature, (dk_tensor_spatial(x) + BLOCK - 1) / BLOCK};
+    size_t pieces = j.blocks * (size_t)x->n;
+    dk_parallel_run(pool, dk_parallel_threads(dk_tensor_numel(x), MIN_PARALLEL, pieces),
+                    softmax_worker, &j);
 }
 
 /* dx = y * (dy - sum_c y*dy) / T over `len` (<= BLOCK) voxels; dx may alias dy. */

@@ -221,6 +221,11 @@ void dk_unet_free(dk_unet *net)
 
 const dk_unet_config *dk_unet_config_of(const dk_unet *net) { return &net->cfg; }
 const dk_params *dk_unet_params(const dk_unet *net) { return &net->params; }
+dk_pool *dk_unet_pool(const dk_unet *net)
+{
+    return net->pool;
+}
+
 dk_tensor *dk_unet_logits(dk_unet *net) { return &net->logits; }
 dk_tensor *dk_unet_logits_grad(dk_unet *net) { return &net->logits_grad; }
 dk_workspace *dk_unet_workspace(dk_unet *net) { return &net->ws; }

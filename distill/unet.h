@@ -85,6 +85,10 @@ dk_status dk_unet_plan_inference(dk_unet *net, int n, int d, int h, int w, unsig
 /* Bytes of activation memory (and gradient scratch) the current plan holds. */
 size_t dk_unet_activation_bytes(const dk_unet *net);
 
+/* The network's threads (borrowed, valid until dk_unet_free; NULL before the first
+ * plan), for work around its forward that should run on the same threads. */
+dk_pool *dk_unet_pool(const dk_unet *net);
+
 /* The output logits of the last forward (borrowed; shape (n, classes, d, h, w)). */
 dk_tensor *dk_unet_logits(dk_unet *net);
 

@@ -22,6 +22,7 @@
 #include "distill/layers.h"
 #include "distill/rng.h"
 #include "teacher/content_hash.h"
+#include "teacher/pass_work.h"
 #include "teacher/train.h"
 
 struct dk_precomputer {
@@ -40,9 +41,12 @@ struct dk_precomputer {
 
 dk_precompute_options dk_precompute_options_default(void)
 {
-    dk_precompute_options o = {
-        .temperature = 2.0, .passes = 8, .input_noise = 0.1, .feature_count = 1, .seed = 1,
-        .pass_batch = 1};
+    dk_precompute_options o = {.temperature = 2.0,
+                               .passes = 8,
+                               .input_noise = 0.1,
+                               .feature_count = 1,
+                               .seed = 1,
+                               .pass_batch = 1};
     strcpy(o.feature_layers[0], "bottleneck");
     return o;
 }
@@ -123,9 +127,8 @@ static dk_status hash_teacher(dk_precomputer *pc, dk_err *err)
 {
     char *arch = dk_unet_config_to_json(&pc->tcfg);
     if (!arch) return dk_err_set(err, DK_ENOMEM, "out of memory");
-    dk_status st =
-        dk_content_hash_teacher(arch, dk_unet_params(pc->teacher), &pc->m.classes,
-                                pc->m.teacher_spacing, pc->m.teacher_sha256, err);
+    dk_status st = dk_content_hash_teacher(arch, dk_unet_params(pc->teacher), &pc->m.classes,
+                                           pc->m.teacher_spacing, pc->m.teacher_sha256, err);
     free(arch);
     return st;
 }
@@ -443,37 +446,22 @@ static void fill_padded(dk_tensor *x, const float *img, const int dims[3], const
     }
 }
 
-/* acc (C x dims) += the crop of prob (1 x C x padded) at before. */
-static void add_cropped(const dk_tensor *prob, const int dims[3], const int before[3], float *acc)
-{
-    size_t k = 0;
-    for (int c = 0; c < prob->c; c++)
-        for (int z = 0; z < dims[0]; z++)
-            for (int y = 0; y < dims[1]; y++) {
-                const float *row =
-                    prob->data +
-                    (((size_t)c * prob->d + z + before[0]) * prob->h + y + before[1]) * prob->w +
-                    before[2];
-                for (int i = 0; i < dims[2]; i++)
-                    acc[k++] += row[i];
-            }
-}
-
 /* Each sample of the batch: its softmax at T and at 1 and its taps into the
  * accumulators, in pass order. */
 static void accumulate_batch(dk_precomputer *pc, const int dims[3], const int before[3],
                              const size_t fn[])
 {
     const dk_tensor *logits = dk_unet_logits(pc->teacher);
-    dk_softmax_channels_forward(logits, (float)pc->opt.temperature, &pc->prob);
+    dk_pool *pool = dk_unet_pool(pc->teacher);
+    dk_softmax_channels_forward(logits, (float)pc->opt.temperature, &pc->prob, pool);
     for (int i = 0; i < pc->batch; i++) {
         dk_tensor prob = dk_tensor_sample(&pc->prob, i);
-        add_cropped(&prob, dims, before, pc->acc_soft);
+        dk_pass_add_cropped(&prob, dims, before, pc->acc_soft, pool);
     }
-    dk_softmax_channels_forward(logits, 1.0f, &pc->prob);
+    dk_softmax_channels_forward(logits, 1.0f, &pc->prob, pool);
     for (int i = 0; i < pc->batch; i++) {
         dk_tensor prob = dk_tensor_sample(&pc->prob, i);
-        add_cropped(&prob, dims, before, pc->acc_plain);
+        dk_pass_add_cropped(&prob, dims, before, pc->acc_plain, pool);
     }
     for (int k = 0; k < pc->m.feature_count; k++) {
         const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
@@ -504,10 +492,9 @@ static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3
     for (int p0 = 0; p0 < o->passes; p0 += pc->batch) {
         for (int s = 0; s < pc->batch; s++) {
             uint64_t p = (uint64_t)(p0 + s);
-            dk_rng rng = dk_rng_seed(noise_seed + p * 0x9E3779B97F4A7C15ULL);
-            float *noisy = pc->noisy.data + n * s;
-            for (size_t i = 0; i < n; i++)
-                noisy[i] = pc->x.data[i] + (float)(o->input_noise * dk_rng_normal(&rng));
+            dk_pass_noisy_input(pc->x.data, n, o->input_noise,
+                                noise_seed + p * 0x9E3779B97F4A7C15ULL, pc->noisy.data + n * s,
+                                dk_unet_pool(pc->teacher));
         }
         dk_unet_forward(pc->teacher, &pc->noisy);
         accumulate_batch(pc, dims, before, fn);

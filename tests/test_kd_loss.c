@@ -48,7 +48,7 @@ static void setup_case(kd_case *k, dk_response_kind rk, dk_feature_kind fk)
     k->response = dk_test_tensor(T, 3, 4, 8, 8);
     dk_tensor logits = dk_test_tensor(T, 3, 4, 8, 8);
     dk_test_fill_uniform(logits.data, dk_tensor_numel(&logits), 2, -3, 3);
-    dk_softmax_channels_forward(&logits, 1.0f, &k->response);
+    dk_softmax_channels_forward(&logits, 1.0f, &k->response, NULL);
     dk_tensor_release(&logits);
     k->features = dk_test_tensor(T, 6, 2, 4, 4);
     dk_test_fill_uniform(k->features.data, dk_tensor_numel(&k->features), 3, -1, 1);

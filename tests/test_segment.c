@@ -32,7 +32,7 @@ Test(segment, one_tile_over_the_whole_volume_is_the_forward_pass)
     cr_assert_eq(dk_segment_probs(net, &o, img, d, probs, NULL), DK_OK);
     dk_tensor x = dk_tensor_view(img, 1, 1, 4, 8, 6), p = dk_test_tensor(1, 3, 4, 8, 6);
     dk_unet_forward(net, &x);
-    dk_softmax_channels_forward(dk_unet_logits(net), 1.0f, &p);
+    dk_softmax_channels_forward(dk_unet_logits(net), 1.0f, &p, NULL);
     dk_test_assert_close(probs, p.data, 3 * 192, 1e-6);
     dk_tensor_release(&p);
     free(probs);

@@ -3,8 +3,11 @@
  * against hand-computed values and central finite differences. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
+#include "distill/blas.h"
 #include "distill/layers.h"
+#include "distill/parallel.h"
 #include "testutil.h"
 
 Test(softmax, known_values_and_temperature)
@@ -16,7 +19,7 @@ Test(softmax, known_values_and_temperature)
     float x1[4] = {0, 1000, ln2, 1000 + ln2};
     float want1[4] = {1.f / 3, 1.f / 3, 2.f / 3, 2.f / 3};
     dk_tensor tx1 = dk_tensor_view(x1, 1, 2, 1, 1, 2), ty = dk_tensor_view(y, 1, 2, 1, 1, 2);
-    dk_softmax_channels_forward(&tx1, 1, &ty);
+    dk_softmax_channels_forward(&tx1, 1, &ty, NULL);
     dk_test_assert_close(y, want1, 4, 1e-4);
     cr_assert_float_eq(y[0], 1.f / 3, 1e-7);
     cr_assert_float_eq(y[2], 2.f / 3, 1e-7);
@@ -26,7 +29,7 @@ Test(softmax, known_values_and_temperature)
     float s2 = sqrtf(2);
     float want2[4] = {1.f / 3, 1 / (1 + s2), 2.f / 3, s2 / (1 + s2)};
     dk_tensor tx2 = dk_tensor_view(x2, 1, 2, 1, 1, 2);
-    dk_softmax_channels_forward(&tx2, 2, &ty);
+    dk_softmax_channels_forward(&tx2, 2, &ty, NULL);
     dk_test_assert_close(y, want2, 4, 1e-7);
 }
 
@@ -35,14 +38,14 @@ Test(softmax, masked_and_far_logits)
     /* -inf (a masked class) and far-below logits get exactly 0; the rest renormalise. */
     float x[8] = {-INFINITY, -200, 0, 3, 0, 0, 0, 3}, y[8];
     dk_tensor tx = dk_tensor_view(x, 1, 2, 1, 1, 4), ty = dk_tensor_view(y, 1, 2, 1, 1, 4);
-    dk_softmax_channels_forward(&tx, 1, &ty);
+    dk_softmax_channels_forward(&tx, 1, &ty, NULL);
     float want[8] = {0, 0, 0.5f, 0.5f, 1, 1, 0.5f, 0.5f};
     dk_test_assert_close(y, want, 8, 0);
 
     /* A NaN logit makes its voxel NaN rather than a plausible distribution. */
     float xn[2] = {NAN, 1}, yn[2];
     dk_tensor txn = dk_tensor_view(xn, 1, 2, 1, 1, 1), tyn = dk_tensor_view(yn, 1, 2, 1, 1, 1);
-    dk_softmax_channels_forward(&txn, 1, &tyn);
+    dk_softmax_channels_forward(&txn, 1, &tyn, NULL);
     cr_assert(isnan(yn[0]) && isnan(yn[1]), "softmax(NaN, 1) = (%g, %g)", yn[0], yn[1]);
 }
 
@@ -54,7 +57,7 @@ Test(softmax, small_probabilities_keep_their_relative_accuracy)
     dk_tensor x = dk_test_tensor(1, 2, 1, 1, V), y = dk_test_tensor(1, 2, 1, 1, V);
     for (int v = 0; v < V; v++)
         x.data[v] = -0.05f * v, x.data[V + v] = 0;
-    dk_softmax_channels_forward(&x, 1, &y);
+    dk_softmax_channels_forward(&x, 1, &y, NULL);
     for (int v = 0; v < V; v++) {
         double e = exp((double)x.data[v]), want = e / (1 + e);
         cr_assert_lt(fabs(y.data[v] - want), 1e-6 * want, "logit %g: %.9g vs %.9g", x.data[v],
@@ -78,7 +81,7 @@ Test(softmax, rows_sum_to_one_in_place_across_chunks)
             for (int c = 0; c < 5; c++)
                 ref.data[(n * 5 + c) * plane + v] = (float)(e[c] / total);
         }
-    dk_softmax_channels_forward(&x, 0.5f, &x);
+    dk_softmax_channels_forward(&x, 0.5f, &x, NULL);
     dk_test_assert_close(x.data, ref.data, dk_tensor_numel(&x), 1e-6);
     for (int n = 0; n < 2; n++)
         for (size_t v = 0; v < plane; v++) {
@@ -113,7 +116,7 @@ typedef struct softmax_case {
 static double softmax_loss(void *ctx)
 {
     softmax_case *sc = ctx;
-    dk_softmax_channels_forward(&sc->x, sc->temperature, &sc->y);
+    dk_softmax_channels_forward(&sc->x, sc->temperature, &sc->y, NULL);
     double s = 0;
     for (size_t i = 0; i < dk_tensor_numel(&sc->y); i++)
         s += (double)sc->y.data[i] * sc->r.data[i];
@@ -152,4 +155,32 @@ Test(softmax, backward_matches_finite_differences)
     softmax_gradcheck(0.5f, 1, 3, 2, 3, 4);
     softmax_gradcheck(4, 1, 2, 1, 1, 3);
     softmax_gradcheck(2, 1, 3, 1, 2, 15); /* 30 voxels: a block and a ragged tail */
+}
+
+/* Large enough for two threads, with a partial last block per sample: the same
+ * bits on one and two threads (each voxel is one block's, computed alike). */
+Test(softmax, two_threads_give_the_same_bits)
+{
+    int prev = dk_blas_threads();
+    dk_tensor x = dk_test_tensor(2, 5, 7, 61, 83), y1 = dk_test_tensor(2, 5, 7, 61, 83),
+              y2 = dk_test_tensor(2, 5, 7, 61, 83);
+    dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 7, -20, 20);
+    dk_blas_set_threads(1);
+    dk_softmax_channels_forward(&x, 2, &y1, NULL);
+    dk_blas_set_threads(2);
+    dk_pool *pool = dk_pool_create(2, NULL);
+    cr_assert(pool);
+    dk_softmax_channels_forward(&x, 2, &y2, pool);
+    cr_assert_eq(memcmp(y1.data, y2.data, dk_tensor_numel(&y1) * sizeof(float)), 0);
+    for (size_t v = 0; v < 7 * 61 * 83; v += 997) { /* and they are probabilities */
+        double sum = 0;
+        for (int c = 0; c < 5; c++)
+            sum += y2.data[(size_t)c * 7 * 61 * 83 + v];
+        cr_assert_float_eq(sum, 1.0, 1e-5);
+    }
+    dk_pool_free(pool);
+    dk_blas_set_threads(prev);
+    dk_tensor_release(&x);
+    dk_tensor_release(&y1);
+    dk_tensor_release(&y2);
 }
