@@ -298,7 +298,7 @@ static dk_status stage_server(dk_demo *d, dk_err *err)
 static dk_status prepare(dk_demo *d, dk_err *err)
 {
     char buf[4096], path[DK_DEMO_PATH];
-    dk_status st = make_dir(d->out, err);
+    dk_status st = dk_cli_make_dirs(d->out, err); /* the default runs/demo: runs/ too */
     if (!st) st = make_dir(dk_demo_path(d, path, "logs"), err);
     if (!st) st = make_dir(dk_demo_path(d, path, "data"), err);
     if (!st) st = make_dir(dk_demo_path(d, d->store, "store"), err);

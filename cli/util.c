@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int dk_cli_fail(const char *what, const char *msg)
 {
@@ -90,4 +91,26 @@ int dk_cli_set_max_voxels(const char *text, const char *source)
     }
     dk_volume_set_max_voxels((size_t)v);
     return 0;
+}
+
+dk_status dk_cli_make_dirs(const char *path, dk_err *err)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return dk_err_set(err, DK_EINVAL, "folder '%s': expected a path of 1 to %zu bytes", path,
+                          sizeof buf - 1);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char keep = buf[i];
+        buf[i] = '\0';
+        struct stat sb;
+        if (mkdir(buf, 0755) && (errno != EEXIST || stat(buf, &sb) || !S_ISDIR(sb.st_mode)))
+            return dk_err_set(err, DK_EIO, "cannot create folder '%s': %s", buf,
+                              errno == EEXIST ? "a file of that name is in the way"
+                                              : strerror(errno));
+        buf[i] = keep;
+    }
+    return DK_OK;
 }

@@ -1,6 +1,6 @@
 /* util.h: what every dualkd subcommand shares: the failure and --help conventions,
  * one shape of number parser for option values, and reading a small text file
- * (a config or architecture JSON). Only cli/ includes it. */
+ * (a config or architecture JSON), making an output folder. Only cli/ includes it. */
 #ifndef DK_CLI_UTIL_H
 #define DK_CLI_UTIL_H
 
@@ -28,6 +28,10 @@ bool dk_cli_parse_double(const char *text, double lo, double hi, double *out);
  * for every command, or a --max-voxels option (source names it in the message).
  * Returns 0, or 2 after printing why text is not a voxel count. */
 int dk_cli_set_max_voxels(const char *text, const char *source);
+
+/* mkdir -p: path and every missing folder above it (0755). DK_OK when path is
+ * already a directory; DK_EIO naming the folder that could not be made. */
+dk_status dk_cli_make_dirs(const char *path, dk_err *err);
 
 /* The file at path as a NUL-terminated string, at most DK_CLI_MAX_TEXT bytes. what
  * names it in the message ("config", "student config"). Caller frees with free();

@@ -68,7 +68,8 @@ def main():
     bin_ = os.path.abspath(os.environ.get("DUALKD_BIN", "build/dualkd"))
     keep = sys.argv[1] if len(sys.argv) > 1 else None
     work = os.path.abspath(keep) if keep else tempfile.mkdtemp(prefix="demo_tiny-")
-    run_dir = os.path.join(work, "run")
+    # two folders that do not exist yet, as runs/demo in a fresh clone
+    run_dir = os.path.join(work, "runs", "demo")
     report_browser.become_subreaper()
     try:
         p = subprocess.run([bin_, "demo", "--tiny", "--out", run_dir], capture_output=True,
