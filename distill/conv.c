@@ -380,9 +380,10 @@ static void dims_of(const dk_tensor *t, int d[3])
  * teacher, SkylakeX kernels, 2 threads): it takes 0.55-0.85x the time of the GEMM
  * engine on every 3x3x3 layer of the teacher but its 1-channel input layer, where
  * the transforms outweigh a GEMM with K = 27 (about 2x slower). */
-static bool winograd_wanted(const dk_conv_tuning *tune, const dk_conv3d_geom *g, int cin)
+static bool winograd_wanted(const dk_conv_tuning *tune, const dk_conv3d_geom *g, int cin, int cout,
+                            const int dims[3])
 {
-    if (tune->winograd == 0 || !dk_winograd_fits(g)) return false;
+    if (tune->winograd == 0 || !dk_winograd_fits(g, cin, cout, dims)) return false;
     return tune->winograd > 0 || cin >= 4;
 }
 
@@ -390,7 +391,7 @@ static void conv_forward(const dk_conv3d_geom *g, const float *x, int cin, const
                          const float *weight, const float *bias, float *y, int cout,
                          const int out[3], int batch, dk_workspace *ws, const dk_conv_tuning *tune)
 {
-    if (winograd_wanted(tune, g, cin)) {
+    if (winograd_wanted(tune, g, cin, cout, in)) {
         dk_winograd_forward(x, cin, in, weight, false, bias, y, cout, batch, ws, tune->max_threads);
         return;
     }
@@ -416,7 +417,7 @@ static void conv_data_grad(const dk_conv3d_geom *g, const float *dy, int cout, c
 {
     dk_conv3d_geom mirrored;
     tile_plan p;
-    if (data_grad_is_conv(g, &mirrored) && winograd_wanted(tune, &mirrored, cout)) {
+    if (data_grad_is_conv(g, &mirrored) && winograd_wanted(tune, &mirrored, cout, cin, out)) {
         dk_winograd_forward(dy, cout, out, weight, true, bias, dx, cin, batch, ws,
                             tune->max_threads);
         return;
@@ -519,7 +520,7 @@ size_t dk_conv3d_workspace_floats_tuned(const dk_conv3d_geom *g, bool transposed
     else
         plan_pass(&p, PASS_SCATTER, g, conv_cin, conv_cout, cin_dims, cout_dims, tune);
     if (plan_floats(&p, threads) > need) need = plan_floats(&p, threads);
-    if (dk_winograd_fits(g)) { /* forward and data grad alike (same dims, pad 1) */
+    if (dk_winograd_fits(g, conv_cin, conv_cout, cin_dims)) { /* forward and data grad alike */
         size_t wf = dk_winograd_workspace_floats(conv_cin, conv_cout, cin_dims, threads);
         size_t wb = dk_winograd_workspace_floats(conv_cout, conv_cin, cin_dims, threads);
         if (wf > need) need = wf;

@@ -85,11 +85,12 @@ static size_t shared_floats(const wino_shape *s)
     return align16((size_t)POINTS * (size_t)s->cout * (size_t)s->cin);
 }
 
-bool dk_winograd_fits(const dk_conv3d_geom *g)
+bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims[3])
 {
     for (int a = 0; a < 3; a++)
         if (g->kernel[a] != 3 || g->stride[a] != 1 || g->pad[a] != 1) return false;
-    return true;
+    size_t row = (size_t)POINTS * ((size_t)cin + (size_t)cout) * (((size_t)dims[2] + 1) / 2);
+    return cin > 0 && cout > 0 && row <= DK_CONV_TILE_FLOATS;
 }
 
 size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads)

@@ -27,8 +27,11 @@
 #include "distill/workspace.h"
 
 /* True when Winograd computes this conv: kernel 3, stride 1, pad 1 on every axis
- * (output dims = input dims). Other geometries stay on the GEMM engine. */
-bool dk_winograd_fits(const dk_conv3d_geom *g);
+ * (output dims = input dims), and one tile row's transformed inputs and products
+ * (64 x (cin + cout) x ceil(w / 2) floats) within DK_CONV_TILE_FLOATS, the bound
+ * of the GEMM engine's own scratch, so that no volume's width makes the workspace
+ * grow without bound. Other convolutions stay on the GEMM engine. */
+bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims[3]);
 
 /* Workspace floats a forward over dims[3] needs on `threads` threads. */
 size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads);

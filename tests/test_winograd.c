@@ -247,17 +247,18 @@ Test(winograd_threads, one_and_two_threads_give_the_same_bits)
 
 Test(winograd_routing, conv_h_runs_3x3x3_convs_through_winograd)
 {
-    cr_assert(dk_winograd_fits(&k3));
+    int dims[3] = {6, 10, 10}, wide[3] = {2, 2, 1 << 20};
+    cr_assert(dk_winograd_fits(&k3, 8, 8, dims));
+    cr_assert_not(dk_winograd_fits(&k3, 8, 8, wide), "a row of 2^19 tiles is past the bound");
     dk_conv3d_geom aniso = {{1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
                    strided = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
-    cr_assert_not(dk_winograd_fits(&aniso));
-    cr_assert_not(dk_winograd_fits(&strided));
+    cr_assert_not(dk_winograd_fits(&aniso, 8, 8, dims));
+    cr_assert_not(dk_winograd_fits(&strided, 8, 8, dims));
     dk_tensor x = dk_test_tensor(1, 8, 6, 10, 10), w = dk_test_tensor(8, 8, 3, 3, 3),
               a = dk_test_tensor(1, 8, 6, 10, 10), b = dk_test_tensor(1, 8, 6, 10, 10),
               g = dk_test_tensor(1, 8, 6, 10, 10);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 61, -1, 1);
     dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 62, -1, 1);
-    int dims[3] = {6, 10, 10};
     dk_workspace ws = {0};
     dk_err err = {0};
     cr_assert_eq(
