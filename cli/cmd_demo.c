@@ -89,13 +89,6 @@ static void stage_end(dk_demo *d, int stage)
     d->planned_done += stage_cost(d, stage);
 }
 
-static dk_status make_dir(const char *path, dk_err *err)
-{
-    if (mkdir(path, 0755) && errno != EEXIST)
-        return dk_err_set(err, DK_EIO, "cannot create '%s': %s", path, strerror(errno));
-    return DK_OK;
-}
-
 static dk_status write_text(const char *path, const char *text, dk_err *err)
 {
     FILE *f = fopen(path, "w");
@@ -299,10 +292,10 @@ static dk_status prepare(dk_demo *d, dk_err *err)
 {
     char buf[4096], path[DK_DEMO_PATH];
     dk_status st = dk_cli_make_dirs(d->out, err); /* the default runs/demo: runs/ too */
-    if (!st) st = make_dir(dk_demo_path(d, path, "logs"), err);
-    if (!st) st = make_dir(dk_demo_path(d, path, "data"), err);
-    if (!st) st = make_dir(dk_demo_path(d, d->store, "store"), err);
-    if (!st) st = make_dir(dk_demo_path(d, d->fed_dir, "federation"), err);
+    if (!st) st = dk_cli_make_dirs(dk_demo_path(d, path, "logs"), err);
+    if (!st) st = dk_cli_make_dirs(dk_demo_path(d, path, "data"), err);
+    if (!st) st = dk_cli_make_dirs(dk_demo_path(d, d->store, "store"), err);
+    if (!st) st = dk_cli_make_dirs(dk_demo_path(d, d->fed_dir, "federation"), err);
     dk_demo_path(d, d->repo, "data/repository.h5");
     dk_demo_path(d, d->tokens, "tokens.json");
     dk_demo_path(d, d->operator_token, "operator.token");
