@@ -7,7 +7,7 @@
  * Winograd path, which does fewer: for it the figure is an effective rate.
  *
  * usage: bench_conv [--net reference|teacher] [--threads N] [--reps N]
- *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1]
+ *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1] [--fused -1|0|1]
  *                   [--max-threads N] [--only NAME] [--cpu 1]
  * Each figure is the best of --reps runs (the machine is shared: best-of is the
  * figure least disturbed by other processes). */
@@ -199,6 +199,8 @@ int main(int argc, char **argv)
             tune.fold = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--winograd"))
             tune.winograd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--fused"))
+            tune.fused = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "teacher")) {
             layers = teacher_net;
             nlayers = sizeof teacher_net / sizeof teacher_net[0];
@@ -216,9 +218,10 @@ int main(int argc, char **argv)
         }
     }
     dk_blas_set_threads(threads);
-    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, winograd %d, best of %d%s\n",
-           dk_blas_corename(), dk_blas_threads(), tune.tile_rows, tune.fold, tune.winograd, reps,
-           bench_clock == CLOCK_MONOTONIC ? "" : ", CPU time");
+    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, winograd %d, fused %d, best of "
+           "%d%s\n",
+           dk_blas_corename(), dk_blas_threads(), tune.tile_rows, tune.fold, tune.winograd,
+           tune.fused, reps, bench_clock == CLOCK_MONOTONIC ? "" : ", CPU time");
     printf("raw sgemm 1024^3: %.1f GFLOP/s\n\n", raw_sgemm_gflops(1024, reps));
     printf("%-18s %7s | %8s %7s | %8s %7s | %8s %7s\n", "layer", "GFLOP", "fwd ms", "GF/s",
            "bwd-d ms", "GF/s", "bwd-w ms", "GF/s");

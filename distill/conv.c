@@ -47,8 +47,12 @@ typedef struct tile_plan {
 
 dk_conv_tuning dk_conv_default_tuning(void)
 {
-    return (dk_conv_tuning){
-        .tile_rows = DEFAULT_TILE_ROWS, .max_threads = 0, .fold = -1, .winograd = -1};
+    return (dk_conv_tuning){.tile_rows = DEFAULT_TILE_ROWS,
+                            .max_threads = 0,
+                            .fold = -1,
+                            .winograd = -1,
+                            .fused = -1,
+                            .simd = 0};
 }
 
 static size_t align16(size_t n)
@@ -392,7 +396,7 @@ static void conv_forward(const dk_conv3d_geom *g, const float *x, int cin, const
                          const int out[3], int batch, dk_workspace *ws, const dk_conv_tuning *tune)
 {
     if (winograd_wanted(tune, g, cin, cout, in)) {
-        dk_winograd_forward(x, cin, in, weight, false, bias, y, cout, batch, ws, tune->max_threads);
+        dk_winograd_forward(x, cin, in, weight, false, bias, y, cout, batch, ws, tune);
         return;
     }
     tile_plan p;
@@ -418,8 +422,7 @@ static void conv_data_grad(const dk_conv3d_geom *g, const float *dy, int cout, c
     dk_conv3d_geom mirrored;
     tile_plan p;
     if (data_grad_is_conv(g, &mirrored) && winograd_wanted(tune, &mirrored, cout, cin, out)) {
-        dk_winograd_forward(dy, cout, out, weight, true, bias, dx, cin, batch, ws,
-                            tune->max_threads);
+        dk_winograd_forward(dy, cout, out, weight, true, bias, dx, cin, batch, ws, tune);
         return;
     }
     if (data_grad_is_conv(g, &mirrored)) {
@@ -521,8 +524,8 @@ size_t dk_conv3d_workspace_floats_tuned(const dk_conv3d_geom *g, bool transposed
         plan_pass(&p, PASS_SCATTER, g, conv_cin, conv_cout, cin_dims, cout_dims, tune);
     if (plan_floats(&p, threads) > need) need = plan_floats(&p, threads);
     if (dk_winograd_fits(g, conv_cin, conv_cout, cin_dims)) { /* forward and data grad alike */
-        size_t wf = dk_winograd_workspace_floats(conv_cin, conv_cout, cin_dims, threads);
-        size_t wb = dk_winograd_workspace_floats(conv_cout, conv_cin, cin_dims, threads);
+        size_t wf = dk_winograd_workspace_floats(conv_cin, conv_cout, cin_dims, threads, tune);
+        size_t wb = dk_winograd_workspace_floats(conv_cout, conv_cin, cin_dims, threads, tune);
         if (wf > need) need = wf;
         if (wb > need) need = wb;
     }

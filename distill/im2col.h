@@ -101,6 +101,10 @@ typedef struct dk_conv_tuning {
     int fold;         /* -1: when it pays (auto), 0: never, 1: whenever possible */
     int winograd;     /* 3x3x3 stride-1 pad-1 convs as Winograd F(2,3) (winograd.h):
                          -1: when it pays (auto), 0: never, 1: whenever it fits */
+    int fused;        /* Winograd's fused path for thin convs (winograd_fused.h): -1: when
+                         it pays (auto), 0: never, 1: whenever the CPU runs it */
+    int simd;         /* the fused path's instruction set: 0 the CPU's best, else the
+                         dk_simd to use (tests compare them) */
 } dk_conv_tuning;
 
 dk_conv_tuning dk_conv_default_tuning(void);

@@ -31,6 +31,7 @@
 #include "distill/blas.h"
 #include "distill/hot_loop.h"
 #include "distill/parallel.h"
+#include "distill/winograd_fused.h"
 
 #define POINTS 64 /* transform points per tile: 4 x 4 x 4 */
 /* Floats of v and m per block, about: a block is at least one tile row. */
@@ -93,11 +94,29 @@ bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims
     return cin > 0 && cout > 0 && row <= DK_CONV_TILE_FLOATS;
 }
 
-size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads)
+/* The fused path's instruction set for this conv, or DK_SIMD_NONE for the blocked
+ * path. Auto: thin convs (THIN_CHANNELS), where the blocked path's traffic through
+ * L2 outweighs its GEMMs (measured: bench_conv --net teacher --fused 0|1). */
+#define THIN_CHANNELS 96
+static dk_simd fused_isa(const dk_conv_tuning *tune, int cin, int cout)
+{
+    if (tune->fused == 0) return DK_SIMD_NONE;
+    dk_simd isa = tune->simd ? (dk_simd)tune->simd : dk_simd_best();
+    if (!dk_simd_supported(isa)) return DK_SIMD_NONE;
+    if (tune->fused > 0 || cin + cout <= THIN_CHANNELS) return isa;
+    return DK_SIMD_NONE;
+}
+
+size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads,
+                                    const dk_conv_tuning *tune)
 {
     wino_shape s;
     shape_init(&s, cin, cout, dims);
-    return shared_floats(&s) + (size_t)threads * s.per_thread;
+    dk_simd isa = fused_isa(tune, cin, cout);
+    if (isa == DK_SIMD_NONE) return shared_floats(&s) + (size_t)threads * s.per_thread;
+    dk_wino_fused f;
+    dk_wino_fused_plan(&f, cin, cout, dims, isa);
+    return 2 * shared_floats(&s) + (size_t)threads * f.per_thread;
 }
 
 /* ---- weights ---- */
@@ -300,6 +319,7 @@ static void multiply_block(const wino_shape *s, const float *u, const float *v, 
 
 typedef struct wino_ctx {
     const wino_shape *s;
+    const dk_wino_fused *fused; /* NULL: the blocked path */
     const float *w, *x, *bias;
     bool flip;
     float *u, *y;
@@ -316,6 +336,27 @@ static void weights_worker(void *arg, int t, int nthreads)
     size_t a, b;
     dk_parallel_share((size_t)s->cout, t, nthreads, &a, &b);
     transform_weights_range(c->w, c->flip, s->cin, s->cout, (int)a, (int)b, c->u);
+}
+
+/* The fused path: blocks of f->rows tile rows, from a shared counter. */
+static void fused_worker(void *arg, int t, int nthreads)
+{
+    (void)nthreads;
+    wino_ctx *c = arg;
+    const dk_wino_fused *f = c->fused;
+    float *scratch = c->scratch + (size_t)t * f->per_thread;
+    size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
+    size_t groups = ((size_t)f->tiles[1] + f->rows - 1) / f->rows;
+    size_t per_sample = (size_t)f->tiles[0] * groups;
+    for (;;) {
+        size_t k = atomic_fetch_add(&c->next, 1);
+        if (k >= per_sample * (size_t)c->batch) return;
+        size_t n = k / per_sample, rem = k % per_sample;
+        int i = (int)(rem / groups), j0 = (int)(rem % groups) * f->rows;
+        int nrows = f->tiles[1] - j0 < f->rows ? f->tiles[1] - j0 : f->rows;
+        dk_wino_fused_block(f, c->u, c->x + n * f->cin * spatial, c->bias, i, j0, nrows,
+                            c->y + n * f->cout * spatial, scratch);
+    }
 }
 
 static void blocks_worker(void *arg, int t, int nthreads)
@@ -342,21 +383,30 @@ static void blocks_worker(void *arg, int t, int nthreads)
 
 void dk_winograd_forward(const float *x, int cin, const int dims[3], const float *w,
                          bool flip_transpose, const float *bias, float *y, int cout, int batch,
-                         dk_workspace *ws, int max_threads)
+                         dk_workspace *ws, const dk_conv_tuning *tune)
 {
     wino_shape s;
     shape_init(&s, cin, cout, dims);
-    size_t shared = shared_floats(&s);
-    float *base = dk_workspace_floats(ws, shared + s.per_thread);
-    size_t blocks = (size_t)batch * s.tiles[0] * s.groups;
+    dk_wino_fused f;
+    dk_simd isa = fused_isa(tune, cin, cout);
+    if (isa != DK_SIMD_NONE) dk_wino_fused_plan(&f, cin, cout, dims, isa);
+    size_t per_thread = isa != DK_SIMD_NONE ? f.per_thread : s.per_thread;
+    size_t groups =
+        isa != DK_SIMD_NONE ? ((size_t)f.tiles[1] + f.rows - 1) / f.rows : (size_t)s.groups;
+    /* u, and for the fused path u packed for its products */
+    size_t shared = shared_floats(&s) * (isa != DK_SIMD_NONE ? 2 : 1);
+    float *base = dk_workspace_floats(ws, shared + per_thread);
+    size_t blocks = (size_t)batch * s.tiles[0] * groups;
+    int max_threads = tune->max_threads;
     int n = dk_blas_threads();
     if (max_threads > 0 && max_threads < n) n = max_threads;
     if (n > DK_PARALLEL_MAX_THREADS) n = DK_PARALLEL_MAX_THREADS;
     if ((size_t)n > blocks) n = (int)blocks;
-    while (n > 1 && shared + (size_t)n * s.per_thread > ws->capacity)
+    while (n > 1 && shared + (size_t)n * per_thread > ws->capacity)
         n--;
     if (n < 1) n = 1;
     wino_ctx c = {.s = &s,
+                  .fused = isa != DK_SIMD_NONE ? &f : NULL,
                   .w = w,
                   .x = x,
                   .bias = bias,
@@ -367,5 +417,10 @@ void dk_winograd_forward(const float *x, int cin, const int dims[3], const float
                   .batch = batch};
     atomic_init(&c.next, 0);
     dk_parallel_run(ws->pool, n < cout ? n : cout, weights_worker, &c);
-    dk_parallel_run(ws->pool, n, blocks_worker, &c);
+    if (c.fused) {
+        float *packed = base + shared_floats(&s);
+        dk_wino_fused_pack_weights(&f, c.u, packed);
+        c.u = packed;
+    }
+    dk_parallel_run(ws->pool, n, c.fused ? fused_worker : blocks_worker, &c);
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "distill/conv.h"
+#include "distill/im2col.h"
 #include "distill/workspace.h"
 
 /* True when Winograd computes this conv: kernel 3, stride 1, pad 1 on every axis
@@ -33,16 +34,18 @@
  * grow without bound. Other convolutions stay on the GEMM engine. */
 bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims[3]);
 
-/* Workspace floats a forward over dims[3] needs on `threads` threads. */
-size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads);
+/* Workspace floats a forward over dims[3] needs on `threads` threads with `tune`. */
+size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads,
+                                    const dk_conv_tuning *tune);
 
 /* y = conv(x, w) (+ bias) for `batch` samples of x (batch, cin, dims) into y
  * (batch, cout, dims); y is overwritten, bias may be NULL. w is (cout, cin, 3, 3, 3),
  * or with flip_transpose (cin, cout, 3, 3, 3) with every tap mirrored (a stride-1
- * conv's backward data as a forward conv). Runs on up to max_threads threads of
- * ws's pool, fewer when ws holds too little for them; never allocates. */
+ * conv's backward data as a forward conv). tune->fused and tune->simd choose the
+ * fused path (winograd_fused.h) or the blocked one. Runs on up to tune->max_threads
+ * threads of ws's pool, fewer when ws holds too little for them; never allocates. */
 void dk_winograd_forward(const float *x, int cin, const int dims[3], const float *w,
                          bool flip_transpose, const float *bias, float *y, int cout, int batch,
-                         dk_workspace *ws, int max_threads);
+                         dk_workspace *ws, const dk_conv_tuning *tune);
 
 #endif

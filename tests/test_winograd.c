@@ -1,8 +1,9 @@
 /* test_winograd.c: the Winograd F(2x2x2, 3x3x3) path of the conv engine
- * (distill/winograd.h): exact hand cases, the forward and the backward data
+ * (distill/winograd.h), blocked and fused (distill/winograd_fused.h) on each
+ * instruction set this CPU runs: exact hand cases, the forward and the backward data
  * against a direct float64 reference with a rounding bound per output, tile and
- * block edges, one and two threads giving the same bits, and conv.h routing the
- * U-Net's convolutions through it. */
+ * block edges, one and two threads giving the same bits, AVX2 and AVX-512 giving
+ * the same bits, and conv.h routing the U-Net's convolutions through it. */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include "distill/conv.h"
 #include "distill/im2col.h"
 #include "distill/winograd.h"
+#include "distill/winograd_fused.h"
 #include "testutil.h"
 
 static const dk_conv3d_geom k3 = {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}};
@@ -22,6 +24,33 @@ static dk_conv_tuning winograd(int mode, int threads)
     dk_conv_tuning t = dk_conv_default_tuning();
     t.winograd = mode;
     t.max_threads = threads;
+    return t;
+}
+
+/* The ways a Winograd conv can run: each test runs every one this CPU has. */
+typedef struct path {
+    const char *name;
+    int fused, simd;
+} path;
+
+static const path paths[] = {
+    {"blocked", 0, 0},
+    {"fused AVX-512", 1, DK_SIMD_AVX512},
+    {"fused AVX2", 1, DK_SIMD_AVX2},
+};
+#define NPATHS (sizeof paths / sizeof paths[0])
+
+static bool path_runs(const path *p)
+{
+    return p->fused == 0 || dk_simd_supported((dk_simd)p->simd);
+}
+
+/* Winograd whenever it fits, on path p. */
+static dk_conv_tuning on_path(const path *p, int threads)
+{
+    dk_conv_tuning t = winograd(1, threads);
+    t.fused = p->fused;
+    t.simd = p->simd;
     return t;
 }
 
@@ -112,21 +141,24 @@ Test(winograd_hand, ones_kernel_sums_the_neighbourhood_exactly)
         x.data[i] = (float)(i % 7) - 3;
     for (size_t i = 0; i < 27; i++)
         w.data[i] = 1;
-    dk_conv_tuning t = winograd(1, 1);
-    forward(&x, &w, NULL, &y, &t);
-    for (int d = 0; d < 5; d++)
-        for (int h = 0; h < 7; h++)
-            for (int v = 0; v < 3; v++) {
-                float sum = 0;
-                for (int a = -1; a <= 1; a++)
-                    for (int b = -1; b <= 1; b++)
-                        for (int c = -1; c <= 1; c++)
-                            if (d + a >= 0 && d + a < 5 && h + b >= 0 && h + b < 7 && v + c >= 0 &&
-                                v + c < 3)
-                                sum += *at(&x, 0, 0, d + a, h + b, v + c);
-                cr_assert_eq(*at(&y, 0, 0, d, h, v), sum, "(%d, %d, %d): %g, expected %g", d, h, v,
-                             *at(&y, 0, 0, d, h, v), sum);
-            }
+    for (size_t p = 0; p < NPATHS; p++) {
+        if (!path_runs(&paths[p])) continue;
+        dk_conv_tuning t = on_path(&paths[p], 1);
+        forward(&x, &w, NULL, &y, &t);
+        for (int d = 0; d < 5; d++)
+            for (int h = 0; h < 7; h++)
+                for (int v = 0; v < 3; v++) {
+                    float sum = 0;
+                    for (int a = -1; a <= 1; a++)
+                        for (int b = -1; b <= 1; b++)
+                            for (int c = -1; c <= 1; c++)
+                                if (d + a >= 0 && d + a < 5 && h + b >= 0 && h + b < 7 &&
+                                    v + c >= 0 && v + c < 3)
+                                    sum += *at(&x, 0, 0, d + a, h + b, v + c);
+                    cr_assert_eq(*at(&y, 0, 0, d, h, v), sum, "%s (%d, %d, %d): %g, expected %g",
+                                 paths[p].name, d, h, v, *at(&y, 0, 0, d, h, v), sum);
+                }
+    }
     dk_tensor_release(&x);
     dk_tensor_release(&w);
     dk_tensor_release(&y);
@@ -141,15 +173,19 @@ Test(winograd_hand, one_tap_shifts_and_bias_adds)
     memset(w.data, 0, 27 * sizeof(float));
     *at(&w, 0, 0, 2, 0, 1) = 2; /* y(d, h, w) = 2 x(d + 1, h - 1, w) + 0.5 */
     b.data[0] = 0.5f;
-    dk_conv_tuning t = winograd(1, 1);
-    forward(&x, &w, &b, &y, &t);
-    for (int d = 0; d < 4; d++)
-        for (int h = 0; h < 5; h++)
-            for (int v = 0; v < 6; v++) {
-                bool inside = d + 1 < 4 && h - 1 >= 0;
-                float want = (inside ? 2 * *at(&x, 0, 0, d + 1, h - 1, v) : 0) + 0.5f;
-                cr_assert_eq(*at(&y, 0, 0, d, h, v), want, "(%d, %d, %d)", d, h, v);
-            }
+    for (size_t p = 0; p < NPATHS; p++) {
+        if (!path_runs(&paths[p])) continue;
+        dk_conv_tuning t = on_path(&paths[p], 1);
+        forward(&x, &w, &b, &y, &t);
+        for (int d = 0; d < 4; d++)
+            for (int h = 0; h < 5; h++)
+                for (int v = 0; v < 6; v++) {
+                    bool inside = d + 1 < 4 && h - 1 >= 0;
+                    float want = (inside ? 2 * *at(&x, 0, 0, d + 1, h - 1, v) : 0) + 0.5f;
+                    cr_assert_eq(*at(&y, 0, 0, d, h, v), want, "%s (%d, %d, %d)", paths[p].name, d,
+                                 h, v);
+                }
+    }
     dk_tensor_release(&x);
     dk_tensor_release(&w);
     dk_tensor_release(&b);
@@ -165,6 +201,8 @@ typedef struct shape_case {
 /* Odd and even sizes, sizes 1 and 2 (a single partial tile), thin and wide
  * channels (wide ones make blocks of one or a few tile rows and a partial last
  * block), batches. */
+static void forward_cases(const path *p);
+
 static const shape_case cases[] = {
     {1, 1, 1, 1, 1, 1},  {1, 1, 2, 2, 2, 2},   {1, 3, 2, 1, 5, 4},   {2, 2, 3, 3, 3, 3},
     {1, 8, 8, 6, 9, 11}, {1, 16, 8, 5, 8, 10}, {2, 5, 7, 4, 7, 13},  {1, 64, 64, 3, 13, 11},
@@ -172,6 +210,12 @@ static const shape_case cases[] = {
 };
 
 Test(winograd_forward, matches_float64_reference_on_every_edge)
+{
+    for (size_t p = 0; p < NPATHS; p++)
+        if (path_runs(&paths[p])) forward_cases(&paths[p]);
+}
+
+static void forward_cases(const path *p)
 {
     double worst = 0;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -183,7 +227,7 @@ Test(winograd_forward, matches_float64_reference_on_every_edge)
         dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 10 + (unsigned)k, -1, 1);
         dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 20 + (unsigned)k, -1, 1);
         dk_test_fill_uniform(b.data, dk_tensor_numel(&b), 30 + (unsigned)k, -1, 1);
-        dk_conv_tuning t = winograd(1, 0);
+        dk_conv_tuning t = on_path(p, 0);
         bool with_bias = k % 2 == 0;
         forward(&x, &w, with_bias ? &b : NULL, &y, &t);
         double units = check_against_reference(&x, &w, with_bias ? b.data : NULL, &y);
@@ -193,7 +237,7 @@ Test(winograd_forward, matches_float64_reference_on_every_edge)
         dk_tensor_release(&b);
         dk_tensor_release(&y);
     }
-    cr_log_info("worst error: %.2f units of float32 rounding of sum |w x|", worst);
+    cr_log_info("%s: worst error %.2f units of float32 rounding of sum |w x|", p->name, worst);
 }
 
 /* dx = the adjoint of the conv applied to dy, i.e. the conv of dy with the
@@ -211,12 +255,16 @@ Test(winograd_backward, data_gradient_matches_float64_reference)
             for (int t = 0; t < 27; t++)
                 mirrored.data[((size_t)i * c.cout + o) * 27 + 26 - t] =
                     w.data[((size_t)o * c.cin + i) * 27 + t];
-    dk_conv_tuning t = winograd(1, 0);
     int dims[3] = {5, 6, 7};
-    dk_workspace ws = workspace_for(c.cin, c.cout, dims, &t);
-    dk_conv3d_backward_data_tuned(&k3, &w, &dy, &dx, &ws, &t);
-    check_against_reference(&dy, &mirrored, NULL, &dx);
-    dk_workspace_release(&ws);
+    for (size_t p = 0; p < NPATHS; p++) {
+        if (!path_runs(&paths[p])) continue;
+        dk_conv_tuning t = on_path(&paths[p], 0);
+        dk_workspace ws = workspace_for(c.cin, c.cout, dims, &t);
+        memset(dx.data, 0xff, dk_tensor_numel(&dx) * sizeof(float)); /* NaNs: every value set */
+        dk_conv3d_backward_data_tuned(&k3, &w, &dy, &dx, &ws, &t);
+        check_against_reference(&dy, &mirrored, NULL, &dx);
+        dk_workspace_release(&ws);
+    }
     dk_tensor_release(&w);
     dk_tensor_release(&dy);
     dk_tensor_release(&dx);
@@ -233,11 +281,15 @@ Test(winograd_threads, one_and_two_threads_give_the_same_bits)
               y1 = dk_test_tensor(2, 20, 9, 17, 15), y2 = dk_test_tensor(2, 20, 9, 17, 15);
     dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 51, -1, 1);
     dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 52, -1, 1);
-    dk_conv_tuning one = winograd(1, 1), two = winograd(1, 2);
-    forward(&x, &w, NULL, &y1, &one);
-    forward(&x, &w, NULL, &y2, &two);
-    cr_assert_eq(memcmp(y1.data, y2.data, dk_tensor_numel(&y1) * sizeof(float)), 0);
-    check_against_reference(&x, &w, NULL, &y2);
+    for (size_t p = 0; p < NPATHS; p++) {
+        if (!path_runs(&paths[p])) continue;
+        dk_conv_tuning one = on_path(&paths[p], 1), two = on_path(&paths[p], 2);
+        forward(&x, &w, NULL, &y1, &one);
+        forward(&x, &w, NULL, &y2, &two);
+        cr_assert_eq(memcmp(y1.data, y2.data, dk_tensor_numel(&y1) * sizeof(float)), 0, "%s",
+                     paths[p].name);
+        check_against_reference(&x, &w, NULL, &y2);
+    }
     dk_blas_set_threads(prev);
     dk_tensor_release(&x);
     dk_tensor_release(&w);
@@ -276,4 +328,71 @@ Test(winograd_routing, conv_h_runs_3x3x3_convs_through_winograd)
     dk_tensor *all[] = {&x, &w, &a, &b, &g};
     for (size_t i = 0; i < 5; i++)
         dk_tensor_release(all[i]);
+}
+
+/* Every lane of the fused path does the same operations on one tile, so the 8-lane
+ * and 16-lane sets give the same bits; and they are not the blocked path's bits
+ * (which a test that compared them would otherwise not notice). */
+Test(winograd_fused, avx2_and_avx512_give_the_same_bits)
+{
+    if (!dk_simd_supported(DK_SIMD_AVX2) || !dk_simd_supported(DK_SIMD_AVX512))
+        cr_skip_test("this CPU does not run both AVX2 and AVX-512");
+    /* widths that leave partial chunks of 8 and of 16 lanes, odd sizes, batch 2 */
+    const int shapes[][5] = {{8, 8, 6, 9, 37}, {16, 8, 3, 7, 20}, {5, 19, 4, 4, 50}};
+    for (size_t k = 0; k < 3; k++) {
+        int cin = shapes[k][0], cout = shapes[k][1];
+        dk_tensor x = dk_test_tensor(2, cin, shapes[k][2], shapes[k][3], shapes[k][4]),
+                  w = dk_test_tensor(cout, cin, 3, 3, 3), b = dk_test_tensor(cout, 1, 1, 1, 1),
+                  y[3];
+        for (int i = 0; i < 3; i++)
+            y[i] = dk_test_tensor(2, cout, shapes[k][2], shapes[k][3], shapes[k][4]);
+        dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 70 + (unsigned)k, -1, 1);
+        dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 80 + (unsigned)k, -1, 1);
+        dk_test_fill_uniform(b.data, dk_tensor_numel(&b), 90 + (unsigned)k, -1, 1);
+        for (int i = 0; i < 3; i++) {
+            dk_conv_tuning t = on_path(&paths[i], 0);
+            forward(&x, &w, &b, &y[i], &t);
+        }
+        size_t bytes = dk_tensor_numel(&y[0]) * sizeof(float);
+        cr_assert_eq(memcmp(y[1].data, y[2].data, bytes), 0, "shape %zu: AVX2 and AVX-512 differ",
+                     k);
+        cr_assert_neq(
+            memcmp(y[0].data, y[1].data, bytes), 0,
+            "shape %zu: fused and blocked agree to the bit: the test cannot tell them apart", k);
+        check_against_reference(&x, &w, b.data, &y[1]);
+        dk_tensor *all[] = {&x, &w, &b, &y[0], &y[1], &y[2]};
+        for (size_t i = 0; i < 6; i++)
+            dk_tensor_release(all[i]);
+    }
+}
+
+/* By default thin convs take the fused path when the CPU has one, wide ones the
+ * blocked path. */
+Test(winograd_routing, thin_convs_fused_wide_convs_blocked)
+{
+    dk_simd best = dk_simd_best();
+    if (best == DK_SIMD_NONE) cr_skip_test("no fused path on this CPU");
+    const int channels[][2] = {{8, 8}, {64, 96}};
+    for (int k = 0; k < 2; k++) {
+        int cin = channels[k][0], cout = channels[k][1], dims[3] = {4, 6, 10};
+        dk_tensor x = dk_test_tensor(1, cin, 4, 6, 10), w = dk_test_tensor(cout, cin, 3, 3, 3),
+                  a = dk_test_tensor(1, cout, 4, 6, 10), b = dk_test_tensor(1, cout, 4, 6, 10);
+        dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 95, -1, 1);
+        dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 96, -1, 1);
+        dk_workspace ws = {0};
+        dk_err err = {0};
+        cr_assert_eq(dk_workspace_reserve(
+                         &ws, dk_conv3d_workspace_floats(&k3, false, cin, cout, dims), &err),
+                     DK_OK);
+        dk_conv3d_forward(&k3, &x, &w, NULL, &a, &ws);
+        path expected = k == 0 ? (path){"fused", 1, best} : paths[0];
+        dk_conv_tuning t = on_path(&expected, 0);
+        forward(&x, &w, NULL, &b, &t);
+        cr_assert_eq(memcmp(a.data, b.data, dk_tensor_numel(&a) * sizeof(float)), 0,
+                     "%d -> %d channels did not take the %s path", cin, cout, expected.name);
+        dk_workspace_release(&ws);
+        dk_tensor *all[] = {&x, &w, &a, &b};
+        for (size_t i = 0; i < 4; i++)
+            dk_tensor_release(all[i]);
+    }
 }
