@@ -348,6 +348,7 @@ static void fused_worker(void *arg, int t, int nthreads)
     size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
     size_t groups = ((size_t)f->tiles[1] + f->rows - 1) / f->rows;
     size_t per_sample = (size_t)f->tiles[0] * groups;
+    dk_wino_fused_clear(f, scratch);
     for (;;) {
         size_t k = atomic_fetch_add(&c->next, 1);
         if (k >= per_sample * (size_t)c->batch) return;

@@ -84,24 +84,14 @@ INNER void bt_stride2(const float *restrict a0, const float *restrict a1, const 
     }
 }
 
-INNER void zero_tail(float *restrict o, size_t from, size_t to)
-{
-    for (size_t k = from; k < to; k++)
-        o[k] = 0;
-}
-
 /* One h row: the four d rows a[0..3] (rows of zeros outside the volume) transformed
  * along d into out[ad] (parity halves of E floats each, the odd half E floats after
  * the even): even[k] = x[2k - 1] for 1 <= k <= w / 2, odd[k] = x[2k] for
- * 0 <= k <= (w - 1) / 2, zeros elsewhere. */
+ * 0 <= k <= (w - 1) / 2. The other places (even[0] and the tails) are zeros from
+ * dk_wino_fused_clear and never written. */
 DK_HOT_LOOP static void d_row(const float *const a[4], int w, size_t E, float *const out[4])
 {
     size_t ne = (size_t)w / 2, no = ((size_t)w - 1) / 2 + 1;
-    for (int q = 0; q < 4; q++) {
-        out[q][0] = 0;
-        zero_tail(out[q], ne + 1, E);
-        zero_tail(out[q] + E, no, E);
-    }
     bt_stride2(a[0] + 1, a[1] + 1, a[2] + 1, a[3] + 1, out[0] + 1, out[1] + 1, out[2] + 1,
                out[3] + 1, ne);
     bt_stride2(a[0], a[1], a[2], a[3], out[0] + E, out[1] + E, out[2] + E, out[3] + E, no);
@@ -200,13 +190,17 @@ bool dk_simd_supported(dk_simd isa)
     return false;
 }
 
+void dk_wino_fused_clear(const dk_wino_fused *f, float *scratch)
+{
+    memset(scratch, 0, f->per_thread * sizeof *scratch);
+}
+
 void dk_wino_fused_block(const dk_wino_fused *f, const float *u, const float *x, const float *bias,
                          int i, int j0, int nrows, float *y, float *scratch)
 {
     const size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
     float *td = scratch, *vectors = td + align16(td_floats(f));
-    float *zero = vectors + align16(vector_floats(f));
-    memset(zero, 0, (size_t)f->dims[2] * sizeof *zero);
+    const float *zero = vectors + align16(vector_floats(f));
     const size_t per_channel = 4 * block_h_rows(f->rows) * 2 * f->even;
     for (int c = 0; c < f->cin; c++)
         d_channel(f, x + (size_t)c * spatial, i, j0, nrows, zero, td + (size_t)c * per_channel);

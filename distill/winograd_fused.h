@@ -63,10 +63,16 @@ void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], 
  * remaining output channels as [cin] each; 64 * cout * cin floats. */
 void dk_wino_fused_pack_weights(const dk_wino_fused *f, const float *u, float *packed);
 
+/* Zeros a thread's scratch (f->per_thread floats): once per forward, before its
+ * first block. */
+void dk_wino_fused_clear(const dk_wino_fused *f, float *scratch);
+
 /* One block: tile plane i, tile rows j0 .. j0 + nrows (nrows <= f->rows) of one
  * sample x (cin, dims) into y (cout, dims), overwriting those outputs, plus bias
  * (may be NULL). u is the packed weights (dk_wino_fused_pack_weights);
- * scratch holds f->per_thread floats, 64-byte aligned. f->isa must be supported. */
+ * scratch holds f->per_thread floats, 64-byte aligned, cleared by
+ * dk_wino_fused_clear for this plan and since then used only by blocks of it.
+ * f->isa must be supported. */
 void dk_wino_fused_block(const dk_wino_fused *f, const float *u, const float *x, const float *bias,
                          int i, int j0, int nrows, float *y, float *scratch);
 
