@@ -7,8 +7,11 @@
  * Winograd path, which does fewer: for it the figure is an effective rate.
  *
  * usage: bench_conv [--net reference|teacher] [--threads N] [--reps N]
- *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1] [--fused -1|0|1]
- *                   [--max-threads N] [--only NAME] [--cpu 1]
+ *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1]
+ *                   [--fused -1|0|1] [--simd 0|1|2] [--max-threads N] [--only NAME]
+ *                   [--cpu 1]
+ * --fused and --simd choose Winograd's fused path and its instruction set (0: the
+ * CPU's best, 1: AVX2, 2: AVX-512; distill/winograd_fused.h).
  * Each figure is the best of --reps runs (the machine is shared: best-of is the
  * figure least disturbed by other processes). */
 #include <cblas.h>
@@ -201,6 +204,8 @@ int main(int argc, char **argv)
             tune.winograd = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--fused"))
             tune.fused = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--simd"))
+            tune.simd = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "teacher")) {
             layers = teacher_net;
             nlayers = sizeof teacher_net / sizeof teacher_net[0];
