@@ -151,6 +151,7 @@ static void verdict(const dk_demo *d, site_result r[DK_DEMO_METHODS][DK_DEMO_SIT
         wins += delta > 0;
         diff += delta / DK_DEMO_SITES;
     }
+    if (diff > -0.0005 && diff < 0.0005) diff = 0; /* "+0.000", never "-0.000" */
     snprintf(out, cap,
              "%s scored a higher mean foreground Dice than %s at %d of %d sites (by %+.3f "
              "averaged over the sites; one seed, %d validation volume%s per site)",

@@ -55,11 +55,6 @@ dk_conv_tuning dk_conv_default_tuning(void)
                             .simd = 0};
 }
 
-static size_t align16(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
-
 /* How many axes to fold (im2col.h). Measured (bench_conv, one thread): folding w
  * lifts every 3x3x3 layer of the U-Net from 65-100 to 110-150 GFLOP/s; folding h
  * too helps where a whole input plane is a small tile (16^3 and 8^3 levels), and
@@ -95,18 +90,18 @@ static bool plan_try(tile_plan *p, pass_kind kind, const dk_conv3d_geom *g, int 
     if (units > s->units) units = s->units;
     p->tile_units = units;
     size_t rows = units * s->unit_len, kn = (size_t)s->col_k * s->col_n;
-    p->shared = kind == PASS_FORWARD  ? align16(kn)
-                : kind == PASS_WEIGHT ? WEIGHT_CHUNKS * align16(kn)
+    p->shared = kind == PASS_FORWARD  ? dk_line_floats(kn)
+                : kind == PASS_WEIGHT ? WEIGHT_CHUNKS * dk_line_floats(kn)
                                       : 0;
     if (kind == PASS_SCATTER) {
-        p->per_thread = align16(rows * row_floats(s, kind));
+        p->per_thread = dk_line_floats(rows * row_floats(s, kind));
         return true;
     }
     /* shared: forward [packed weight], weight [accumulator per chunk];
      * per thread: forward [col | z], weight [col | g] */
     p->col_off = 0;
-    p->z_off = p->col_off + (s->mode == DK_COL_DIRECT ? 0 : align16(rows * s->col_k));
-    p->per_thread = p->z_off + (s->mode == DK_COL_FOLDED ? align16(rows * s->col_n) : 0);
+    p->z_off = p->col_off + (s->mode == DK_COL_DIRECT ? 0 : dk_line_floats(rows * s->col_k));
+    p->per_thread = p->z_off + (s->mode == DK_COL_FOLDED ? dk_line_floats(rows * s->col_n) : 0);
     return true;
 }
 
@@ -253,7 +248,7 @@ typedef struct weight_ctx {
     const tile_plan *p;
     const float *x, *dy;
     int batch;
-    float *accs;    /* chunks accumulators of align16(kn) floats */
+    float *accs;    /* chunks accumulators of dk_line_floats(kn) floats */
     float *scratch; /* per-thread areas follow one another */
     size_t chunks;
     atomic_size_t next; /* the next chunk to take */
@@ -291,7 +286,7 @@ static void weight_worker(void *arg, int t, int nthreads)
     float *area = c->scratch + (size_t)t * p->per_thread;
     float *col = area + p->col_off, *g = area + p->z_off;
     for (size_t k; (k = atomic_fetch_add(&c->next, 1)) < c->chunks;) {
-        float *acc = c->accs + k * align16(kn);
+        float *acc = c->accs + k * dk_line_floats(kn);
         memset(acc, 0, sizeof(float) * kn);
         size_t a, b;
         share_of(s->units, (int)k, (int)c->chunks, &a, &b);
@@ -325,7 +320,7 @@ static void run_weight_grad(const tile_plan *p, const float *x, const float *dy,
     dk_parallel_run(ws->pool, n, weight_worker, &c);
     size_t kn = (size_t)p->s.col_k * p->s.col_n;
     for (size_t k = 1; k < chunks; k++)
-        dk_add_floats(base, base + k * align16(kn), kn);
+        dk_add_floats(base, base + k * dk_line_floats(kn), kn);
     dk_unpack_weight_grad(&p->s, base, dweight);
 }
 
@@ -421,11 +416,11 @@ static void conv_data_grad(const dk_conv3d_geom *g, const float *dy, int cout, c
 {
     dk_conv3d_geom mirrored;
     tile_plan p;
-    if (data_grad_is_conv(g, &mirrored) && winograd_wanted(tune, &mirrored, cout, cin, out)) {
-        dk_winograd_forward(dy, cout, out, weight, true, bias, dx, cin, batch, ws, tune);
-        return;
-    }
     if (data_grad_is_conv(g, &mirrored)) {
+        if (winograd_wanted(tune, &mirrored, cout, cin, out)) {
+            dk_winograd_forward(dy, cout, out, weight, true, bias, dx, cin, batch, ws, tune);
+            return;
+        }
         plan_pass(&p, PASS_FORWARD, &mirrored, cout, cin, out, in, tune);
         run_forward(&p, weight, true, dy, bias, dx, batch, ws, tune);
         return;

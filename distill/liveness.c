@@ -4,10 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-static size_t align16(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
+#include "distill/workspace.h"
 
 static bool overlap_in_time(const dk_live_range *a, const dk_live_range *b)
 {
@@ -19,15 +16,15 @@ static bool overlap_in_time(const dk_live_range *a, const dk_live_range *b)
 static size_t lowest_fit(const dk_live_range *r, const dk_live_range *all, const int *placed,
                          int nplaced)
 {
-    size_t best = (size_t)-1, size = align16(r->floats);
+    size_t best = (size_t)-1, size = dk_line_floats(r->floats);
     for (int c = -1; c < nplaced; c++) {
-        size_t at = c < 0 ? 0 : align16(all[placed[c]].offset + all[placed[c]].floats);
+        size_t at = c < 0 ? 0 : dk_line_floats(all[placed[c]].offset + all[placed[c]].floats);
         if (at >= best) continue;
         bool clear = true;
         for (int i = 0; clear && i < nplaced; i++) {
             const dk_live_range *o = &all[placed[i]];
             clear = !overlap_in_time(r, o) || at + size <= o->offset ||
-                    align16(o->offset + o->floats) <= at;
+                    dk_line_floats(o->offset + o->floats) <= at;
         }
         if (clear) best = at;
     }
@@ -51,7 +48,8 @@ size_t dk_liveness_assign(dk_live_range *ranges, int count)
     for (int i = 0; i < count; i++) {
         dk_live_range *r = &ranges[order[i]];
         r->offset = lowest_fit(r, ranges, order, i);
-        if (align16(r->offset + r->floats) > total) total = align16(r->offset + r->floats);
+        if (dk_line_floats(r->offset + r->floats) > total)
+            total = dk_line_floats(r->offset + r->floats);
     }
     free(order);
     return total;

@@ -48,17 +48,12 @@ typedef struct wino_shape {
     size_t per_thread; /* floats of v, m and row scratch */
 } wino_shape;
 
-static size_t align16(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
-
 /* Row scratch of a thread: the input transform's rows after d ([ad][2 rows + 2]
  * padded rows), after h (16), and a zero row; the output transform's 48 rows of
  * tw fit in it too. */
 static size_t scratch_floats(const wino_shape *s)
 {
-    return align16((4 * (2 * (size_t)s->rows + 2) + 17) * s->padded);
+    return dk_line_floats((4 * (2 * (size_t)s->rows + 2) + 17) * s->padded);
 }
 
 static void shape_init(wino_shape *s, int cin, int cout, const int dims[3])
@@ -77,13 +72,13 @@ static void shape_init(wino_shape *s, int cin, int cout, const int dims[3])
     s->groups = (s->tiles[1] + s->rows - 1) / s->rows;
     s->block = rows * tw;
     s->padded = 2 * tw + 2;
-    s->per_thread = align16(POINTS * (size_t)cin * s->block) +
-                    align16(POINTS * (size_t)cout * s->block) + scratch_floats(s);
+    s->per_thread = dk_line_floats(POINTS * (size_t)cin * s->block) +
+                    dk_line_floats(POINTS * (size_t)cout * s->block) + scratch_floats(s);
 }
 
 static size_t shared_floats(const wino_shape *s)
 {
-    return align16((size_t)POINTS * (size_t)s->cout * (size_t)s->cin);
+    return dk_line_floats((size_t)POINTS * (size_t)s->cout * (size_t)s->cin);
 }
 
 bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims[3])
@@ -366,8 +361,8 @@ static void blocks_worker(void *arg, int t, int nthreads)
     wino_ctx *c = arg;
     const wino_shape *s = c->s;
     float *v = c->scratch + (size_t)t * s->per_thread;
-    float *m = v + align16(POINTS * (size_t)s->cin * s->block);
-    float *rows = m + align16(POINTS * (size_t)s->cout * s->block);
+    float *m = v + dk_line_floats(POINTS * (size_t)s->cin * s->block);
+    float *rows = m + dk_line_floats(POINTS * (size_t)s->cout * s->block);
     size_t spatial = (size_t)s->dims[0] * s->dims[1] * s->dims[2];
     size_t per_sample = (size_t)s->tiles[0] * s->groups;
     for (;;) {

@@ -15,17 +15,13 @@
 #include <string.h>
 
 #include "distill/hot_loop.h"
+#include "distill/workspace.h"
 
 #define POINTS    64
 #define MAX_LANES 16
 /* Floats of d-transformed rows per block, about (a block is at least one tile row):
  * 256 KB, so they stay in L2 beside the chunk's vectors. */
 #define TD_FLOATS ((size_t)1 << 18)
-
-static size_t align16(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
 
 /* h rows a block of `rows` tile rows reads. */
 static size_t block_h_rows(int rows)
@@ -57,14 +53,15 @@ void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], 
     /* Chunks of up to MAX_LANES tiles read even[k0 .. k0 + lanes]: one past the last
      * chunk, then whole vectors. */
     size_t chunks = ((size_t)f->tiles[2] + MAX_LANES - 1) / MAX_LANES;
-    f->even = align16(chunks * MAX_LANES + 1);
+    f->even = dk_line_floats(chunks * MAX_LANES + 1);
     size_t per_h_row = (size_t)cin * 4 * 2 * f->even;
     size_t h_rows = TD_FLOATS / per_h_row;
     size_t rows = h_rows > 2 ? (h_rows - 2) / 2 : 1;
     if (rows < 1) rows = 1;
     if (rows > (size_t)f->tiles[1]) rows = (size_t)f->tiles[1];
     f->rows = (int)rows;
-    f->per_thread = align16(td_floats(f)) + align16(vector_floats(f)) + align16((size_t)dims[2]);
+    f->per_thread = dk_line_floats(td_floats(f)) + dk_line_floats(vector_floats(f)) +
+                    dk_line_floats((size_t)dims[2]);
 }
 
 /* ---- along d, on whole rows (vectorised for every ISA alike: no products) ---- */
@@ -199,8 +196,8 @@ void dk_wino_fused_block(const dk_wino_fused *f, const float *u, const float *x,
                          int i, int j0, int nrows, float *y, float *scratch)
 {
     const size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
-    float *td = scratch, *vectors = td + align16(td_floats(f));
-    const float *zero = vectors + align16(vector_floats(f));
+    float *td = scratch, *vectors = td + dk_line_floats(td_floats(f));
+    const float *zero = vectors + dk_line_floats(vector_floats(f));
     const size_t per_channel = 4 * block_h_rows(f->rows) * 2 * f->even;
     for (int c = 0; c < f->cin; c++)
         d_channel(f, x + (size_t)c * spatial, i, j0, nrows, zero, td + (size_t)c * per_channel);

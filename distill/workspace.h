@@ -20,6 +20,13 @@ typedef struct dk_workspace {
                         op starts its own (see parallel.h) */
 } dk_workspace;
 
+/* n floats rounded up to whole 64-byte cache lines (16 floats): areas carved one
+ * after another from a workspace (aligned_alloc(64)) each start on a line. */
+static inline size_t dk_line_floats(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
 /* Grow the buffer to hold at least `floats` floats (contents are not kept). */
 dk_status dk_workspace_reserve(dk_workspace *ws, size_t floats, dk_err *err);
 
