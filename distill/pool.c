@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "distill/hot_loop.h"
 #include "distill/parallel.h"
 
 /* Input columns reduced at once; the column buffers live on the stack. */
@@ -33,7 +34,8 @@ static inline int beats(float v, float best)
 
 /* Fold one more window row into the per-column maxima. Rows arrive in (d, h)
  * order and only a strict win replaces, so ties keep the earliest row. */
-static void merge_row(const float *row, int32_t row_at, int cols, float *colmax, int32_t *colrow)
+static inline void merge_row(const float *row, int32_t row_at, int cols, float *colmax,
+                             int32_t *colrow)
 {
     int i = 0;
     for (; i + BLOCK <= cols; i += BLOCK) {
@@ -59,8 +61,8 @@ static inline int wins(float v, int32_t at, float best, int32_t best_at)
 }
 
 /* Reduce the column maxima kw at a time into `outs` outputs (any kw). */
-static void reduce_cols(int kw, const float *colmax, const int32_t *colrow, int32_t col0, int outs,
-                        float *y, int32_t *arg)
+static inline void reduce_cols(int kw, const float *colmax, const int32_t *colrow, int32_t col0,
+                               int outs, float *y, int32_t *arg)
 {
     for (int o = 0; o < outs; o++) {
         y[o] = colmax[o * kw];
@@ -78,8 +80,8 @@ static void reduce_cols(int kw, const float *colmax, const int32_t *colrow, int3
 }
 
 /* The same for kw = 2, the U-Net's case, in vectorisable blocks. */
-static void reduce_pairs(const float *restrict colmax, const int32_t *restrict colrow, int32_t col0,
-                         int outs, float *restrict y, int32_t *restrict arg)
+static inline void reduce_pairs(const float *restrict colmax, const int32_t *restrict colrow,
+                                int32_t col0, int outs, float *restrict y, int32_t *restrict arg)
 {
     int o = 0;
     for (; o + BLOCK <= outs; o += BLOCK) {
@@ -97,9 +99,10 @@ static void reduce_pairs(const float *restrict colmax, const int32_t *restrict c
 }
 
 /* One output row (fixed od, oh) of one plane: first the elementwise max down the
- * kd*kh window rows (contiguous, vectorised), then across each window's kw columns. */
-static void pool_row(const int k[3], const float *plane, int H, int W, int id0, int ih0, int out_w,
-                     float *y_row, int32_t *arg_row)
+ * kd*kh window rows (contiguous, vectorised), then across each window's kw columns.
+ * Compares and selects only: every clone gives the same bits. */
+DK_HOT_LOOP static void pool_row(const int k[3], const float *plane, int H, int W, int id0, int ih0,
+                                 int out_w, float *y_row, int32_t *arg_row)
 {
     float colmax[POOL_COLS];
     int32_t colrow[POOL_COLS];

@@ -2,12 +2,14 @@
  * Channels are a plane apart, so voxels go in blocks of BLOCK: per block every
  * channel is one contiguous run of W-fastest voxels, and the block's running max
  * and sum stay in registers. The exponential is our own branch-free one so the
- * loops vectorise (libm's expf is a call per element). */
+ * loops vectorise (libm's expf is a call per element); the loops over blocks are
+ * DK_HOT_LOOP clones (hot_loop.h), the same bits on every CPU. */
 #include "distill/layers.h"
 
 #include <math.h>
 #include <stdint.h>
 
+#include "distill/hot_loop.h"
 #include "distill/parallel.h"
 
 /* Voxels per block: one 64-byte line per channel; a fixed trip count with local
@@ -99,11 +101,9 @@ typedef struct softmax_job {
 
 /* Thread t's share of the blocks of every sample: each voxel's value does not
  * depend on which thread or block computed it. */
-static void softmax_worker(void *arg, int t, int nthreads)
+DK_HOT_LOOP static void softmax_blocks(const softmax_job *j, size_t b0, size_t b1)
 {
-    const softmax_job *j = arg;
-    size_t plane = dk_tensor_spatial(j->x), sample = (size_t)j->x->c * plane, b0, b1;
-    dk_parallel_share(j->blocks * (size_t)j->x->n, t, nthreads, &b0, &b1);
+    size_t plane = dk_tensor_spatial(j->x), sample = (size_t)j->x->c * plane;
     for (size_t b = b0; b < b1; b++) {
         size_t n = b / j->blocks, v = b % j->blocks * BLOCK;
         const float *x = j->x->data + n * sample + v;
@@ -114,6 +114,14 @@ static void softmax_worker(void *arg, int t, int nthreads)
         else
             softmax_block(x, y, j->x->c, plane, (int)(plane - v), j->inv_t);
     }
+}
+
+static void softmax_worker(void *arg, int t, int nthreads)
+{
+    const softmax_job *j = arg;
+    size_t b0, b1;
+    dk_parallel_share(j->blocks * (size_t)j->x->n, t, nthreads, &b0, &b1);
+    softmax_blocks(j, b0, b1);
 }
 
 void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y, dk_pool *pool)
@@ -149,14 +157,11 @@ static inline void softmax_backward_block(const float *y, const float *dy, float
     }
 }
 
-void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
-                                  dk_tensor *dx)
+/* Every sample of the backward, block by block. */
+DK_HOT_LOOP static void backward_samples(const dk_tensor *y, const dk_tensor *dy, float inv_t,
+                                         dk_tensor *dx)
 {
-    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dy), y, dy);
-    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dx), y, dx);
-    DK_CHECK_SHAPE(temperature > 0, y, dy);
     size_t plane = dk_tensor_spatial(y), sample = (size_t)y->c * plane;
-    float inv_t = 1.0f / temperature;
     for (int n = 0; n < y->n; n++) {
         const float *yn = y->data + n * sample, *dyn = dy->data + n * sample;
         float *dxn = dx->data + n * sample;
@@ -166,4 +171,13 @@ void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float
         if (v < plane)
             softmax_backward_block(yn + v, dyn + v, dxn + v, y->c, plane, (int)(plane - v), inv_t);
     }
+}
+
+void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
+                                  dk_tensor *dx)
+{
+    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dy), y, dy);
+    DK_CHECK_SHAPE(dk_tensor_same_shape(y, dx), y, dx);
+    DK_CHECK_SHAPE(temperature > 0, y, dy);
+    backward_samples(y, dy, 1.0f / temperature, dx);
 }

@@ -2,6 +2,7 @@
  * threads by index (pass_work.h). */
 #include "teacher/pass_work.h"
 
+#include "distill/im2col.h"
 #include "distill/rng.h"
 
 /* Below this many values a second thread costs more than it saves. */
@@ -53,9 +54,7 @@ static void crop_worker(void *arg, int t, int nthreads)
         for (int y = 0; y < dims[1]; y++) {
             const float *row =
                 p->data + ((c * p->d + z + before[0]) * p->h + y + before[1]) * p->w + before[2];
-            float *dst = acc + (size_t)y * dims[2];
-            for (int i = 0; i < dims[2]; i++)
-                dst[i] += row[i];
+            dk_add_floats(acc + (size_t)y * dims[2], row, (size_t)dims[2]);
         }
     }
 }
