@@ -1,6 +1,7 @@
 /* dataset.c: the HDF5 dataset file (docs/formats.md, "Dataset"): opening and
  * validating it, reading volumes, and writing a new one atomically. The HDF5
- * mechanics (messages, atomic files, attributes) live in distill/h5file.c. */
+ * mechanics (messages, atomic files, attributes) live in distill/h5file.c and
+ * distill/h5attr.c. */
 #include "datasets/dataset.h"
 
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/h5attr.h"
 #include "distill/h5file.h"
 
 #define FORMAT_NAME "dualkd-dataset"

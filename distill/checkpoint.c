@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/h5attr.h"
 #include "distill/h5file.h"
 
 #define FORMAT_NAME "dualkd-checkpoint"

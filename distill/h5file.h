@@ -1,5 +1,5 @@
 /* h5file.h: the HDF5 helpers every dualkd file format is built on (datasets,
- * checkpoints, target stores).
+ * checkpoints, target stores): files, groups, datasets; attributes are h5attr.h.
  *
  * - HDF5's own error printing is silenced; every failure becomes a dk_err whose
  *   message names the file and the object ("'a.h5': /volumes/v1: attribute
@@ -35,7 +35,8 @@
  * not HDF5 (DK_EFORMAT "is not an HDF5 file"), truncated/corrupted (DK_EFORMAT
  * "is truncated or corrupted"), an old format without metadata checksums
  * (DK_EFORMAT, distill/h5fence.h). On success *file is the open file. Groups,
- * datasets and attributes read through this module pass h5fence's checks. */
+ * datasets and attributes read through this module and h5attr.h pass h5fence's
+ * checks. */
 dk_status dk_h5_open_read(const char *path, hid_t *file, dk_err *err);
 
 /* Close a file opened for reading, and every object still open in it. */
@@ -88,38 +89,6 @@ void dk_h5_free_strings(char **strings);
  * Storage with `half` converts through dk_half_from_float (distill/half.h). */
 hid_t dk_h5_half_type(void);
 
-/* ---- attributes ---------------------------------------------------------------- */
-/* Strings are written as fixed-length, NUL-padded UTF-8 (h5py reads them as
- * bytes: .decode()), never variable-length (unchecksummed global heap), and
- * reads refuse variable-length ones (distill/h5fence.h). Numbers are written as int64 / float64 and
- * read with conversion from any integer / float type. `obj` is a file, group or
- * dataset; writing replaces an existing attribute of that name. */
-
-bool dk_h5_attr_exists(hid_t obj, const char *name);
-
-dk_status dk_h5_attr_write_string(hid_t obj, const char *name, const char *value, dk_err *err);
-dk_status dk_h5_attr_write_strings(hid_t obj, const char *name, const char *const *values,
-                                   int count, dk_err *err);
-dk_status dk_h5_attr_write_int(hid_t obj, const char *name, int64_t value, dk_err *err);
-dk_status dk_h5_attr_write_double(hid_t obj, const char *name, double value, dk_err *err);
-/* A 1-D (rows == 0) or rows x (count/rows) 2-D array of doubles. */
-dk_status dk_h5_attr_write_doubles(hid_t obj, const char *name, const double *values, int count,
-                                   int rows, dk_err *err);
-
-/* A scalar (or 1-element) string; caller frees *value with free(). */
-dk_status dk_h5_attr_read_string(hid_t obj, const char *name, char **value, dk_err *err);
-/* Same, into buf; DK_ELIMIT if it does not fit in cap bytes (including the NUL). */
-dk_status dk_h5_attr_read_string_buf(hid_t obj, const char *name, char *buf, size_t cap,
-                                     dk_err *err);
-/* An array of strings, NULL-terminated; caller frees with dk_h5_free_strings. */
-dk_status dk_h5_attr_read_strings(hid_t obj, const char *name, char ***values, int *count,
-                                  dk_err *err);
-dk_status dk_h5_attr_read_int(hid_t obj, const char *name, int64_t *value, dk_err *err);
-dk_status dk_h5_attr_read_double(hid_t obj, const char *name, double *value, dk_err *err);
-/* Exactly `count` numbers, whatever the attribute's shape (3x3 and 9 both fit 9). */
-dk_status dk_h5_attr_read_doubles(hid_t obj, const char *name, double *values, int count,
-                                  dk_err *err);
-
 /* ---- datasets ------------------------------------------------------------------ */
 
 typedef enum dk_h5_elem { DK_H5_FLOAT32, DK_H5_UINT8 } dk_h5_elem;
@@ -162,6 +131,9 @@ dk_status dk_h5_read_rows(hid_t loc, const char *name, dk_h5_elem elem, hsize_t 
  * large array in slabs of bounded size. */
 dk_status dk_h5_read_block(hid_t loc, const char *name, dk_h5_elem elem, int rank,
                            const hsize_t *start, const hsize_t *count, void *data, dk_err *err);
+
+/* A type in words ("float32", "uint8", "string", ...) into buf; returns buf. */
+const char *dk_h5_type_str(hid_t type, char *buf, size_t cap);
 
 /* "(2, 3, 4)" into buf; returns buf. */
 const char *dk_h5_shape_str(int rank, const hsize_t *dims, char *buf, size_t cap);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "distill/h5fence.h"
+#include "distill/h5attr.h"
 #include "distill/h5file.h"
 #include "distill/half.h"
 #include "teacher/sha256.h"

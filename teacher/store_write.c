@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "distill/h5attr.h"
 #include "distill/h5file.h"
 #include "teacher/store_internal.h"
 
