@@ -30,6 +30,7 @@
 #include "distill/checkpoint.h"
 #include "distill/unet.h"
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 #include "teacher/train.h"
 
 /* The inference plan and pass batching arrived together with this program; built

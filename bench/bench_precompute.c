@@ -18,6 +18,7 @@
 #include "datasets/dataset.h"
 #include "distill/blas.h"
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 
 int main(int argc, char **argv)
 {

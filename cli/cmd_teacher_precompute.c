@@ -11,6 +11,7 @@
 #include "cli/util.h"
 #include "distill/blas.h"
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 #include "teacher/store.h"
 
 static const char usage[] =

@@ -76,6 +76,8 @@ void dk_precomputer_free(dk_precomputer *pc);
 
 /* Borrowed, valid until free. */
 const dk_store_manifest *dk_precomputer_manifest(const dk_precomputer *pc);
+/* The manifest's data_sha256 (64 hex digits), once the data is hashed. */
+void dk_precomputer_set_data_sha256(dk_precomputer *pc, const char *hex);
 const dk_unet *dk_precomputer_teacher(const dk_precomputer *pc);
 
 /* One volume's targets in float32 (what the store holds before float16). */
@@ -96,16 +98,5 @@ void dk_targets_release(dk_targets *t);
 
 /* The per-sample seed for a purpose (1: teacher-pass noise, 2: acquisition). */
 uint64_t dk_precompute_sample_seed(uint64_t seed, const char *id, int purpose);
-
-typedef struct dk_precompute_result {
-    char store_path[4096];
-    int samples;    /* in the dataset */
-    int resumed;    /* kept from an interrupted run */
-    int computed;   /* by this run */
-    double seconds; /* compute time of this run's samples */
-} dk_precompute_result;
-
-/* The whole command: every volume of the dataset, in order, into the store. */
-dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result *res, dk_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 #include "teacher/train.h"
 #include "testutil.h"
 

@@ -18,6 +18,7 @@
 #include "distill/checkpoint.h"
 #include "distill/rng.h"
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 #include "teacher/sha256.h"
 #include "teacher/store.h"
 #include "teacher/train.h"

@@ -22,6 +22,7 @@
 #include "student/train.h"
 #include "student/transfer.h"
 #include "teacher/precompute.h"
+#include "teacher/precompute_run.h"
 #include "testutil.h"
 
 static char *site, *store;
