@@ -290,3 +290,15 @@ void dk_test_assert_identical_scans(const dk_volume *a, const dk_volume *b)
     for (size_t i = 0; i < n; i++)
         cr_assert(isfinite(a->image[i]) && a->image[i] >= 0, "voxel %zu: %g", i, a->image[i]);
 }
+
+void dk_test_assert_same_grid(const dk_volume *a, const dk_volume *b)
+{
+    cr_assert_arr_eq(a->dims, b->dims, sizeof a->dims);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_float_eq(a->spacing[i], b->spacing[i], 1e-6 * a->spacing[i], "spacing %d", i);
+        cr_assert_float_eq(a->origin[i], b->origin[i], 1e-4, "origin %d", i);
+    }
+    for (int i = 0; i < 9; i++)
+        cr_assert_float_eq(a->direction[i], b->direction[i], 1e-6, "direction %d: %g vs %g", i,
+                           a->direction[i], b->direction[i]);
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "datasets/synth_knee.h"
+#include "datasets/volume.h"
 #include "distill/tensor.h"
 
 /* A fresh directory under $TMPDIR (or /tmp) for this test; caller frees the string.
@@ -42,6 +43,10 @@ void dk_test_write_phantoms(const char *path, int n_train, int n_val, bool val_l
  * if it cannot. */
 void dk_test_train_teacher(const char *data, const char *out, const char *config_json,
                            uint64_t seed);
+
+/* a and b have the same grid: dims exactly, spacing to 1e-6 relative, origin to
+ * 1e-4 mm, direction cosines to 1e-6 (what a float32 NIfTI header keeps). */
+void dk_test_assert_same_grid(const dk_volume *a, const dk_volume *b);
 
 /* Run a shell command line; returns its exit status (or -1), stdout+stderr into out
  * (NUL-terminated, truncated to cap) when out is non-NULL. */
