@@ -116,38 +116,56 @@ size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int th
 
 /* ---- weights ---- */
 
-/* G along one axis of three values at stride `step`, in double. */
-static void g_axis(const double *in, size_t step, double *out, size_t out_step)
+/* Kernels transformed at once: one vector of doubles per value. */
+#define KERNELS 8
+
+/* G along one axis for KERNELS kernels: in[k * step] -> out[j * out_step]. */
+static inline __attribute__((always_inline)) void g_axis(const double (*in)[KERNELS], int step,
+                                                         double (*out)[KERNELS], int out_step)
 {
-    double a = in[0], b = in[step], c = in[2 * step];
-    out[0] = a;
-    out[out_step] = (a + b + c) / 2;
-    out[2 * out_step] = (a - b + c) / 2;
-    out[3 * out_step] = c;
+    for (int l = 0; l < KERNELS; l++) {
+        double a = in[0][l], b = in[step][l], c = in[2 * step][l];
+        out[0][l] = a;
+        out[out_step][l] = (a + b + c) / 2;
+        out[2 * out_step][l] = (a - b + c) / 2;
+        out[3 * out_step][l] = c;
+    }
 }
 
-/* u[xi][co][ci] = (G x G x G) g for output channels [co0, co1) and every input
- * channel; g is w's (co, ci) kernel, or with flip the (ci, co) kernel mirrored.
- * Computed in double, rounded once. */
+/* u[xi][co][ci] = (G x G x G) g for input channels ci0 .. ci0 + n - 1 (n <= KERNELS)
+ * of output channel co; g is w's (co, ci) kernel, or with flip the (ci, co) kernel
+ * mirrored. Computed in double (the same operations per kernel whatever the clone),
+ * rounded once. */
+DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, int cin, int cout, int co,
+                                          int ci0, int n, float *u)
+{
+    double g[27][KERNELS], t1[36][KERNELS], t2[48][KERNELS], t3[POINTS][KERNELS];
+    for (int l = 0; l < KERNELS; l++) {
+        int ci = ci0 + (l < n ? l : 0);
+        const float *src = w + ((flip ? (size_t)ci * cout + co : (size_t)co * cin + ci) * 27);
+        for (int t = 0; t < 27; t++)
+            g[t][l] = src[flip ? 26 - t : t];
+    }
+    for (int r = 0; r < 9; r++) /* along w: [kd][kh][aw] */
+        g_axis(g + 3 * r, 1, t1 + 4 * r, 1);
+    for (int kd = 0; kd < 3; kd++) /* along h: [kd][ah][aw] */
+        for (int aw = 0; aw < 4; aw++)
+            g_axis(t1 + 12 * kd + aw, 4, t2 + 16 * kd + aw, 4);
+    for (int i = 0; i < 16; i++) /* along d: [ad][ah][aw] */
+        g_axis(t2 + i, 16, t3 + i, 16);
+    for (int xi = 0; xi < POINTS; xi++)
+        for (int l = 0; l < n; l++)
+            u[((size_t)xi * cout + co) * cin + ci0 + l] = (float)t3[xi][l];
+}
+
+/* The transformed weights of output channels [co0, co1), every input channel. */
 static void transform_weights_range(const float *w, bool flip, int cin, int cout, int co0, int co1,
                                     float *u)
 {
     for (int co = co0; co < co1; co++)
-        for (int ci = 0; ci < cin; ci++) {
-            const float *src = w + ((flip ? (size_t)ci * cout + co : (size_t)co * cin + ci) * 27);
-            double g[27], t1[3 * 3 * 4], t2[3 * 4 * 4], t3[POINTS];
-            for (int t = 0; t < 27; t++)
-                g[t] = src[flip ? 26 - t : t];
-            for (int r = 0; r < 9; r++) /* along w: [kd][kh][aw] */
-                g_axis(g + 3 * r, 1, t1 + 4 * r, 1);
-            for (int kd = 0; kd < 3; kd++) /* along h: [kd][ah][aw] */
-                for (int aw = 0; aw < 4; aw++)
-                    g_axis(t1 + 12 * kd + aw, 4, t2 + 16 * kd + aw, 4);
-            for (int i = 0; i < 16; i++) /* along d: [ad][ah][aw] */
-                g_axis(t2 + i, 16, t3 + i, 16);
-            for (int xi = 0; xi < POINTS; xi++)
-                u[((size_t)xi * cout + co) * cin + ci] = (float)t3[xi];
-        }
+        for (int ci = 0; ci < cin; ci += KERNELS)
+            transform_kernels(w, flip, cin, cout, co, ci, cin - ci < KERNELS ? cin - ci : KERNELS,
+                              u);
 }
 
 /* ---- the transforms' inner loops: inlined into the vectorised functions below,
