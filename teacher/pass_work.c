@@ -3,6 +3,7 @@
 #include "teacher/pass_work.h"
 
 #include "distill/im2col.h"
+#include "distill/normal.h"
 #include "distill/rng.h"
 
 /* Below this many values a second thread costs more than it saves. */
@@ -16,15 +17,24 @@ typedef struct noise_job {
     float *out;
 } noise_job;
 
+/* Normals drawn per block, on the stack. */
+#define NOISE_BLOCK 256
+
 static void noise_worker(void *arg, int t, int nthreads)
 {
     const noise_job *j = arg;
     size_t a, b;
     dk_parallel_share(j->n, t, nthreads, &a, &b);
     dk_rng rng = dk_rng_seed(j->seed);
-    dk_rng_skip(&rng, 2 * (uint64_t)a); /* dk_rng_normal draws twice per value */
-    for (size_t i = a; i < b; i++)
-        j->out[i] = j->x[i] + (float)(j->sigma * dk_rng_normal(&rng));
+    dk_rng_skip(&rng, 2 * (uint64_t)a); /* two draws per value */
+    double z[NOISE_BLOCK];
+    for (size_t i = a; i < b; i += NOISE_BLOCK) {
+        size_t m = b - i < NOISE_BLOCK ? b - i : NOISE_BLOCK;
+        dk_normal_fill(&rng, m, z);
+        dk_rng_skip(&rng, 2 * (uint64_t)m);
+        for (size_t k = 0; k < m; k++)
+            j->out[i + k] = j->x[i + k] + (float)(j->sigma * z[k]);
+    }
 }
 
 void dk_pass_noisy_input(const float *x, size_t n, double sigma, uint64_t seed, float *out,
