@@ -45,6 +45,33 @@ static inline double uniform_of(uint64_t state)
     return (double)(int64_t)(mix(state) >> 11) * 0x1.0p-53;
 }
 
+/* Series coefficients, highest power first: 1/(2k+1) for k = 11 .. 1 (atanh, times
+ * s^2k), then (-1)^k/(2k)! for k = 8 .. 0 (cos) and (-1)^k/(2k+1)! for k = 8 .. 1
+ * (sin, the x term added apart). */
+static const double atanh_terms[] = {1.0 / 23, 1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13,
+                                     1.0 / 11, 1.0 / 9,  1.0 / 7,  1.0 / 5,  1.0 / 3};
+static const double cos_terms[] = {4.779477332387385e-14,
+                                   -1.1470745597729725e-11,
+                                   2.08767569878681e-09,
+                                   -2.755731922398589e-07,
+                                   2.48015873015873e-05,
+                                   -0.001388888888888889,
+                                   0.041666666666666664,
+                                   -0.5,
+                                   1.0};
+static const double sin_terms[] = {
+    2.8114572543455206e-15, -7.647163731819816e-13, 1.6059043836821613e-10, -2.505210838544172e-08,
+    2.7557319223985893e-06, -0.0001984126984126984, 0.008333333333333333,   -0.16666666666666666};
+
+/* c[0] x^(n-1) + ... + c[n-1] by Horner's rule. */
+static inline double horner(const double *c, int n, double x)
+{
+    double p = c[0];
+    for (int k = 1; k < n; k++)
+        p = p * x + c[k];
+    return p;
+}
+
 static inline double log_unit(double x)
 {
     uint64_t b = bits_of(x);
@@ -55,17 +82,7 @@ static inline double log_unit(double x)
     e = big ? e + 1 : e;
     double f = m - 1.0; /* exact */
     double s = f / (2.0 + f), s2 = s * s;
-    double p = 1.0 / 23;
-    p = p * s2 + 1.0 / 21;
-    p = p * s2 + 1.0 / 19;
-    p = p * s2 + 1.0 / 17;
-    p = p * s2 + 1.0 / 15;
-    p = p * s2 + 1.0 / 13;
-    p = p * s2 + 1.0 / 11;
-    p = p * s2 + 1.0 / 9;
-    p = p * s2 + 1.0 / 7;
-    p = p * s2 + 1.0 / 5;
-    p = p * s2 + 1.0 / 3;
+    double p = horner(atanh_terms, (int)(sizeof atanh_terms / sizeof *atanh_terms), s2);
     double log_m = 2 * s + 2 * s * (p * s2);
     const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 1.9082149292705877e-10;
     return e * ln2_hi + (e * ln2_lo + log_m);
@@ -78,23 +95,8 @@ static inline double cos_turn(double u)
     int mid = a > 0.125, far = a > 0.375;
     double r = far ? 0.5 - a : (mid ? 0.25 - a : a); /* exact, |r| <= 1/8 */
     double x = r * 6.283185307179586, x2 = x * x;
-    double c = 4.779477332387385e-14; /* 1/16! */
-    c = c * x2 - 1.1470745597729725e-11;
-    c = c * x2 + 2.08767569878681e-09;
-    c = c * x2 - 2.755731922398589e-07;
-    c = c * x2 + 2.48015873015873e-05;
-    c = c * x2 - 0.001388888888888889;
-    c = c * x2 + 0.041666666666666664;
-    c = c * x2 - 0.5;
-    c = c * x2 + 1.0;
-    double s = 2.8114572543455206e-15; /* 1/17! */
-    s = s * x2 - 7.647163731819816e-13;
-    s = s * x2 + 1.6059043836821613e-10;
-    s = s * x2 - 2.505210838544172e-08;
-    s = s * x2 + 2.7557319223985893e-06;
-    s = s * x2 - 0.0001984126984126984;
-    s = s * x2 + 0.008333333333333333;
-    s = s * x2 - 0.16666666666666666;
+    double c = horner(cos_terms, (int)(sizeof cos_terms / sizeof *cos_terms), x2);
+    double s = horner(sin_terms, (int)(sizeof sin_terms / sizeof *sin_terms), x2);
     s = x + x * (s * x2);
     double v = mid && !far ? s : c;
     return far ? -v : v;
