@@ -351,7 +351,29 @@ static void weights_worker(void *arg, int t, int nthreads)
     transform_weights_range(c->w, c->flip, s->cin, s->cout, (int)a, (int)b, c->u);
 }
 
-/* The fused path: blocks of f->rows tile rows, from a shared counter. */
+/* A block: sample n, tile plane i, tile rows j0 .. j0 + nrows - 1. */
+typedef struct wino_block {
+    size_t n;
+    int i, j0, nrows;
+} wino_block;
+
+/* Takes the next block of `rows` tile rows from c's counter; false when none is left.
+ * Blocks depend on the shape only, so no bit of the result depends on the threads. */
+static bool next_block(wino_ctx *c, int rows, wino_block *b)
+{
+    const int *tiles = c->s->tiles;
+    size_t groups = ((size_t)tiles[1] + rows - 1) / rows, per_sample = (size_t)tiles[0] * groups;
+    size_t k = atomic_fetch_add(&c->next, 1);
+    if (k >= per_sample * (size_t)c->batch) return false;
+    size_t rem = k % per_sample;
+    b->n = k / per_sample;
+    b->i = (int)(rem / groups);
+    b->j0 = (int)(rem % groups) * rows;
+    b->nrows = tiles[1] - b->j0 < rows ? tiles[1] - b->j0 : rows;
+    return true;
+}
+
+/* The fused path. */
 static void fused_worker(void *arg, int t, int nthreads)
 {
     (void)nthreads;
@@ -359,20 +381,13 @@ static void fused_worker(void *arg, int t, int nthreads)
     const dk_wino_fused *f = c->fused;
     float *scratch = c->scratch + (size_t)t * f->per_thread;
     size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
-    size_t groups = ((size_t)f->tiles[1] + f->rows - 1) / f->rows;
-    size_t per_sample = (size_t)f->tiles[0] * groups;
     dk_wino_fused_clear(f, scratch);
-    for (;;) {
-        size_t k = atomic_fetch_add(&c->next, 1);
-        if (k >= per_sample * (size_t)c->batch) return;
-        size_t n = k / per_sample, rem = k % per_sample;
-        int i = (int)(rem / groups), j0 = (int)(rem % groups) * f->rows;
-        int nrows = f->tiles[1] - j0 < f->rows ? f->tiles[1] - j0 : f->rows;
-        dk_wino_fused_block(f, c->u, c->x + n * f->cin * spatial, c->bias, i, j0, nrows,
-                            c->y + n * f->cout * spatial, scratch);
-    }
+    for (wino_block b; next_block(c, f->rows, &b);)
+        dk_wino_fused_block(f, c->u, c->x + b.n * f->cin * spatial, c->bias, b.i, b.j0, b.nrows,
+                            c->y + b.n * f->cout * spatial, scratch);
 }
 
+/* The blocked path. */
 static void blocks_worker(void *arg, int t, int nthreads)
 {
     (void)nthreads;
@@ -382,16 +397,10 @@ static void blocks_worker(void *arg, int t, int nthreads)
     float *m = v + dk_line_floats(POINTS * (size_t)s->cin * s->block);
     float *rows = m + dk_line_floats(POINTS * (size_t)s->cout * s->block);
     size_t spatial = (size_t)s->dims[0] * s->dims[1] * s->dims[2];
-    size_t per_sample = (size_t)s->tiles[0] * s->groups;
-    for (;;) {
-        size_t k = atomic_fetch_add(&c->next, 1);
-        if (k >= per_sample * (size_t)c->batch) return;
-        size_t n = k / per_sample, rem = k % per_sample;
-        int i = (int)(rem / s->groups), j0 = (int)(rem % s->groups) * s->rows;
-        int nrows = s->tiles[1] - j0 < s->rows ? s->tiles[1] - j0 : s->rows;
-        input_block(s, c->x + n * s->cin * spatial, i, j0, nrows, v, rows);
-        multiply_block(s, c->u, v, m, (size_t)nrows * s->tiles[2]);
-        output_block(s, m, c->bias, i, j0, nrows, c->y + n * s->cout * spatial, rows);
+    for (wino_block b; next_block(c, s->rows, &b);) {
+        input_block(s, c->x + b.n * s->cin * spatial, b.i, b.j0, b.nrows, v, rows);
+        multiply_block(s, c->u, v, m, (size_t)b.nrows * s->tiles[2]);
+        output_block(s, m, c->bias, b.i, b.j0, b.nrows, c->y + b.n * s->cout * spatial, rows);
     }
 }
 
