@@ -21,7 +21,9 @@
  *   u  (shared)     [xi][cout][cin]  transformed weights
  *   v  (per thread) [xi][cin][B]     transformed inputs
  *   m  (per thread) [xi][cout][B]    u[xi] v[xi], 64 GEMMs
- * A block's v and m are sized to stay in a core's L2 (BLOCK_FLOATS). */
+ * A block's v and m are sized to stay in a core's L2 (BLOCK_FLOATS). That is the
+ * blocked path; thin convs take the fused path of winograd_fused.h, with u repacked
+ * for it (dk_wino_fused_pack_weights) and its own blocks and scratch. */
 #include "distill/winograd.h"
 
 #include <cblas.h>
