@@ -39,6 +39,16 @@ DK_HOT_LOOP static void copy_to_strided(float *restrict dst, const float *restri
         dst[i * (size_t)stride] = src[i] + b;
 }
 
+/* dst[2i] = a[i] + b, dst[2i + 1] = c[i] + b: two taps of a 2-wide kernel at stride 2. */
+DK_HOT_LOOP static void zip_plus(float *restrict dst, const float *restrict a,
+                                 const float *restrict c, float b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[2 * i] = a[i] + b;
+        dst[2 * i + 1] = c[i] + b;
+    }
+}
+
 DK_HOT_LOOP static void add_strided(float *restrict dst, const float *restrict src, int stride,
                                     size_t n)
 {
@@ -221,6 +231,24 @@ static void scatter_tap(const dk_conv_shape *s, const float *src, int kd, int kh
     }
 }
 
+/* Taps kw = 0 and 1 of a partitioning kernel 2 wide along w (the up-convs' case):
+ * dxc's row at (dd * st + kd, ho * st + kh) gets src0 and src1 interleaved, plus b,
+ * the values scatter_tap would assign one tap at a time. */
+static void scatter_pair(const dk_conv_shape *s, const float *src0, const float *src1, int kd,
+                         int kh, size_t v0, size_t v1, float b, float *dxc)
+{
+    const int *in = s->in, *out = s->out, *st = s->g.stride;
+    for (size_t v = v0; v < v1;) {
+        int wo = (int)(v % out[2]);
+        size_t row = v / out[2];
+        int ho = (int)(row % out[1]), dd = (int)(row / out[1]);
+        size_t run = (v1 - v) < (size_t)(out[2] - wo) ? v1 - v : (size_t)(out[2] - wo);
+        float *dst = dxc + ((size_t)(dd * st[0] + kd) * in[1] + ho * st[1] + kh) * in[2] + 2 * wo;
+        zip_plus(dst, src0, src1, b, run);
+        src0 += run, src1 += run, v += run;
+    }
+}
+
 bool dk_col2im_tiles_partition(const dk_conv_shape *s)
 {
     for (int a = 0; a < 3; a++)
@@ -240,9 +268,15 @@ void dk_col2im_tile(const dk_conv_shape *s, const float *dcol, size_t u0, size_t
     for (int c = c0; c < c1; c++) {
         float *dxc = dx + (size_t)c * s->in_spatial, b = bias ? bias[c] : 0.0f;
         for (int kd = 0; kd < k[0]; kd++)
-            for (int kh = 0; kh < k[1]; kh++)
+            for (int kh = 0; kh < k[1]; kh++) {
+                if (assign && k[2] == 2) {
+                    scatter_pair(s, src, src + rows, kd, kh, u0, u1, b, dxc);
+                    src += 2 * rows;
+                    continue;
+                }
                 for (int kw = 0; kw < k[2]; kw++, src += rows)
                     scatter_tap(s, src, kd, kh, kw, u0, u1, assign, b, dxc);
+            }
     }
 }
 
