@@ -22,8 +22,8 @@
  *   v  (per thread) [xi][cin][B]     transformed inputs
  *   m  (per thread) [xi][cout][B]    u[xi] v[xi], 64 GEMMs
  * A block's v and m are sized to stay in a core's L2 (BLOCK_FLOATS). That is the
- * blocked path; thin convs take the fused path of winograd_fused.h, with u repacked
- * for it (dk_wino_fused_pack_weights) and its own blocks and scratch. */
+ * blocked path; thin convs take the fused path of winograd_fused.h, with u in its
+ * layout (dk_wino_fused_weight_at) and its own blocks and scratch. */
 #include "distill/winograd.h"
 
 #include <cblas.h>
@@ -113,7 +113,7 @@ size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int th
     if (isa == DK_SIMD_NONE) return shared_floats(&s) + (size_t)threads * s.per_thread;
     dk_wino_fused f;
     dk_wino_fused_plan(&f, cin, cout, dims, isa);
-    return 2 * shared_floats(&s) + (size_t)threads * f.per_thread;
+    return shared_floats(&s) + (size_t)threads * f.per_thread;
 }
 
 /* ---- weights ---- */
@@ -137,9 +137,9 @@ static inline __attribute__((always_inline)) void g_axis(const double (*in)[KERN
 /* u[xi][co][ci] = (G x G x G) g for input channels ci0 .. ci0 + n - 1 (n <= KERNELS)
  * of output channel co; g is w's (co, ci) kernel, or with flip the (ci, co) kernel
  * mirrored. Computed in double (the same operations per kernel whatever the clone),
- * rounded once. */
-DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, int cin, int cout, int co,
-                                          int ci0, int n, float *u)
+ * rounded once. With fused_layout, u is laid out for the fused path instead. */
+DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, bool fused_layout, int cin,
+                                          int cout, int co, int ci0, int n, float *u)
 {
     double g[27][KERNELS], t1[36][KERNELS], t2[48][KERNELS], t3[POINTS][KERNELS];
     for (int l = 0; l < KERNELS; l++) {
@@ -156,18 +156,21 @@ DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, int cin, in
     for (int i = 0; i < 16; i++) /* along d: [ad][ah][aw] */
         g_axis(t2 + i, 16, t3 + i, 16);
     for (int xi = 0; xi < POINTS; xi++)
-        for (int l = 0; l < n; l++)
-            u[((size_t)xi * cout + co) * cin + ci0 + l] = (float)t3[xi][l];
+        for (int l = 0; l < n; l++) {
+            size_t at = fused_layout ? dk_wino_fused_weight_at(cin, cout, xi, co, ci0 + l)
+                                     : ((size_t)xi * cout + co) * cin + (size_t)(ci0 + l);
+            u[at] = (float)t3[xi][l];
+        }
 }
 
 /* The transformed weights of output channels [co0, co1), every input channel. */
-static void transform_weights_range(const float *w, bool flip, int cin, int cout, int co0, int co1,
-                                    float *u)
+static void transform_weights_range(const float *w, bool flip, bool fused_layout, int cin, int cout,
+                                    int co0, int co1, float *u)
 {
     for (int co = co0; co < co1; co++)
         for (int ci = 0; ci < cin; ci += KERNELS)
-            transform_kernels(w, flip, cin, cout, co, ci, cin - ci < KERNELS ? cin - ci : KERNELS,
-                              u);
+            transform_kernels(w, flip, fused_layout, cin, cout, co, ci,
+                              cin - ci < KERNELS ? cin - ci : KERNELS, u);
 }
 
 /* ---- the transforms' inner loops: inlined into the vectorised functions below,
@@ -350,7 +353,7 @@ static void weights_worker(void *arg, int t, int nthreads)
     const wino_shape *s = c->s;
     size_t a, b;
     dk_parallel_share((size_t)s->cout, t, nthreads, &a, &b);
-    transform_weights_range(c->w, c->flip, s->cin, s->cout, (int)a, (int)b, c->u);
+    transform_weights_range(c->w, c->flip, c->fused != NULL, s->cin, s->cout, (int)a, (int)b, c->u);
 }
 
 /* A block: sample n, tile plane i, tile rows j0 .. j0 + nrows - 1. */
@@ -418,8 +421,7 @@ void dk_winograd_forward(const float *x, int cin, const int dims[3], const float
     size_t per_thread = isa != DK_SIMD_NONE ? f.per_thread : s.per_thread;
     size_t groups =
         isa != DK_SIMD_NONE ? ((size_t)f.tiles[1] + f.rows - 1) / f.rows : (size_t)s.groups;
-    /* u, and for the fused path u packed for its products */
-    size_t shared = shared_floats(&s) * (isa != DK_SIMD_NONE ? 2 : 1);
+    size_t shared = shared_floats(&s); /* u */
     float *base = dk_workspace_floats(ws, shared + per_thread);
     size_t blocks = (size_t)batch * s.tiles[0] * groups;
     int max_threads = tune->max_threads;
@@ -442,10 +444,5 @@ void dk_winograd_forward(const float *x, int cin, const int dims[3], const float
                   .batch = batch};
     atomic_init(&c.next, 0);
     dk_parallel_run(ws->pool, n < cout ? n : cout, weights_worker, &c);
-    if (c.fused) {
-        float *packed = base + shared_floats(&s);
-        dk_wino_fused_pack_weights(&f, c.u, packed);
-        c.u = packed;
-    }
     dk_parallel_run(ws->pool, n, c.fused ? fused_worker : blocks_worker, &c);
 }

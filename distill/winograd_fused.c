@@ -154,21 +154,6 @@ static void d_channel(const dk_wino_fused *f, const float *xc, int i, int j0, in
 #include "distill/winograd_fused_body.inc"
 #endif
 
-void dk_wino_fused_pack_weights(const dk_wino_fused *f, const float *u, float *packed)
-{
-    const int cin = f->cin, cout = f->cout;
-    for (int x = 0; x < POINTS; x++) {
-        const float *ux = u + (size_t)x * cout * cin;
-        float *px = packed + (size_t)x * cout * cin;
-        int o = 0;
-        for (; o + 8 <= cout; o += 8)
-            for (int c = 0; c < cin; c++)
-                for (int j = 0; j < 8; j++)
-                    px[(size_t)o * cin + (size_t)c * 8 + j] = ux[(size_t)(o + j) * cin + c];
-        memcpy(px + (size_t)o * cin, ux + (size_t)o * cin, (size_t)(cout - o) * cin * sizeof *px);
-    }
-}
-
 dk_simd dk_simd_best(void)
 {
     if (dk_simd_supported(DK_SIMD_AVX512)) return DK_SIMD_AVX512;

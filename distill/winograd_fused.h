@@ -58,10 +58,16 @@ typedef struct dk_wino_fused {
 /* Plans a fused forward of cin -> cout channels over dims on `isa`. */
 void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], dk_simd isa);
 
-/* packed = u ([64][cout][cin], winograd.c's transformed weights) laid out for the
- * fused products: per point, full groups of 8 output channels as [cin][8], then the
- * remaining output channels as [cin] each; 64 * cout * cin floats. */
-void dk_wino_fused_pack_weights(const dk_wino_fused *f, const float *u, float *packed);
+/* Where the transformed weight of point xi, output channel co, input channel ci
+ * goes in the fused products' layout (64 * cout * cin floats): per point, full
+ * groups of 8 output channels as [cin][8], then the remaining output channels as
+ * [cin] each. winograd.c writes the weights there directly for the fused path. */
+static inline size_t dk_wino_fused_weight_at(int cin, int cout, int xi, int co, int ci)
+{
+    size_t point = (size_t)xi * cout * cin, group = (size_t)(co / 8) * 8;
+    if ((int)group + 8 <= cout) return point + group * cin + (size_t)ci * 8 + (size_t)(co % 8);
+    return point + (size_t)co * cin + (size_t)ci;
+}
 
 /* Zeros a thread's scratch (f->per_thread floats): once per forward, before its
  * first block. */
@@ -69,7 +75,7 @@ void dk_wino_fused_clear(const dk_wino_fused *f, float *scratch);
 
 /* One block: tile plane i, tile rows j0 .. j0 + nrows (nrows <= f->rows) of one
  * sample x (cin, dims) into y (cout, dims), overwriting those outputs, plus bias
- * (may be NULL). u is the packed weights (dk_wino_fused_pack_weights);
+ * (may be NULL). u is the transformed weights at dk_wino_fused_weight_at;
  * scratch holds f->per_thread floats, 64-byte aligned, cleared by
  * dk_wino_fused_clear for this plan and since then used only by blocks of it.
  * f->isa must be supported. */
