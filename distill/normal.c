@@ -40,9 +40,20 @@ static inline uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
+/* v as a double, for v < 2^52, by placing it in the mantissa of 2^52: exact, and a
+ * vector operation where the CPU has no 64-bit integer conversion (AVX2, AVX-512F). */
+static inline double small_to_double(uint64_t v)
+{
+    return double_of(0x4330000000000000ULL | v) - 0x1.0p52;
+}
+
+/* rng.h's uniform, (mix >> 11) 2^-53, with the 53-bit integer converted in two exact
+ * halves so that the loop vectorises; the same bits. */
 static inline double uniform_of(uint64_t state)
 {
-    return (double)(int64_t)(mix(state) >> 11) * 0x1.0p-53;
+    uint64_t v = mix(state) >> 11;
+    double hi = small_to_double(v >> 26) * 0x1.0p26, lo = small_to_double(v & 0x3FFFFFFULL);
+    return (hi + lo) * 0x1.0p-53;
 }
 
 /* Series coefficients, highest power first: 1/(2k+1) for k = 11 .. 1 (atanh, times
@@ -67,6 +78,7 @@ static const double sin_terms[] = {
 static inline double horner(const double *c, int n, double x)
 {
     double p = c[0];
+#pragma GCC unroll 16
     for (int k = 1; k < n; k++)
         p = p * x + c[k];
     return p;
@@ -75,7 +87,7 @@ static inline double horner(const double *c, int n, double x)
 static inline double log_unit(double x)
 {
     uint64_t b = bits_of(x);
-    double e = (double)((int64_t)(b >> 52) - 1023);
+    double e = small_to_double(b >> 52) - 1023.0;
     double m = double_of((b & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL); /* [1, 2) */
     int big = m > 1.4142135623730951;
     m = big ? m * 0.5 : m;
@@ -98,7 +110,7 @@ static inline double cos_turn(double u)
     double c = horner(cos_terms, (int)(sizeof cos_terms / sizeof *cos_terms), x2);
     double s = horner(sin_terms, (int)(sizeof sin_terms / sizeof *sin_terms), x2);
     s = x + x * (s * x2);
-    double v = mid && !far ? s : c;
+    double v = (mid & !far) ? s : c;
     return far ? -v : v;
 }
 
