@@ -16,8 +16,6 @@
 
 #include "distill/hot_loop.h"
 
-#define STEP 0x9E3779B97F4A7C15ULL /* splitmix64's increment, as rng.h */
-
 static inline uint64_t bits_of(double x)
 {
     uint64_t b;
@@ -32,14 +30,6 @@ static inline double double_of(uint64_t b)
     return x;
 }
 
-/* rng.h's output function on a state value. */
-static inline uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 /* v as a double, for v < 2^52, by placing it in the mantissa of 2^52: exact, and a
  * vector operation where the CPU has no 64-bit integer conversion (AVX2, AVX-512F). */
 static inline double small_to_double(uint64_t v)
@@ -51,7 +41,7 @@ static inline double small_to_double(uint64_t v)
  * halves so that the loop vectorises; the same bits. */
 static inline double uniform_of(uint64_t state)
 {
-    uint64_t v = mix(state) >> 11;
+    uint64_t v = dk_rng_mix(state) >> 11;
     double hi = small_to_double(v >> 26) * 0x1.0p26, lo = small_to_double(v & 0x3FFFFFFULL);
     return (hi + lo) * 0x1.0p-53;
 }
@@ -129,7 +119,8 @@ DK_HOT_LOOP void dk_normal_fill(const dk_rng *r, size_t n, double *z)
     const uint64_t s0 = r->state;
     for (size_t i = 0; i < n; i++) {
         uint64_t k = 2 * (uint64_t)i;
-        double u1 = uniform_of(s0 + (k + 1) * STEP), u2 = uniform_of(s0 + (k + 2) * STEP);
+        double u1 = uniform_of(s0 + (k + 1) * DK_RNG_STEP),
+               u2 = uniform_of(s0 + (k + 2) * DK_RNG_STEP);
         u1 = u1 < 1e-300 ? 1e-300 : u1;
         z[i] = sqrt(-2.0 * log_unit(u1)) * cos_turn(u2);
     }
