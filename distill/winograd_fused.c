@@ -4,9 +4,23 @@
  * channel along d, once per h row of the block, into rows split by parity:
  * with the padded row p[m] = x[m - 1], even[k] = p[2k] and odd[k] = p[2k + 1], so
  * that tile k's four w values p[2k .. 2k + 3] are even[k], odd[k], even[k + 1],
- * odd[k + 1]: plain vector loads at k0 and k0 + 1, no shuffles, in the chunk loop.
- * Layout of that scratch: td[c][ad][r][parity][E], r the block's h row (h = 2 j0 - 1
- * + r), E floats per half row, zero past the data so whole chunks can be read.
+ * odd[k + 1]: plain vector loads at slot s and s + 1, no shuffles, in the chunk loop.
+ *
+ * Tile row rt reads the block's h rows r = 2 rt .. 2 rt + 3 (h = 2 j0 - 1 + r): the
+ * even and the odd row of tile row rt's segment, and those of rt + 1's. Row r is
+ * at seg * (r / 2) + hp * (r % 2) in its plane ad (plane floats per ad, 4 per
+ * channel), its odd half `odd` after the even, tile k's even[k] and odd[k] at k.
+ * Two layouts (dk_wino_fused_plan):
+ *   per row, when whole chunks fill a tile row: segments of 4 rows [hp][parity][P],
+ *     P = tiles[2] + 1 rounded up to a cache line (odd = P, hp = 2 P, seg = 4 P),
+ *     the rows of a chunk's channel together, and chunks start at k = 0, LANES, ...;
+ *   run on: arrays [hp][parity][S] with tile row rt's segment at P * rt, P =
+ *     tiles[2] + 1 (odd = S, hp = 2 S, seg = P). Lane = slot P * rt + k then reads
+ *     every row at a fixed offset from the chunk's first slot, whichever tile row
+ *     it is in, so chunks run on across tile rows; slot tiles[2] is only the last
+ *     tile's even[k + 1] and is not stored.
+ * Places never written (even[0], odd[tiles[2]], the padding) stay zero from
+ * dk_wino_fused_clear.
  *
  * The chunk loop (per tile row, chunk of lanes along w, ad) is ISA-specific and
  * lives in winograd_fused_body.inc, included once per instruction set below. */
@@ -20,7 +34,7 @@
 #define POINTS    64
 #define MAX_LANES 16
 /* Floats of d-transformed rows per block, about (a block is at least one tile row):
- * 256 KB, so they stay in L2 beside the chunk's vectors. */
+ * 1 MiB, so they stay in L2 beside the chunk's vectors. */
 #define TD_FLOATS ((size_t)1 << 18)
 
 /* h rows a block of `rows` tile rows reads. */
@@ -31,14 +45,43 @@ static size_t block_h_rows(int rows)
 
 static size_t td_floats(const dk_wino_fused *f)
 {
-    return (size_t)f->cin * 4 * block_h_rows(f->rows) * 2 * f->even;
+    return (size_t)f->cin * 4 * f->plane;
 }
 
-/* Chunk vectors: v [16][cin], m [16][cout], acc [8][cout], each MAX_LANES floats,
- * and one output row pair of a chunk. */
+/* n floats rounded up to an odd number of cache lines: the rows a chunk reads,
+ * strides of this apart (and channels 4 planes apart), then fall in different L1
+ * sets. Strides of a multiple of 4 KiB put them all in a few sets, where they
+ * evicted each other (measured: 8 % of a 16 -> 8 conv). */
+static size_t odd_lines(size_t n)
+{
+    size_t line = dk_line_floats(1), s = dk_line_floats(n);
+    return s / line % 2 ? s : s + line;
+}
+
+/* The strides of blocks of `rows` tile rows (see the top of this file). */
+static void set_strides(dk_wino_fused *f, int rows)
+{
+    const size_t P = (size_t)f->slots;
+    if (f->per_row) {
+        f->odd = P;
+        f->hp = 2 * P;
+        f->seg = 4 * P;
+        f->plane = odd_lines(((size_t)rows + 1) * 4 * P);
+        return;
+    }
+    /* chunks of up to MAX_LANES slots from slot 0 read P + 1 slots past the last
+     * chunk's start */
+    size_t chunked = ((size_t)rows * P + MAX_LANES - 1) / MAX_LANES * MAX_LANES;
+    f->odd = odd_lines(chunked + P + 1);
+    f->hp = 2 * f->odd;
+    f->seg = P;
+    f->plane = 4 * f->odd;
+}
+
+/* Chunk vectors: v [16][cin], m [16][cout], acc [8][cout], each MAX_LANES floats. */
 static size_t vector_floats(const dk_wino_fused *f)
 {
-    return (size_t)MAX_LANES * (16 * (size_t)f->cin + 24 * (size_t)f->cout) + 2 * MAX_LANES;
+    return (size_t)MAX_LANES * (16 * (size_t)f->cin + 24 * (size_t)f->cout);
 }
 
 void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], dk_simd isa)
@@ -50,16 +93,21 @@ void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], 
         f->tiles[a] = (dims[a] + 1) / 2;
     }
     f->isa = isa;
-    /* Chunks of up to MAX_LANES tiles read even[k0 .. k0 + lanes]: one past the last
-     * chunk, then whole vectors. */
-    size_t chunks = ((size_t)f->tiles[2] + MAX_LANES - 1) / MAX_LANES;
-    f->even = dk_line_floats(chunks * MAX_LANES + 1);
-    size_t per_h_row = (size_t)cin * 4 * 2 * f->even;
-    size_t h_rows = TD_FLOATS / per_h_row;
-    size_t rows = h_rows > 2 ? (h_rows - 2) / 2 : 1;
-    if (rows < 1) rows = 1;
-    if (rows > (size_t)f->tiles[1]) rows = (size_t)f->tiles[1];
-    f->rows = (int)rows;
+    /* Chunks within tile rows lose no lane then, and keep a channel's rows in one
+     * place (measured faster: 16 -> 8 at 160 wide, 80 tiles a row) */
+    int lanes = isa == DK_SIMD_AVX2 ? 8 : MAX_LANES;
+    f->per_row = f->tiles[2] % lanes == 0;
+    f->slots = f->per_row ? (int)dk_line_floats((size_t)f->tiles[2] + 1) : f->tiles[2] + 1;
+    int rows = 1;
+    while (rows < f->tiles[1]) {
+        set_strides(f, rows + 1);
+        if (td_floats(f) > TD_FLOATS) break;
+        rows++;
+    }
+    /* as many blocks, evened out (20 rows as 7, 7, 6, not 9, 9, 2) */
+    int blocks = (f->tiles[1] + rows - 1) / rows;
+    f->rows = rows = (f->tiles[1] + blocks - 1) / blocks;
+    set_strides(f, rows);
     f->per_thread = dk_line_floats(td_floats(f)) + dk_line_floats(vector_floats(f)) +
                     dk_line_floats((size_t)dims[2]);
 }
@@ -82,25 +130,23 @@ INNER void bt_stride2(const float *restrict a0, const float *restrict a1, const 
 }
 
 /* One h row: the four d rows a[0..3] (rows of zeros outside the volume) transformed
- * along d into out[ad] (parity halves of E floats each, the odd half E floats after
- * the even): even[k] = x[2k - 1] for 1 <= k <= w / 2, odd[k] = x[2k] for
- * 0 <= k <= (w - 1) / 2. The other places (even[0] and the tails) are zeros from
- * dk_wino_fused_clear and never written. */
-DK_HOT_LOOP static void d_row(const float *const a[4], int w, size_t E, float *const out[4])
+ * along d into out[ad] (the odd half `odd` floats after the even): even[k] = x[2k - 1]
+ * for 1 <= k <= w / 2, odd[k] = x[2k] for 0 <= k <= (w - 1) / 2. The other places
+ * (even[0] and past the data) are zeros from dk_wino_fused_clear, never written. */
+DK_HOT_LOOP static void d_row(const float *const a[4], int w, size_t odd, float *const out[4])
 {
     size_t ne = (size_t)w / 2, no = ((size_t)w - 1) / 2 + 1;
     bt_stride2(a[0] + 1, a[1] + 1, a[2] + 1, a[3] + 1, out[0] + 1, out[1] + 1, out[2] + 1,
                out[3] + 1, ne);
-    bt_stride2(a[0], a[1], a[2], a[3], out[0] + E, out[1] + E, out[2] + E, out[3] + E, no);
+    bt_stride2(a[0], a[1], a[2], a[3], out[0] + odd, out[1] + odd, out[2] + odd, out[3] + odd, no);
 }
 
-/* Channel xc's h rows of the block along d into tdc ([ad][r][parity][E]). */
+/* Channel xc's h rows of the block along d into tdc (its 4 planes). */
 static void d_channel(const dk_wino_fused *f, const float *xc, int i, int j0, int nrows,
                       const float *zero, float *tdc)
 {
     const int d = f->dims[0], h = f->dims[1], w = f->dims[2];
-    const size_t E = f->even, plane = (size_t)h * w, nh = block_h_rows(nrows);
-    const size_t ad_step = block_h_rows(f->rows) * 2 * E;
+    const size_t plane = (size_t)h * w, nh = block_h_rows(nrows);
     for (size_t r = 0; r < nh; r++) {
         const float *a[4];
         int hh = 2 * j0 - 1 + (int)r;
@@ -111,8 +157,8 @@ static void d_channel(const dk_wino_fused *f, const float *xc, int i, int j0, in
         }
         float *out[4];
         for (int ad = 0; ad < 4; ad++)
-            out[ad] = tdc + (size_t)ad * ad_step + r * 2 * E;
-        d_row(a, w, E, out);
+            out[ad] = tdc + (size_t)ad * f->plane + r / 2 * f->seg + r % 2 * f->hp;
+        d_row(a, w, f->odd, out);
     }
 }
 
@@ -122,35 +168,101 @@ static void d_channel(const dk_wino_fused *f, const float *xc, int i, int j0, in
 #include <immintrin.h>
 #define DK_HAVE_FUSED 1
 
+/* A segment of a chunk: lanes a .. a + count / 2 of one tile row, stored as `count`
+ * interleaved values (even[a], odd[a], even[a + 1], ...) from p on. Lanes and
+ * values past it are masked off, so nothing outside the segment is written; the
+ * whole chunk (a == 0, all lanes) uses plain stores (masked ones are slow on some
+ * AMD cores). */
+typedef struct seg_avx512 {
+    __m512i lo, hi;   /* permutation indices of values 0..15 and 16..31 */
+    __mmask16 m0, m1; /* values stored of each */
+    bool whole;
+} seg_avx512;
+
+__attribute__((target("avx512f"))) static inline seg_avx512 seg_plan_avx512(int a, int count)
+{
+    const __m512i shift = _mm512_set1_epi32(a);
+    seg_avx512 s = {
+        /* index v < 16: even[v], else odd[v - 16]; the permutation uses 5 bits, so an
+         * index past the chunk wraps to a masked-off value */
+        .lo = _mm512_add_epi32(
+            _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), shift),
+        .hi = _mm512_add_epi32(
+            _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), shift),
+        .m0 = (__mmask16)(count >= 16 ? 0xFFFFu : (1u << count) - 1),
+        .m1 = (__mmask16)(count >= 32  ? 0xFFFFu
+                          : count > 16 ? (1u << (count - 16)) - 1
+                                       : 0),
+        .whole = a == 0 && count == 32};
+    return s;
+}
+
+__attribute__((target("avx512f"))) static inline void
+seg_store_avx512(float *p, __m512 even, __m512 odd, const seg_avx512 *s)
+{
+    __m512 v0 = _mm512_permutex2var_ps(even, s->lo, odd);
+    if (s->whole) {
+        _mm512_storeu_ps(p, v0);
+        _mm512_storeu_ps(p + 16, _mm512_permutex2var_ps(even, s->hi, odd));
+        return;
+    }
+    _mm512_mask_storeu_ps(p, s->m0, v0);
+    if (s->m1) _mm512_mask_storeu_ps(p + 16, s->m1, _mm512_permutex2var_ps(even, s->hi, odd));
+}
+
 #define LANES         16
 #define SUFFIX        avx512
 #define TARGET        __attribute__((target("avx512f")))
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VSET1(s)      _mm512_set1_ps(s)
-#define ZIP_LO(e, o)                                                                               \
-    _mm512_permutex2var_ps(                                                                        \
-        (e), _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), (o))
-#define ZIP_HI(e, o)                                                                               \
-    _mm512_permutex2var_ps(                                                                        \
-        (e), _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), (o))
 #include "distill/winograd_fused_body.inc"
 #undef LANES
 #undef SUFFIX
 #undef TARGET
 #undef VFMA
 #undef VSET1
-#undef ZIP_LO
-#undef ZIP_HI
+
+/* As seg_avx512, for 8 lanes. */
+typedef struct seg_avx2 {
+    __m256i lo, hi; /* lane of values 0..7 and 8..15 (3 bits used: past the chunk wraps) */
+    __m256i m0, m1; /* values stored of each (all bits set) */
+    bool whole, two;
+} seg_avx2;
+
+__attribute__((target("avx2,fma"))) static inline seg_avx2 seg_plan_avx2(int a, int count)
+{
+    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), shift = _mm256_set1_epi32(a),
+                  n = _mm256_set1_epi32(count);
+    seg_avx2 s = {.lo = _mm256_add_epi32(pairs, shift),
+                  .hi = _mm256_add_epi32(_mm256_add_epi32(pairs, _mm256_set1_epi32(4)), shift),
+                  .m0 = _mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                  .m1 = _mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)),
+                  .whole = a == 0 && count == 16,
+                  .two = count > 8};
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static inline void seg_store_avx2(float *p, __m256 even,
+                                                                      __m256 odd, const seg_avx2 *s)
+{
+    __m256 v0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(even, s->lo),
+                                _mm256_permutevar8x32_ps(odd, s->lo), 0xAA);
+    __m256 v1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(even, s->hi),
+                                _mm256_permutevar8x32_ps(odd, s->hi), 0xAA);
+    if (s->whole) {
+        _mm256_storeu_ps(p, v0);
+        _mm256_storeu_ps(p + 8, v1);
+        return;
+    }
+    _mm256_maskstore_ps(p, s->m0, v0);
+    if (s->two) _mm256_maskstore_ps(p + 8, s->m1, v1);
+}
 
 #define LANES         8
 #define SUFFIX        avx2
 #define TARGET        __attribute__((target("avx2,fma")))
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define VSET1(s)      _mm256_set1_ps(s)
-#define ZIP_LO(e, o)                                                                               \
-    _mm256_permute2f128_ps(_mm256_unpacklo_ps((e), (o)), _mm256_unpackhi_ps((e), (o)), 0x20)
-#define ZIP_HI(e, o)                                                                               \
-    _mm256_permute2f128_ps(_mm256_unpacklo_ps((e), (o)), _mm256_unpackhi_ps((e), (o)), 0x31)
 #include "distill/winograd_fused_body.inc"
 #endif
 
@@ -183,7 +295,7 @@ void dk_wino_fused_block(const dk_wino_fused *f, const float *u, const float *x,
     const size_t spatial = (size_t)f->dims[0] * f->dims[1] * f->dims[2];
     float *td = scratch, *vectors = td + dk_line_floats(td_floats(f));
     const float *zero = vectors + dk_line_floats(vector_floats(f));
-    const size_t per_channel = 4 * block_h_rows(f->rows) * 2 * f->even;
+    const size_t per_channel = 4 * f->plane;
     for (int c = 0; c < f->cin; c++)
         d_channel(f, x + (size_t)c * spatial, i, j0, nrows, zero, td + (size_t)c * per_channel);
 #ifdef DK_HAVE_FUSED

@@ -7,14 +7,18 @@
  * value and 8 per output value go to L2 and return, whatever the channel count. With
  * 8 or 16 channels the GEMMs are short (K = cin) and that traffic costs more than the
  * multiplications. The fused path keeps them in registers and L1: one chunk of
- * tiles along w (one vector, a tile per lane) at a time, per transform plane ad of
- * the 4 along d:
+ * tiles (one vector, a tile per lane) at a time, per transform plane ad of the 4
+ * along d:
  *   transform the chunk's inputs along h and w (16 points x cin vectors, from rows
  *   transformed along d once per block of tile rows),
  *   multiply by the weights (16 x cout vectors, fused multiply-add, register-blocked),
  *   transform the products along w and h and add them into the chunk's 8 outputs
  *   per output channel (A^T along d is a running sum over ad),
  * then the outputs, plus bias, are interleaved into the output rows.
+ * Unless whole chunks fill a tile row, a chunk's lanes run on across the block's
+ * tile rows (laid out one after another, tiles[2] + 1 slots each), so a narrow
+ * layer fills its vectors: 20 tiles a row used 20 of 32 lanes in chunks that
+ * stayed within a row.
  *
  * Numerics: the inputs are transformed as on the blocked path (d, h, w, the same
  * operations in the same order); a product is the fused multiply-add chain over the
@@ -48,9 +52,15 @@ bool dk_simd_supported(dk_simd isa);
 typedef struct dk_wino_fused {
     int cin, cout;
     int dims[3];
-    int tiles[3];      /* (dims + 1) / 2 */
-    int rows;          /* tile rows (along h) per block */
-    size_t even;       /* E: floats of a row's even or odd half, padded */
+    int tiles[3]; /* (dims + 1) / 2 */
+    int rows;     /* tile rows (along h) per block */
+    int slots;    /* P: tile slots per tile row, tiles[2] + 1 or more */
+    bool per_row; /* chunks stay within tile rows (whole chunks fill a row) */
+    /* Where a block's d-transformed rows are, in floats (winograd_fused.c): */
+    size_t odd;        /* from a row's even half to its odd half */
+    size_t hp;         /* from an even h row to the odd one after it */
+    size_t seg;        /* from tile row rt's rows to tile row rt + 1's */
+    size_t plane;      /* from transform plane ad to ad + 1 (4 per input channel) */
     size_t per_thread; /* scratch floats per thread */
     dk_simd isa;
 } dk_wino_fused;

@@ -200,13 +200,17 @@ typedef struct shape_case {
 
 /* Odd and even sizes, sizes 1 and 2 (a single partial tile), thin and wide
  * channels (wide ones make blocks of one or a few tile rows and a partial last
- * block), batches. */
+ * block), batches. On the fused path: chunks that run on across tile rows (a
+ * chunk over up to 8 rows of 1 tile, and 50 x 41 in blocks of 9, 9 and 7 tile
+ * rows) and chunks within rows (rows of 8 or 16 tiles, an odd width among them;
+ * 70 x 64 in blocks of 18 and 17 tile rows). */
 static void forward_cases(const path *p);
 
 static const shape_case cases[] = {
-    {1, 1, 1, 1, 1, 1},  {1, 1, 2, 2, 2, 2},   {1, 3, 2, 1, 5, 4},   {2, 2, 3, 3, 3, 3},
-    {1, 8, 8, 6, 9, 11}, {1, 16, 8, 5, 8, 10}, {2, 5, 7, 4, 7, 13},  {1, 64, 64, 3, 13, 11},
-    {1, 1, 8, 7, 6, 5},  {1, 24, 40, 2, 9, 3}, {1, 17, 3, 9, 2, 18}, {1, 130, 96, 2, 5, 6},
+    {1, 1, 1, 1, 1, 1},  {1, 1, 2, 2, 2, 2},   {1, 3, 2, 1, 5, 4},    {2, 2, 3, 3, 3, 3},
+    {1, 8, 8, 6, 9, 11}, {1, 16, 8, 5, 8, 10}, {2, 5, 7, 4, 7, 13},   {1, 64, 64, 3, 13, 11},
+    {1, 1, 8, 7, 6, 5},  {1, 24, 40, 2, 9, 3}, {1, 17, 3, 9, 2, 18},  {1, 130, 96, 2, 5, 6},
+    {1, 4, 3, 2, 5, 16}, {1, 8, 5, 3, 7, 31},  {1, 64, 8, 2, 50, 41}, {1, 16, 8, 3, 70, 64},
 };
 
 Test(winograd_forward, matches_float64_reference_on_every_edge)
