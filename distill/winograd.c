@@ -92,9 +92,14 @@ bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims
 }
 
 /* The fused path's instruction set for this conv, or DK_SIMD_NONE for the blocked
- * path. Auto: thin convs (THIN_CHANNELS), where the blocked path's traffic through
- * L2 outweighs its GEMMs (measured: bench_conv --net teacher --fused 0|1). */
-#define THIN_CHANNELS 96
+ * path. Auto: convs up to THIN_CHANNELS, where the blocked path's traffic through
+ * L2 outweighs its GEMMs. Measured (bench_conv --net teacher|reference --fused
+ * -1|1, 2 threads, AVX-512 and AVX2 with OpenBLAS's Haswell kernels): since chunks
+ * run on across tile rows, the fused path is faster up to 128 -> 64 and 128 -> 128
+ * too (teacher 20 x 20 128 -> 64: 18.1 -> 12.4 ms AVX-512, 26.2 -> 20.9 ms AVX2),
+ * but for 128 -> 128 on 8^3 with AVX2 (3.1 against 3.3 ms). Wider convs are not
+ * measured, so they keep the blocked path. */
+#define THIN_CHANNELS 256
 static dk_simd fused_isa(const dk_conv_tuning *tune, int cin, int cout)
 {
     if (tune->fused == 0) return DK_SIMD_NONE;
