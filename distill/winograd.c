@@ -97,8 +97,8 @@ bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims
  * -1|1, 2 threads, AVX-512 and AVX2 with OpenBLAS's Haswell kernels): since chunks
  * run on across tile rows, the fused path is faster up to 128 -> 64 and 128 -> 128
  * too (teacher 20 x 20 128 -> 64: 18.1 -> 12.4 ms AVX-512, 26.2 -> 20.9 ms AVX2),
- * but for 128 -> 128 on 8^3 with AVX2 (3.1 against 3.3 ms). Wider convs are not
- * measured, so they keep the blocked path. */
+ * except 128 -> 128 on 8^3 with AVX2 (3.3 ms against the blocked path's 3.1). Wider
+ * convs are not measured, so they keep the blocked path. */
 #define THIN_CHANNELS 256
 static dk_simd fused_isa(const dk_conv_tuning *tune, int cin, int cout)
 {

@@ -22,7 +22,7 @@
  * Places never written (even[0], odd[tiles[2]], the padding) stay zero from
  * dk_wino_fused_clear.
  *
- * The chunk loop (per tile row, chunk of lanes along w, ad) is ISA-specific and
+ * The chunk loop (per chunk of tile slots, per ad) is ISA-specific and
  * lives in winograd_fused_body.inc, included once per instruction set below. */
 #include "distill/winograd_fused.h"
 
