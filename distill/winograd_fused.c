@@ -79,7 +79,7 @@ static void set_strides(dk_wino_fused *f, int rows)
     f->plane = 4 * f->odd;
 }
 
-/* Chunk vectors: v [16][cin], m [16][cout], acc [8][cout], each MAX_LANES floats. */
+/* Chunk vectors: v [cin][16], m [16][cout], acc [8][cout], each MAX_LANES floats. */
 static size_t vector_floats(const dk_wino_fused *f)
 {
     return (size_t)MAX_LANES * (16 * (size_t)f->cin + 24 * (size_t)f->cout);
