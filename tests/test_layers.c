@@ -301,6 +301,32 @@ Test(instnorm, output_has_mean_0_var_1_per_plane_despite_a_large_offset)
     dk_tensor_release(&y);
 }
 
+/* Planes of several float-summed blocks (shifted_moments: 512 values each) and a
+ * tail, against statistics in double: the float partial sums must not cost the
+ * statistics more than float rounding of the results. */
+Test(instnorm, statistics_of_large_planes_match_double)
+{
+    dk_tensor x = dk_test_tensor(1, 2, 7, 15, 17), y = dk_test_tensor(1, 2, 7, 15, 17);
+    size_t plane = 7 * 15 * 17; /* 3 blocks and 249 values */
+    dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 5, 990, 1010);
+    float gamma[2] = {1, 1}, beta[2] = {0, 0}, mean[2], rstd[2];
+    dk_instnorm_forward(&x, gamma, beta, 1e-5f, &y, mean, rstd, NULL);
+    for (int p = 0; p < 2; p++) {
+        double xm = 0, xv = 0;
+        for (size_t i = 0; i < plane; i++)
+            xm += x.data[p * plane + i];
+        xm /= plane;
+        for (size_t i = 0; i < plane; i++)
+            xv += pow(x.data[p * plane + i] - xm, 2);
+        xv /= plane;
+        cr_assert_lt(fabs(mean[p] - xm), 1e-4, "plane %d: mean %.9g vs %.9g", p, mean[p], xm);
+        cr_assert_lt(fabs(rstd[p] * sqrt(xv + 1e-5) - 1), 2e-6, "plane %d: rstd %.9g", p,
+                     rstd[p]);
+    }
+    dk_tensor_release(&x);
+    dk_tensor_release(&y);
+}
+
 Test(instnorm, backward_matches_finite_differences)
 {
     enum { N = 2, C = 3 };
