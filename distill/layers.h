@@ -64,6 +64,15 @@ void dk_concat_channels_backward(const dk_tensor *dy, dk_tensor *da, dk_tensor *
  * Numerically stable (max subtracted). y may alias x. */
 void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tensor *y,
                                  dk_pool *pool);
+/* acc_t += softmax(x / T) and acc_1 += softmax(x) over the crop of sample `sample`
+ * of x that starts at voxel `before` and spans dims; acc_t and acc_1 are C x dims
+ * (W fastest). One pass over x, no probability tensor written: the values are
+ * dk_softmax_channels_forward's, added in the same order. At most
+ * DK_SOFTMAX_ACCUMULATE_MAX_CHANNELS channels. */
+#define DK_SOFTMAX_ACCUMULATE_MAX_CHANNELS 64
+void dk_softmax_channels_accumulate(const dk_tensor *x, int sample, float temperature,
+                                    const int dims[3], const int before[3], float *acc_t,
+                                    float *acc_1, dk_pool *pool);
 /* dx = J^T dy for y = softmax(x / T): dx = (y * (dy - sum_c y*dy)) / T. dx may alias dy. */
 void dk_softmax_channels_backward(const dk_tensor *y, const dk_tensor *dy, float temperature,
                                   dk_tensor *dx);

@@ -59,10 +59,11 @@ static inline float exp_nonpos(float x)
     return pick(keep, p * two_n.f, 0.0f);
 }
 
-/* Softmax of `len` (<= BLOCK) voxels starting at x, channel stride `plane`.
- * y may alias x: each element is read before it is written. */
-static inline void softmax_block(const float *x, float *y, int channels, size_t plane, int len,
-                                 float inv_t)
+/* Softmax of `len` (<= BLOCK) voxels starting at x, channel stride `plane`, into y
+ * at channel stride `ystride`. y may alias x (with ystride = plane): each element is
+ * read before it is written. */
+static inline void softmax_block(const float *x, float *y, int channels, size_t plane,
+                                 size_t ystride, int len, float inv_t)
 {
     float peak[BLOCK], total[BLOCK], e[BLOCK];
     for (int l = 0; l < len; l++)
@@ -79,12 +80,12 @@ static inline void softmax_block(const float *x, float *y, int channels, size_t 
         for (int l = 0; l < len; l++)
             total[l] += e[l];
         for (int l = 0; l < len; l++)
-            y[c * plane + l] = e[l];
+            y[c * ystride + l] = e[l];
     }
     for (int l = 0; l < len; l++)
         total[l] = 1.0f / total[l];
     for (int c = 0; c < channels; c++) {
-        float *yc = y + c * plane;
+        float *yc = y + c * ystride;
         for (int l = 0; l < len; l++)
             e[l] = yc[l] * total[l];
         for (int l = 0; l < len; l++)
@@ -110,9 +111,9 @@ DK_HOT_LOOP static void softmax_blocks(const softmax_job *j, size_t b0, size_t b
         float *y = j->y->data + n * sample + v;
         /* a constant trip count for full blocks: that is what GCC vectorises */
         if (plane - v >= BLOCK)
-            softmax_block(x, y, j->x->c, plane, BLOCK, j->inv_t);
+            softmax_block(x, y, j->x->c, plane, plane, BLOCK, j->inv_t);
         else
-            softmax_block(x, y, j->x->c, plane, (int)(plane - v), j->inv_t);
+            softmax_block(x, y, j->x->c, plane, plane, (int)(plane - v), j->inv_t);
     }
 }
 
@@ -132,6 +133,76 @@ void dk_softmax_channels_forward(const dk_tensor *x, float temperature, dk_tenso
     size_t pieces = j.blocks * (size_t)x->n;
     dk_parallel_run(pool, dk_parallel_threads(dk_tensor_numel(x), MIN_PARALLEL, pieces),
                     softmax_worker, &j);
+}
+
+typedef struct accumulate_job {
+    const dk_tensor *x;
+    int sample;
+    const int *dims, *before;
+    float inv_t;
+    float *acc_t, *acc_1;
+} accumulate_job;
+
+/* acc[c * ystride + l] += p[c * BLOCK + l] for l < len. */
+static inline void add_block(float *acc, size_t ystride, const float *p, int channels, int len)
+{
+    for (int c = 0; c < channels; c++)
+        for (int l = 0; l < len; l++)
+            acc[c * ystride + l] += p[c * BLOCK + l];
+}
+
+/* Crop rows r0 .. r1 (z * dims[1] + y) of the job, block by block through p (2 x C
+ * x BLOCK floats). */
+DK_HOT_LOOP static void accumulate_rows(const accumulate_job *j, size_t r0, size_t r1, float *p)
+{
+    const dk_tensor *x = j->x;
+    const int C = x->c, *dims = j->dims, *before = j->before;
+    const size_t plane = dk_tensor_spatial(x), crop = (size_t)dims[0] * dims[1] * dims[2];
+    const float *xs = x->data + (size_t)j->sample * C * plane;
+    float *pt = p, *p1 = p + (size_t)C * BLOCK;
+    for (size_t r = r0; r < r1; r++) {
+        size_t z = r / (size_t)dims[1], y = r % (size_t)dims[1];
+        const float *row = xs + ((z + before[0]) * x->h + y + before[1]) * x->w + before[2];
+        for (int i = 0; i < dims[2]; i += BLOCK) {
+            size_t at = r * dims[2] + i;
+            if (dims[2] - i >= BLOCK) { /* a constant trip count: GCC vectorises it */
+                softmax_block(row + i, pt, C, plane, BLOCK, BLOCK, j->inv_t);
+                softmax_block(row + i, p1, C, plane, BLOCK, BLOCK, 1.0f);
+                add_block(j->acc_t + at, crop, pt, C, BLOCK);
+                add_block(j->acc_1 + at, crop, p1, C, BLOCK);
+            } else {
+                int len = dims[2] - i;
+                softmax_block(row + i, pt, C, plane, BLOCK, len, j->inv_t);
+                softmax_block(row + i, p1, C, plane, BLOCK, len, 1.0f);
+                add_block(j->acc_t + at, crop, pt, C, len);
+                add_block(j->acc_1 + at, crop, p1, C, len);
+            }
+        }
+    }
+}
+
+static void accumulate_worker(void *arg, int t, int nthreads)
+{
+    const accumulate_job *j = arg;
+    size_t r0, r1;
+    dk_parallel_share((size_t)j->dims[0] * j->dims[1], t, nthreads, &r0, &r1);
+    float p[2 * DK_SOFTMAX_ACCUMULATE_MAX_CHANNELS * BLOCK];
+    accumulate_rows(j, r0, r1, p);
+}
+
+void dk_softmax_channels_accumulate(const dk_tensor *x, int sample, float temperature,
+                                    const int dims[3], const int before[3], float *acc_t,
+                                    float *acc_1, dk_pool *pool)
+{
+    DK_CHECK_SHAPE(temperature > 0 && sample >= 0 && sample < x->n &&
+                       x->c <= DK_SOFTMAX_ACCUMULATE_MAX_CHANNELS && before[0] >= 0 &&
+                       before[1] >= 0 && before[2] >= 0 && before[0] + dims[0] <= x->d &&
+                       before[1] + dims[1] <= x->h && before[2] + dims[2] <= x->w,
+                   x, x);
+    accumulate_job j = {x, sample, dims, before, 1.0f / temperature, acc_t, acc_1};
+    size_t rows = (size_t)dims[0] * dims[1];
+    dk_parallel_run(pool, dk_parallel_threads(rows * dims[2] * x->c, MIN_PARALLEL, rows),
+                    accumulate_worker, &j);
 }
 
 /* dx = y * (dy - sum_c y*dy) / T over `len` (<= BLOCK) voxels; dx may alias dy. */

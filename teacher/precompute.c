@@ -30,7 +30,7 @@ struct dk_precomputer {
     int tmult[3], smult[3]; /* pooling products: inputs are padded to multiples of these */
     int planned[3];         /* the padded teacher input the net is planned for */
     int batch;              /* passes per forward (a divisor of the passes) */
-    dk_tensor x, noisy, prob;
+    dk_tensor x, noisy;
     size_t grid_voxels;          /* teacher-grid voxels the accumulators hold */
     float *acc_soft, *acc_plain; /* classes x teacher grid: mean softmax at T and at 1 */
     float *feat_acc[DK_STORE_MAX_FEATURES];
@@ -279,7 +279,6 @@ static void release_buffers(dk_precomputer *pc)
 {
     dk_tensor_release(&pc->x);
     dk_tensor_release(&pc->noisy);
-    dk_tensor_release(&pc->prob);
     free(pc->acc_soft);
     free(pc->acc_plain);
     pc->acc_soft = pc->acc_plain = NULL;
@@ -387,9 +386,8 @@ static dk_status plan_teacher(dk_precomputer *pc, const int padded[3], dk_err *e
     dk_status st = DK_OK;
     if (most < 1) {
         st = dk_unet_plan_inference(pc->teacher, 1, padded[0], padded[1], padded[2], keep, err);
-        size_t per_pass =
-            dk_unet_activation_bytes(pc->teacher) +
-            sizeof(float) * (pc->tcfg.classes + 1) * padded[0] * padded[1] * padded[2];
+        size_t per_pass = dk_unet_activation_bytes(pc->teacher) +
+                          sizeof(float) * padded[0] * padded[1] * padded[2]; /* noisy input */
         most = (int)(DK_PRECOMPUTE_BATCH_BYTES / per_pass);
     }
     pc->batch = batch_dividing(pc->opt.passes, most);
@@ -411,7 +409,6 @@ static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_v
     b = pc->batch;
     if (!st) st = dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err);
     if (!st) st = dk_tensor_alloc(&pc->noisy, b, 1, padded[0], padded[1], padded[2], err);
-    if (!st) st = dk_tensor_alloc(&pc->prob, b, C, padded[0], padded[1], padded[2], err);
     if (st) return st;
     pc->acc_soft = malloc(sizeof(float) * C * grid_voxels);
     pc->acc_plain = malloc(sizeof(float) * C * grid_voxels);
@@ -455,16 +452,9 @@ static void accumulate_batch(dk_precomputer *pc, const int dims[3], const int be
 {
     const dk_tensor *logits = dk_unet_logits(pc->teacher);
     dk_pool *pool = dk_unet_pool(pc->teacher);
-    dk_softmax_channels_forward(logits, (float)pc->opt.temperature, &pc->prob, pool);
-    for (int i = 0; i < pc->batch; i++) {
-        dk_tensor prob = dk_tensor_sample(&pc->prob, i);
-        dk_pass_add_cropped(&prob, dims, before, pc->acc_soft, pool);
-    }
-    dk_softmax_channels_forward(logits, 1.0f, &pc->prob, pool);
-    for (int i = 0; i < pc->batch; i++) {
-        dk_tensor prob = dk_tensor_sample(&pc->prob, i);
-        dk_pass_add_cropped(&prob, dims, before, pc->acc_plain, pool);
-    }
+    for (int i = 0; i < pc->batch; i++)
+        dk_softmax_channels_accumulate(logits, i, (float)pc->opt.temperature, dims, before,
+                                       pc->acc_soft, pc->acc_plain, pool);
     for (int k = 0; k < pc->m.feature_count; k++) {
         const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
         for (int i = 0; i < pc->batch; i++) {

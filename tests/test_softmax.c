@@ -1,8 +1,10 @@
 /* test_softmax.c: channel softmax with temperature (distill/layers.h): known
  * values, sums to one, stability, chunk boundaries, in place, and backward
- * against hand-computed values and central finite differences. */
+ * against hand-computed values and central finite differences; the fused
+ * accumulation of a crop at T and at 1 against the softmax itself. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "distill/blas.h"
@@ -183,4 +185,59 @@ Test(softmax, two_threads_give_the_same_bits)
     dk_tensor_release(&x);
     dk_tensor_release(&y1);
     dk_tensor_release(&y2);
+}
+
+/* acc += p's crop, the crop of (sample n of) a C x D x H x W tensor at `before`. */
+static void add_crop(const dk_tensor *p, int n, const int dims[3], const int before[3], float *acc)
+{
+    size_t k = 0;
+    for (int c = 0; c < p->c; c++)
+        for (int z = 0; z < dims[0]; z++)
+            for (int y = 0; y < dims[1]; y++)
+                for (int i = 0; i < dims[2]; i++)
+                    acc[k++] += p->data[((((size_t)n * p->c + c) * p->d + z + before[0]) * p->h +
+                                         y + before[1]) *
+                                            p->w +
+                                        i + before[2]];
+}
+
+/* The fused accumulation adds the very bits the softmax writes, for either sample
+ * of a batch, with crops that cut blocks (85 wide from 2: five full blocks and 5),
+ * on two threads; and it checks its crop. */
+Test(softmax, accumulate_adds_the_softmax_bits_of_the_crop)
+{
+    int prev = dk_blas_threads();
+    dk_tensor x = dk_test_tensor(2, 5, 10, 70, 90), p = dk_test_tensor(2, 5, 10, 70, 90);
+    dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 11, -15, 15);
+    int dims[3] = {7, 64, 85}, before[3] = {1, 4, 2};
+    size_t cells = (size_t)5 * 7 * 64 * 85;
+    float *want_t = malloc(cells * sizeof(float)), *want_1 = malloc(cells * sizeof(float));
+    float *got_t = malloc(cells * sizeof(float)), *got_1 = malloc(cells * sizeof(float));
+    cr_assert(want_t && want_1 && got_t && got_1);
+    dk_test_fill_uniform(want_t, cells, 3, 0, 1);
+    dk_test_fill_uniform(want_1, cells, 4, 0, 1);
+    memcpy(got_t, want_t, cells * sizeof(float));
+    memcpy(got_1, want_1, cells * sizeof(float));
+    dk_softmax_channels_forward(&x, 2.5f, &p, NULL);
+    add_crop(&p, 1, dims, before, want_t);
+    dk_softmax_channels_forward(&x, 1.0f, &p, NULL);
+    add_crop(&p, 1, dims, before, want_1);
+    dk_blas_set_threads(2);
+    dk_pool *pool = dk_pool_create(2, NULL);
+    cr_assert(pool);
+    dk_softmax_channels_accumulate(&x, 1, 2.5f, dims, before, got_t, got_1, pool);
+    cr_assert_eq(memcmp(want_t, got_t, cells * sizeof(float)), 0);
+    cr_assert_eq(memcmp(want_1, got_1, cells * sizeof(float)), 0);
+    /* sample 0 differs: the sample index is honoured */
+    dk_softmax_channels_accumulate(&x, 0, 2.5f, dims, before, got_t, got_1, NULL);
+    add_crop(&p, 0, dims, before, want_1);
+    cr_assert_eq(memcmp(want_1, got_1, cells * sizeof(float)), 0);
+    dk_pool_free(pool);
+    dk_blas_set_threads(prev);
+    dk_tensor_release(&x);
+    dk_tensor_release(&p);
+    free(want_t);
+    free(want_1);
+    free(got_t);
+    free(got_1);
 }
