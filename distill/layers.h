@@ -18,7 +18,8 @@
 /* --- max pooling, kernel = stride per axis (d, h, w), e.g. (1, 2, 2) ---
  * Output dims are floor(in / k). argmax holds, per output element, the flat
  * index of the chosen input element within its (n, c) plane; caller allocates
- * numel(y) int32. Backward scatters dy into dx (overwritten). */
+ * numel(y) int32, or passes NULL for a forward with no backward (inference).
+ * Backward scatters dy into dx (overwritten). */
 void dk_maxpool3d_forward(const int k[3], const dk_tensor *x, dk_tensor *y, int32_t *argmax,
                           dk_pool *pool);
 void dk_maxpool3d_backward(const int k[3], const dk_tensor *dy, const int32_t *argmax,

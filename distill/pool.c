@@ -130,6 +130,48 @@ DK_HOT_LOOP static void pool_row(const int k[3], const float *plane, int H, int 
     }
 }
 
+/* pool_row without argmax (inference): the same maxima, compares and selects only.
+ * Values equal under == are the same number but for the sign of a zero, which
+ * this may take from another element of the window than pool_row does. */
+DK_HOT_LOOP static void pool_row_max(const int k[3], const float *plane, int H, int W, int id0,
+                                     int ih0, int out_w, float *y_row)
+{
+    float colmax[POOL_COLS];
+    int per_chunk = POOL_COLS / k[2];
+    for (int o0 = 0; o0 < out_w; o0 += per_chunk) {
+        int outs = out_w - o0 < per_chunk ? out_w - o0 : per_chunk;
+        int cols = outs * k[2], col0 = o0 * k[2], i;
+        for (int kd = 0; kd < k[0]; kd++)
+            for (int kh = 0; kh < k[1]; kh++) {
+                const float *row = plane + ((size_t)(id0 + kd) * H + ih0 + kh) * W + col0;
+                if (kd == 0 && kh == 0) {
+                    memcpy(colmax, row, cols * sizeof(float));
+                    continue;
+                }
+                for (i = 0; i + BLOCK <= cols; i += BLOCK)
+                    for (int l = 0; l < BLOCK; l++)
+                        colmax[i + l] =
+                            beats(row[i + l], colmax[i + l]) ? row[i + l] : colmax[i + l];
+                for (; i < cols; i++)
+                    colmax[i] = beats(row[i], colmax[i]) ? row[i] : colmax[i];
+            }
+        float *y = y_row + o0;
+        int o = 0;
+        if (k[2] == 2)
+            for (; o + BLOCK <= outs; o += BLOCK)
+                for (int l = 0; l < BLOCK; l++) {
+                    float a = colmax[2 * (o + l)], b = colmax[2 * (o + l) + 1];
+                    y[o + l] = beats(b, a) ? b : a;
+                }
+        for (; o < outs; o++) {
+            float best = colmax[o * k[2]];
+            for (int j = 1; j < k[2]; j++)
+                best = beats(colmax[o * k[2] + j], best) ? colmax[o * k[2] + j] : best;
+            y[o] = best;
+        }
+    }
+}
+
 typedef struct pool_job {
     const int *k;
     const dk_tensor *x, *dy;
@@ -152,8 +194,12 @@ static void forward_worker(void *arg, int t, int nthreads)
         for (int od = 0; od < y->d; od++) {
             for (int oh = 0; oh < y->h; oh++) {
                 size_t at = p * out_plane + ((size_t)od * y->h + oh) * y->w;
-                pool_row(j->k, xp, x->h, x->w, od * j->k[0], oh * j->k[1], y->w, y->data + at,
-                         j->argmax + at);
+                if (!j->argmax)
+                    pool_row_max(j->k, xp, x->h, x->w, od * j->k[0], oh * j->k[1], y->w,
+                                 y->data + at);
+                else
+                    pool_row(j->k, xp, x->h, x->w, od * j->k[0], oh * j->k[1], y->w, y->data + at,
+                             j->argmax + at);
             }
         }
     }

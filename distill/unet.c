@@ -195,7 +195,7 @@ static void release_activations(dk_unet *net)
         dk_tensor_release(&L->pooled);
         dk_tensor_release(&L->up);
         dk_tensor_release(&L->cat);
-        if (!net->inference) free(L->argmax); /* else it is in the arena */
+        free(L->argmax); /* NULL in an inference plan: pooling keeps no indices */
         L->argmax = NULL;
     }
     dk_tensor_release(&net->logits);
@@ -358,26 +358,25 @@ fail:
 
 /* ---- the inference plan ---- */
 
-enum { MAX_LIVE = DK_UNET_MAX_LEVELS * 9 + 1 };
+enum { MAX_LIVE = DK_UNET_MAX_LEVELS * 8 + 1 };
 
 /* The activations of an inference plan with the steps that write and last read
  * them; after packing, each becomes a view into the arena. */
 typedef struct live_set {
     dk_live_range r[MAX_LIVE];
-    dk_tensor *tensor[MAX_LIVE]; /* the tensor that becomes a view, or NULL */
-    int32_t **ints[MAX_LIVE];    /* or the int32 array (pooling indices) */
+    dk_tensor *tensor[MAX_LIVE]; /* the tensor that becomes a view */
     int channels[MAX_LIVE];
     const int *dims[MAX_LIVE];
     int count, n;
 } live_set;
 
-static void live_add(live_set *s, dk_tensor *t, int32_t **ints, int channels, const int dims[3],
-                     int first, int last)
+static void live_add(live_set *s, dk_tensor *t, int channels, const int dims[3], int first,
+                     int last)
 {
     int i = s->count++;
     s->r[i] =
         (dk_live_range){(size_t)s->n * channels * dims[0] * dims[1] * dims[2], first, last, 0};
-    s->tensor[i] = t, s->ints[i] = ints, s->channels[i] = channels, s->dims[i] = dims;
+    s->tensor[i] = t, s->channels[i] = channels, s->dims[i] = dims;
 }
 
 /* Forward steps in order: per encoder level conv, conv, pool; per decoder level
@@ -403,25 +402,24 @@ static void live_level(dk_unet *net, live_set *s, int l)
     level *L = &net->lv[l];
     int w = L->width, top = c->levels - 1, end = head_step(c) + 1;
     const int *d = L->dims;
-    live_add(s, &L->enc[0].out, NULL, w, d, enc_step(l, 0), enc_step(l, 1));
+    live_add(s, &L->enc[0].out, w, d, enc_step(l, 0), enc_step(l, 1));
     if (l == top) {
         int last = net->keep_taps >> top & 1u ? end : dec_step(c, top - 1, 0);
-        live_add(s, &L->enc[1].out, NULL, w, d, enc_step(l, 1), last);
+        live_add(s, &L->enc[1].out, w, d, enc_step(l, 1), last);
         return;
     }
     if (s->n == 1) {
-        live_add(s, &L->cat, NULL, 2 * w, d, enc_step(l, 1), dec_step(c, l, 2));
+        live_add(s, &L->cat, 2 * w, d, enc_step(l, 1), dec_step(c, l, 2));
     } else {
-        live_add(s, &L->enc[1].out, NULL, w, d, enc_step(l, 1), dec_step(c, l, 1));
-        live_add(s, &L->up, NULL, w, d, dec_step(c, l, 0), dec_step(c, l, 1));
-        live_add(s, &L->cat, NULL, 2 * w, d, dec_step(c, l, 1), dec_step(c, l, 2));
+        live_add(s, &L->enc[1].out, w, d, enc_step(l, 1), dec_step(c, l, 1));
+        live_add(s, &L->up, w, d, dec_step(c, l, 0), dec_step(c, l, 1));
+        live_add(s, &L->cat, 2 * w, d, dec_step(c, l, 1), dec_step(c, l, 2));
     }
     const int *below = net->lv[l + 1].dims;
-    live_add(s, &L->pooled, NULL, w, below, enc_step(l, 2), enc_step(l + 1, 0));
-    live_add(s, NULL, &L->argmax, w, below, enc_step(l, 2), enc_step(l, 2)); /* int32 = float */
-    live_add(s, &L->dec[0].out, NULL, w, d, dec_step(c, l, 2), dec_step(c, l, 3));
+    live_add(s, &L->pooled, w, below, enc_step(l, 2), enc_step(l + 1, 0));
+    live_add(s, &L->dec[0].out, w, d, dec_step(c, l, 2), dec_step(c, l, 3));
     int last = net->keep_taps >> l & 1u ? end : l > 0 ? dec_step(c, l - 1, 0) : head_step(c);
-    live_add(s, &L->dec[1].out, NULL, w, d, dec_step(c, l, 3), last);
+    live_add(s, &L->dec[1].out, w, d, dec_step(c, l, 3), last);
 }
 
 /* Views into the arena; a norm runs in place (pre is out). */
@@ -430,10 +428,7 @@ static void live_views(dk_unet *net, const live_set *s)
     for (int i = 0; i < s->count; i++) {
         float *at = net->arena + s->r[i].offset;
         const int *d = s->dims[i];
-        if (s->tensor[i])
-            *s->tensor[i] = dk_tensor_view(at, s->n, s->channels[i], d[0], d[1], d[2]);
-        else
-            *s->ints[i] = (int32_t *)at;
+        *s->tensor[i] = dk_tensor_view(at, s->n, s->channels[i], d[0], d[1], d[2]);
     }
     for (int l = 0; l < net->cfg.levels; l++) {
         level *L = &net->lv[l];
@@ -496,7 +491,7 @@ dk_status dk_unet_plan_inference(dk_unet *net, int n, int d, int h, int w, unsig
     live_set s = {.n = n};
     for (int l = 0; l < c->levels; l++)
         live_level(net, &s, l);
-    live_add(&s, &net->logits, NULL, c->classes, net->lv[0].dims, head_step(c), head_step(c) + 1);
+    live_add(&s, &net->logits, c->classes, net->lv[0].dims, head_step(c), head_step(c) + 1);
     size_t floats = net->arena_floats = dk_liveness_assign(s.r, s.count);
     if (!floats || !(net->arena = aligned_alloc(64, floats * sizeof(float))))
         st = dk_err_set(err, DK_ENOMEM, "cannot allocate %zu MB of activations",

@@ -190,6 +190,11 @@ Test(maxpool, matches_a_naive_loop_with_ties_and_wide_rows)
             cr_assert_eq(arg[i], ref_arg[i], "case %d, output %zu: argmax %d, want %d", s, i,
                          arg[i], ref_arg[i]);
         }
+        /* without argmax (inference): the same maxima */
+        dk_tensor_fill(&y, -1);
+        dk_maxpool3d_forward(k, &x, &y, NULL, NULL);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(y.data[i], ref.data[i], "case %d, output %zu without argmax", s, i);
         free(arg);
         free(ref_arg);
         dk_tensor_release(&x);
@@ -206,6 +211,10 @@ Test(maxpool, nan_propagates)
     dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, arg, NULL);
     cr_assert(isnan(yv[1]), "window with a NaN gives %g", yv[1]);
     cr_assert_eq(arg[1], 2);
+    cr_assert_eq(yv[0], 5);
+    yv[0] = yv[1] = 0;
+    dk_maxpool3d_forward((int[3]){1, 2, 2}, &x, &y, NULL, NULL);
+    cr_assert(isnan(yv[1]), "without argmax, a window with a NaN gives %g", yv[1]);
     cr_assert_eq(yv[0], 5);
 }
 
