@@ -25,7 +25,7 @@
 #include "distill/unet.h"
 #include "teacher/store.h"
 
-/* Memory for a batch of passes (activations, noisy inputs, probabilities) when
+/* Memory for a batch of passes (activations and noisy inputs) when
  * pass_batch is 0. */
 #define DK_PRECOMPUTE_BATCH_BYTES ((size_t)1 << 30)
 
