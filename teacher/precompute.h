@@ -33,7 +33,7 @@ typedef struct dk_precompute_progress {
     int done, total; /* samples finished (including resumed ones), all samples */
     const char *id;  /* the sample just finished */
     bool resumed;    /* it was finished by an interrupted run */
-    double seconds;  /* this sample's compute time (0 when resumed) */
+    double seconds;  /* from reading this sample to storing it (0 when resumed) */
 } dk_precompute_progress;
 
 typedef struct dk_precompute_options {

@@ -12,10 +12,13 @@ typedef struct dk_precompute_result {
     int samples;    /* in the dataset */
     int resumed;    /* kept from an interrupted run */
     int computed;   /* by this run */
-    double seconds; /* compute time of this run's samples */
+    double seconds; /* wall time from reading this run's first sample to storing its last
+                       (a sample is stored while the next is computed) */
 } dk_precompute_result;
 
-/* The whole command: every volume of the dataset, in order, into the store. */
+/* The whole command: every volume of the dataset, in order, into the store. A
+ * sample is written on a helper thread while the next one is computed; progress is
+ * reported in sample order, each once its sample is durable. */
 dk_status dk_precompute_run(const dk_precompute_options *o, dk_precompute_result *res, dk_err *err);
 
 #endif

@@ -345,6 +345,35 @@ Test(precompute, resume_after_a_stop_equals_an_uninterrupted_run)
     free(a), free(b);
 }
 
+/* After the first sample is reported, the partial store's directory disappears. */
+static void move_partial_after_first(const dk_precompute_progress *p, void *ctx)
+{
+    const char *partial = ctx;
+    char moved[4300];
+    snprintf(moved, sizeof moved, "%s.moved", partial);
+    if (!p->resumed && p->done == 1) cr_assert_eq(rename(partial, moved), 0);
+}
+
+/* A sample's write fails on the helper thread while the next volume is computed:
+ * the run stops with the write's message, after the first sample was stored. */
+Test(precompute, a_write_failing_behind_the_passes_stops_the_run)
+{
+    char *out = dk_test_path("store");
+    dk_precompute_options o = options(out);
+    char store[4200], partial[4200];
+    snprintf(store, sizeof store, "%s/%s.h5", out, o.profile.name);
+    dk_store_partial_path(store, partial, sizeof partial);
+    o.progress = move_partial_after_first, o.ctx = partial;
+    dk_err err = {0};
+    dk_precompute_result res;
+    cr_assert_neq(dk_precompute_run(&o, &res, &err), DK_OK, "a lost store directory went unnoticed");
+    cr_assert(strstr(err.msg, "vol-01"), "message '%s' does not name the sample", err.msg);
+    char moved[4300];
+    snprintf(moved, sizeof moved, "%s.moved/sample-vol-00.h5", partial);
+    cr_assert_eq(access(moved, F_OK), 0, "the first sample was not stored before it");
+    free(out);
+}
+
 static void expect_run_error(const dk_precompute_options *o, const char *needle)
 {
     dk_err err = {0};
