@@ -643,7 +643,7 @@ static dk_status finish_volume(dk_precomputer *pc, const dk_volume *v, const dk_
     dk_parallel_run(dk_unet_pool(pc->teacher), dk_parallel_threads(2, 1, 2), finish_worker, &j);
     for (int k = 0; k < 2; k++)
         if (j.st[k]) {
-            if (err) *err = j.err[k];
+            dk_err_forward(err, &j.err[k]);
             return j.st[k];
         }
     return DK_OK;
