@@ -8,10 +8,11 @@
  *
  * usage: bench_conv [--net reference|teacher] [--threads N] [--reps N]
  *                   [--tile-rows N] [--fold -1|0|1] [--winograd -1|0|1]
- *                   [--fused -1|0|1] [--simd 0|1|2] [--max-threads N] [--only NAME]
- *                   [--cpu 1]
- * --fused and --simd choose Winograd's fused path and its instruction set (0: the
- * CPU's best, 1: AVX2, 2: AVX-512; distill/winograd_fused.h).
+ *                   [--fused -1|0|1] [--simd 0|1|2] [--tile 0|2|4] [--max-threads N]
+ *                   [--only NAME] [--cpu 1]
+ * --fused, --simd and --tile choose Winograd's fused path, its instruction set (0:
+ * the CPU's best, 1: AVX2, 2: AVX-512) and its tile along h and w (0: where it
+ * measured fastest; distill/winograd_fused.h).
  * Each figure is the best of --reps runs (the machine is shared: best-of is the
  * figure least disturbed by other processes). */
 #include <cblas.h>
@@ -206,6 +207,8 @@ int main(int argc, char **argv)
             tune.fused = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--simd"))
             tune.simd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tile"))
+            tune.tile = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "teacher")) {
             layers = teacher_net;
             nlayers = sizeof teacher_net / sizeof teacher_net[0];
@@ -223,10 +226,10 @@ int main(int argc, char **argv)
         }
     }
     dk_blas_set_threads(threads);
-    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, winograd %d, fused %d, best of "
-           "%d%s\n",
+    printf("OpenBLAS core %s, %d threads; tile %zu rows, fold %d, winograd %d, fused %d (tile %d), "
+           "best of %d%s\n",
            dk_blas_corename(), dk_blas_threads(), tune.tile_rows, tune.fold, tune.winograd,
-           tune.fused, reps, bench_clock == CLOCK_MONOTONIC ? "" : ", CPU time");
+           tune.fused, tune.tile, reps, bench_clock == CLOCK_MONOTONIC ? "" : ", CPU time");
     printf("raw sgemm 1024^3: %.1f GFLOP/s\n\n", raw_sgemm_gflops(1024, reps));
     printf("%-18s %7s | %8s %7s | %8s %7s | %8s %7s\n", "layer", "GFLOP", "fwd ms", "GF/s",
            "bwd-d ms", "GF/s", "bwd-w ms", "GF/s");

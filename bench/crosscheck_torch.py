@@ -74,6 +74,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir")
     ap.add_argument("--limit", type=float, default=1e-4)
+    ap.add_argument("--forward-only", action="store_true",
+                    help="compare the logits and the bottleneck only (for an input where "
+                         "the gradients jump: a max-pool near a tie)")
     args = ap.parse_args()
     with h5py.File(f"{args.dir}/model.h5", "r") as f:
         arch = json.loads(f.attrs["architecture"])
@@ -93,14 +96,16 @@ def main():
     if set(grads) != set(net.p):
         print(f"parameter names differ: dualkd {sorted(grads)} vs rebuild {sorted(net.p)}")
         return 1
-    rows += [(f"grad {k}", rel_error(grads[k], net.p[k].grad.numpy())) for k in sorted(grads)]
+    if not args.forward_only:
+        rows += [(f"grad {k}", rel_error(grads[k], net.p[k].grad.numpy())) for k in sorted(grads)]
     worst = max(rows, key=lambda r: r[1])
     print(f"{args.dir}: {arch['levels']} levels, base width {arch['base_width']}, "
           f"input {list(d['x'].shape)}, {len(grads)} parameter tensors")
     for name, err in rows[:2]:
         print(f"  {name:12s} relative error {err:.2e}")
-    print(f"  worst of {len(rows) - 2} parameter gradients: {worst[0]} {worst[1]:.2e}" if worst[0].startswith("grad")
-          else f"  worst parameter gradient below {worst[1]:.2e}")
+    if not args.forward_only:
+        print(f"  worst of {len(rows) - 2} parameter gradients: {worst[0]} {worst[1]:.2e}"
+              if worst[0].startswith("grad") else f"  worst parameter gradient below {worst[1]:.2e}")
     ok = worst[1] <= args.limit
     print(f"  {'PASS' if ok else 'FAIL'}: worst relative error {worst[1]:.2e} (limit {args.limit:g})")
     return 0 if ok else 1

@@ -52,7 +52,8 @@ dk_conv_tuning dk_conv_default_tuning(void)
                             .fold = -1,
                             .winograd = -1,
                             .fused = -1,
-                            .simd = 0};
+                            .simd = 0,
+                            .tile = 0};
 }
 
 /* How many axes to fold (im2col.h). Measured (bench_conv, one thread): folding w

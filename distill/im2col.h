@@ -105,6 +105,8 @@ typedef struct dk_conv_tuning {
                          it pays (auto), 0: never, 1: whenever the CPU runs it */
     int simd;         /* the fused path's instruction set: 0 the CPU's best, else the
                          dk_simd to use (tests compare them) */
+    int tile;         /* the fused path's tile along h and w (winograd_fused.h): 0 where
+                         it measured fastest (winograd.c), else 2 or 4 */
 } dk_conv_tuning;
 
 dk_conv_tuning dk_conv_default_tuning(void);

@@ -23,7 +23,8 @@
  *   m  (per thread) [xi][cout][B]    u[xi] v[xi], 64 GEMMs
  * A block's v and m are sized to stay in a core's L2 (BLOCK_FLOATS). That is the
  * blocked path; thin convs take the fused path of winograd_fused.h, with u in its
- * layout (dk_wino_fused_weight_at) and its own blocks and scratch. */
+ * layout (dk_wino_fused_weight_at; F(4, 3) along h and w with its tile 4) and its
+ * own blocks and scratch. */
 #include "distill/winograd.h"
 
 #include <cblas.h>
@@ -78,9 +79,11 @@ static void shape_init(wino_shape *s, int cin, int cout, const int dims[3])
                     dk_line_floats(POINTS * (size_t)cout * s->block) + scratch_floats(s);
 }
 
-static size_t shared_floats(const wino_shape *s)
+/* The transformed weights u, for the blocked path or a fused tile (0: blocked). */
+static size_t shared_floats(const wino_shape *s, int fused_tile)
 {
-    return dk_line_floats((size_t)POINTS * (size_t)s->cout * (size_t)s->cin);
+    size_t points = fused_tile ? (size_t)DK_WINO_FUSED_POINTS(fused_tile) : POINTS;
+    return dk_line_floats(points * (size_t)s->cout * (size_t)s->cin);
 }
 
 bool dk_winograd_fits(const dk_conv3d_geom *g, int cin, int cout, const int dims[3])
@@ -109,16 +112,31 @@ static dk_simd fused_isa(const dk_conv_tuning *tune, int cin, int cout)
     return DK_SIMD_NONE;
 }
 
+/* The fused path's tile. Auto: 4 where it measured faster than 2 (bench_conv --net
+ * teacher --tile 2|4, 2 threads, AVX-512 and AVX2 with OpenBLAS's Haswell kernels;
+ * docs/numerics.md): at least 16 channels in and out, 64 at most in all, on planes
+ * at least 40 by 40 (the teacher's 80² and 40² levels: 16 -> 16, 32 -> 16 and 32 ->
+ * 32 8-22 % faster with AVX-512, 0-22 % with AVX2, 16 -> 32 alike). With 8 channels in or out the
+ * transforms outweigh the products it saves (8 -> 8 at 160²: 29 % slower); with 64 in, its 36 x cin
+ * transformed inputs per chunk leave L1 (64 -> 32: 7 % slower); on narrower planes partial tiles
+ * waste lanes (128 -> 128 at 10²: 3.4 times as slow). */
+static int fused_tile(const dk_conv_tuning *tune, int cin, int cout, const int dims[3])
+{
+    if (tune->tile) return tune->tile;
+    bool channels = cin >= 16 && cout >= 16 && cin + cout <= 64;
+    return channels && dims[1] >= 40 && dims[2] >= 40 ? 4 : 2;
+}
+
 size_t dk_winograd_workspace_floats(int cin, int cout, const int dims[3], int threads,
                                     const dk_conv_tuning *tune)
 {
     wino_shape s;
     shape_init(&s, cin, cout, dims);
     dk_simd isa = fused_isa(tune, cin, cout);
-    if (isa == DK_SIMD_NONE) return shared_floats(&s) + (size_t)threads * s.per_thread;
+    if (isa == DK_SIMD_NONE) return shared_floats(&s, 0) + (size_t)threads * s.per_thread;
     dk_wino_fused f;
-    dk_wino_fused_plan(&f, cin, cout, dims, isa);
-    return shared_floats(&s) + (size_t)threads * f.per_thread;
+    dk_wino_fused_plan(&f, cin, cout, dims, isa, fused_tile(tune, cin, cout, dims));
+    return shared_floats(&s, f.tile) + (size_t)threads * f.per_thread;
 }
 
 /* ---- weights ---- */
@@ -139,14 +157,43 @@ static inline __attribute__((always_inline)) void g_axis(const double (*in)[KERN
     }
 }
 
+/* F(4, 3)'s G (winograd_fused.h), as g_axis. */
+static inline __attribute__((always_inline)) void g_axis4(const double (*in)[KERNELS], int step,
+                                                          double (*out)[KERNELS], int out_step)
+{
+    for (int l = 0; l < KERNELS; l++) {
+        double a = in[0][l], b = in[step][l], c = in[2 * step][l];
+        out[0][l] = a / 4;
+        out[out_step][l] = -(a + b + c) / 6;
+        out[2 * out_step][l] = -(a - b + c) / 6;
+        out[3 * out_step][l] = (a + 2 * b + 4 * c) / 24;
+        out[4 * out_step][l] = (a - 2 * b + 4 * c) / 24;
+        out[5 * out_step][l] = c;
+    }
+}
+
+/* G along h or w: F(2, 3)'s, or F(4, 3)'s for a fused tile of 4. */
+static inline __attribute__((always_inline)) void
+g_hw(int tile, const double (*in)[KERNELS], int step, double (*out)[KERNELS], int out_step)
+{
+    if (tile == 4)
+        g_axis4(in, step, out, out_step);
+    else
+        g_axis(in, step, out, out_step);
+}
+
 /* u[xi][co][ci] = (G x G x G) g for input channels ci0 .. ci0 + n - 1 (n <= KERNELS)
  * of output channel co; g is w's (co, ci) kernel, or with flip the (ci, co) kernel
  * mirrored. Computed in double (the same operations per kernel whatever the clone),
- * rounded once. With fused_layout, u is laid out for the fused path instead. */
-DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, bool fused_layout, int cin,
+ * rounded once. With a fused tile (not 0), u holds the fused path's points for that
+ * tile (W = tile + 2 values along h and w) in its layout instead. */
+DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, int fused_tile, int cin,
                                           int cout, int co, int ci0, int n, float *u)
 {
-    double g[27][KERNELS], t1[36][KERNELS], t2[48][KERNELS], t3[POINTS][KERNELS];
+    enum { MAX_W = 6 };
+    double g[27][KERNELS], t1[9 * MAX_W][KERNELS], t2[3 * MAX_W * MAX_W][KERNELS],
+        t3[4 * MAX_W * MAX_W][KERNELS];
+    const int W = fused_tile == 4 ? 6 : 4, points = 4 * W * W;
     for (int l = 0; l < KERNELS; l++) {
         int ci = ci0 + (l < n ? l : 0);
         const float *src = w + ((flip ? (size_t)ci * cout + co : (size_t)co * cin + ci) * 27);
@@ -154,27 +201,27 @@ DK_HOT_LOOP static void transform_kernels(const float *w, bool flip, bool fused_
             g[t][l] = src[flip ? 26 - t : t];
     }
     for (int r = 0; r < 9; r++) /* along w: [kd][kh][aw] */
-        g_axis(g + 3 * r, 1, t1 + 4 * r, 1);
+        g_hw(fused_tile, g + 3 * r, 1, t1 + W * r, 1);
     for (int kd = 0; kd < 3; kd++) /* along h: [kd][ah][aw] */
-        for (int aw = 0; aw < 4; aw++)
-            g_axis(t1 + 12 * kd + aw, 4, t2 + 16 * kd + aw, 4);
-    for (int i = 0; i < 16; i++) /* along d: [ad][ah][aw] */
-        g_axis(t2 + i, 16, t3 + i, 16);
-    for (int xi = 0; xi < POINTS; xi++)
+        for (int aw = 0; aw < W; aw++)
+            g_hw(fused_tile, t1 + 3 * W * kd + aw, W, t2 + W * W * kd + aw, W);
+    for (int i = 0; i < W * W; i++) /* along d: [ad][ah][aw] */
+        g_axis(t2 + i, W * W, t3 + i, W * W);
+    for (int xi = 0; xi < points; xi++)
         for (int l = 0; l < n; l++) {
-            size_t at = fused_layout ? dk_wino_fused_weight_at(cin, cout, xi, co, ci0 + l)
-                                     : ((size_t)xi * cout + co) * cin + (size_t)(ci0 + l);
+            size_t at = fused_tile ? dk_wino_fused_weight_at(cin, cout, xi, co, ci0 + l)
+                                   : ((size_t)xi * cout + co) * cin + (size_t)(ci0 + l);
             u[at] = (float)t3[xi][l];
         }
 }
 
 /* The transformed weights of output channels [co0, co1), every input channel. */
-static void transform_weights_range(const float *w, bool flip, bool fused_layout, int cin, int cout,
+static void transform_weights_range(const float *w, bool flip, int fused_tile, int cin, int cout,
                                     int co0, int co1, float *u)
 {
     for (int co = co0; co < co1; co++)
         for (int ci = 0; ci < cin; ci += KERNELS)
-            transform_kernels(w, flip, fused_layout, cin, cout, co, ci,
+            transform_kernels(w, flip, fused_tile, cin, cout, co, ci,
                               cin - ci < KERNELS ? cin - ci : KERNELS, u);
 }
 
@@ -358,7 +405,8 @@ static void weights_worker(void *arg, int t, int nthreads)
     const wino_shape *s = c->s;
     size_t a, b;
     dk_parallel_share((size_t)s->cout, t, nthreads, &a, &b);
-    transform_weights_range(c->w, c->flip, c->fused != NULL, s->cin, s->cout, (int)a, (int)b, c->u);
+    transform_weights_range(c->w, c->flip, c->fused ? c->fused->tile : 0, s->cin, s->cout, (int)a,
+                            (int)b, c->u);
 }
 
 /* A block: sample n, tile plane i, tile rows j0 .. j0 + nrows - 1. */
@@ -371,7 +419,7 @@ typedef struct wino_block {
  * Blocks depend on the shape only, so no bit of the result depends on the threads. */
 static bool next_block(wino_ctx *c, int rows, wino_block *b)
 {
-    const int *tiles = c->s->tiles;
+    const int *tiles = c->fused ? c->fused->tiles : c->s->tiles;
     size_t groups = ((size_t)tiles[1] + rows - 1) / rows, per_sample = (size_t)tiles[0] * groups;
     size_t k = atomic_fetch_add(&c->next, 1);
     if (k >= per_sample * (size_t)c->batch) return false;
@@ -422,13 +470,14 @@ void dk_winograd_forward(const float *x, int cin, const int dims[3], const float
     shape_init(&s, cin, cout, dims);
     dk_wino_fused f;
     dk_simd isa = fused_isa(tune, cin, cout);
-    if (isa != DK_SIMD_NONE) dk_wino_fused_plan(&f, cin, cout, dims, isa);
+    if (isa != DK_SIMD_NONE)
+        dk_wino_fused_plan(&f, cin, cout, dims, isa, fused_tile(tune, cin, cout, dims));
     size_t per_thread = isa != DK_SIMD_NONE ? f.per_thread : s.per_thread;
     size_t groups =
         isa != DK_SIMD_NONE ? ((size_t)f.tiles[1] + f.rows - 1) / f.rows : (size_t)s.groups;
-    size_t shared = shared_floats(&s); /* u */
+    size_t shared = shared_floats(&s, isa != DK_SIMD_NONE ? f.tile : 0); /* u */
     float *base = dk_workspace_floats(ws, shared + per_thread);
-    size_t blocks = (size_t)batch * s.tiles[0] * groups;
+    size_t blocks = (size_t)batch * s.tiles[0] * groups; /* tiles[0] alike on both paths */
     int max_threads = tune->max_threads;
     int n = dk_blas_threads();
     if (max_threads > 0 && max_threads < n) n = max_threads;

@@ -1,6 +1,6 @@
-/* winograd_fused.h: the fused path of Winograd F(2x2x2, 3x3x3) for thin convolutions
- * (few channels), where the blocked path of winograd.c spends most of its time moving
- * transformed inputs and products through L2.
+/* winograd_fused.h: the fused path of Winograd for thin convolutions (few channels),
+ * where the blocked path of winograd.c spends most of its time moving transformed
+ * inputs and products through L2.
  *
  * The blocked path writes a block's 64 x cin x tiles transformed inputs, then runs 64
  * GEMMs into 64 x cout x tiles products, then reads them back: 8 floats per input
@@ -9,23 +9,40 @@
  * multiplications. The fused path keeps them in registers and L1: one chunk of
  * tiles (one vector, a tile per lane) at a time, per transform plane ad of the 4
  * along d:
- *   transform the chunk's inputs along h and w (16 points x cin vectors, from rows
- *   transformed along d once per block of tile rows),
- *   multiply by the weights (16 x cout vectors, fused multiply-add, register-blocked),
- *   transform the products along w and h and add them into the chunk's 8 outputs
- *   per output channel (A^T along d is a running sum over ad),
+ *   transform the chunk's inputs along h and w (from rows transformed along d once
+ *   per block of tile rows),
+ *   multiply by the weights (fused multiply-add, register-blocked),
+ *   transform the products along w and h and add them into the chunk's outputs
+ *   (A^T along d is a running sum over ad),
  * then the outputs, plus bias, are interleaved into the output rows.
  * Unless whole chunks fill a tile row, a chunk's lanes run on across the block's
  * tile rows (laid out one after another, tiles[2] + 1 slots each), so a narrow
  * layer fills its vectors: 20 tiles a row used 20 of 32 lanes in chunks that
  * stayed within a row.
  *
- * Numerics: the inputs are transformed as on the blocked path (d, h, w, the same
- * operations in the same order); a product is the fused multiply-add chain over the
- * input channels in order; the outputs are transformed along w, h, then d. Every
- * lane (tile) does the same operations, so the AVX-512 and AVX2 variants give the
- * same bits; the result differs from the blocked path's by rounding only
- * (tests/test_winograd.c bounds both against a float64 direct convolution).
+ * Two tile sizes in h and w (along d it is always F(2, 3)):
+ *   tile 2, F(2 x 2 x 2, 3 x 3 x 3): winograd.h's transforms, 64 points, 8 products
+ *     per output and channel pair;
+ *   tile 4, F(2 x 4 x 4, 3 x 3 x 3): F(4, 3) along h and w (interpolation points
+ *     0, 1, -1, 2, -2), 4 x 6 x 6 = 144 points, 4.5 products per output:
+ *       input  p (6 values)  -> B^T p : 4 p0 - 5 p2 + p4, (p3 + p4) - 4 (p1 + p2),
+ *                                      (p4 - p3) + 4 (p1 - p2), (p4 - p2) + 2 (p3 - p1),
+ *                                      (p4 - p2) - 2 (p3 - p1), 4 p1 - 5 p3 + p5
+ *       kernel g (3 values)  -> G g   : g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6,
+ *                                      (g0 + 2 g1 + 4 g2) / 24, (g0 - 2 g1 + 4 g2) / 24, g2
+ *       product m (6 values) -> A^T m : (m0 + (m1 + m2)) + (m3 + m4), (m1 - m2) + 2 (m3 - m4),
+ *                                      (m1 + m2) + 4 (m3 + m4), ((m1 - m2) + 8 (m3 - m4)) + m5
+ *     fewer products and fewer transformed values per output, but larger transforms,
+ *     36 x cin vectors of transformed inputs per chunk (past L1 from cin = 32 on) and a
+ *     four-way interleave of the outputs. winograd.c picks it where it measured faster.
+ *
+ * Numerics: the weights are transformed in double and rounded once; inputs along d,
+ * h, w; a product is the fused multiply-add chain over the input channels in order;
+ * outputs along w, h, d; each with the operations above in that order. Every lane
+ * (tile) does the same operations, so the AVX-512 and AVX2 variants give the same
+ * bits. Tile 2 differs from the blocked path's result by rounding only; tile 4's
+ * constants round more (and 1/6 is not a float: no result of it is exact on
+ * integers). tests/test_winograd.c bounds each against a float64 direct convolution.
  * Machines with neither AVX-512F nor AVX2 with FMA use the blocked path.
  *
  * Ownership: nothing here allocates; scratch comes from the caller. */
@@ -34,6 +51,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Transform points per tile: 4 along d, tile + 2 along h and along w. */
+#define DK_WINO_FUSED_POINTS(tile) (4 * ((tile) + 2) * ((tile) + 2))
 
 /* The vector instruction set a fused forward runs on. */
 typedef enum dk_simd {
@@ -52,24 +72,28 @@ bool dk_simd_supported(dk_simd isa);
 typedef struct dk_wino_fused {
     int cin, cout;
     int dims[3];
-    int tiles[3]; /* (dims + 1) / 2 */
+    int tile;     /* outputs per tile along h and w: 2 or 4 (2 along d) */
+    int tiles[3]; /* (dims[0] + 1) / 2, then (dims + tile - 1) / tile */
     int rows;     /* tile rows (along h) per block */
     int slots;    /* P: tile slots per tile row, tiles[2] + 1 or more */
     bool per_row; /* chunks stay within tile rows (whole chunks fill a row) */
     /* Where a block's d-transformed rows are, in floats (winograd_fused.c): */
-    size_t odd;        /* from a row's even half to its odd half */
-    size_t hp;         /* from an even h row to the odd one after it */
+    size_t phase;      /* from a row's phase q (w = tile k + q - 1) to q + 1 */
+    size_t hp;         /* from h row q of a tile row (q < tile) to q + 1 */
     size_t seg;        /* from tile row rt's rows to tile row rt + 1's */
     size_t plane;      /* from transform plane ad to ad + 1 (4 per input channel) */
     size_t per_thread; /* scratch floats per thread */
     dk_simd isa;
 } dk_wino_fused;
 
-/* Plans a fused forward of cin -> cout channels over dims on `isa`. */
-void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], dk_simd isa);
+/* Plans a fused forward of cin -> cout channels over dims on `isa` with tiles of
+ * `tile` (2 or 4) outputs along h and w. */
+void dk_wino_fused_plan(dk_wino_fused *f, int cin, int cout, const int dims[3], dk_simd isa,
+                        int tile);
 
-/* Where the transformed weight of point xi, output channel co, input channel ci
- * goes in the fused products' layout (64 * cout * cin floats): per point, full
+/* Where the transformed weight of point xi = (ad * (tile + 2) + ah) * (tile + 2) + aw,
+ * output channel co, input channel ci goes in the fused products' layout
+ * (DK_WINO_FUSED_POINTS(tile) * cout * cin floats): per point, full
  * groups of 8 output channels as [cin][8], then the remaining output channels as
  * [cin] each. winograd.c writes the weights there directly for the fused path. */
 static inline size_t dk_wino_fused_weight_at(int cin, int cout, int xi, int co, int ci)
