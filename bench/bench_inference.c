@@ -7,12 +7,13 @@
  *
  *   bench_inference [--size D H W] [--threads T] [--reps K] [--plan train|inference|both]
  *                   [--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N]
- *                    [--pass-batch B]]
+ *                    [--pass-batch B] [--pass-lanes L]]
  *
  * Each measurement runs in a child process of its own, so its peak RSS (VmHWM)
  * is that measurement's alone. Defaults: 64 x 160 x 160, 2 threads, 3 timed
  * forwards after one warm-up, 2 volumes, 8 passes, profile clinical-3.3mm, pass
- * batch 1 (precompute's default; 0: as many passes per forward as fit). CPU times
+ * batch 1 (precompute's default; 0: as many passes per forward as fit), pass lanes 0
+ * (precompute's default: a pass per thread side by side; 1: one at a time). CPU times
  * count all threads (the precompute's include the reading, resampling and store).
  * bench/compare_inference.sh runs two builds of this program alternately. */
 #define _GNU_SOURCE
@@ -41,9 +42,15 @@
 #else
 #define HAVE_INFERENCE_PLAN 0
 #endif
+/* The same for the passes side by side. */
+#ifdef DK_PRECOMPUTE_MAX_LANES
+#define HAVE_PASS_LANES 1
+#else
+#define HAVE_PASS_LANES 0
+#endif
 
 typedef struct options {
-    int dims[3], threads, reps, volumes, passes, pass_batch;
+    int dims[3], threads, reps, volumes, passes, pass_batch, pass_lanes;
     bool inference; /* the plan of the forward child */
     bool both;      /* run a child with each plan */
     const char *teacher, *repo;
@@ -177,14 +184,19 @@ static int precompute_child(const options *o)
 #if HAVE_INFERENCE_PLAN
     po.pass_batch = o->pass_batch;
 #endif
+#if HAVE_PASS_LANES
+    po.pass_lanes = o->pass_lanes;
+#endif
     dk_precompute_result res;
     double c0 = cpu_now();
     if (n >= 1 && !dk_profile_builtin("clinical-3.3mm", &po.profile, &err) &&
         !dk_precompute_run(&po, &res, &err)) {
         printf(
-            "precompute  %d volume(s), %d passes (pass batch %d, 0: auto), clinical-3.3mm   %.3f "
-            "volumes/s  (%.2f s per volume, CPU %.2f s per volume)  peak RSS %.0f MB\n",
+            "precompute  %d volume(s), %d passes (pass batch %d, lanes %d, 0: auto), "
+            "clinical-3.3mm   %.3f volumes/s  (%.2f s per volume, CPU %.2f s per volume)  peak "
+            "RSS %.0f MB\n",
             res.computed, o->passes, HAVE_INFERENCE_PLAN ? o->pass_batch : 1,
+            HAVE_PASS_LANES ? o->pass_lanes : 1,
             res.computed / res.seconds, res.seconds / res.computed, (cpu_now() - c0) / res.computed,
             peak_rss_mb());
         rc = 0;
@@ -233,6 +245,8 @@ static int parse(int argc, char **argv, options *o)
             o->volumes = atoi(argv[++i]);
         } else if (!strcmp(a, "--pass-batch") && more) {
             o->pass_batch = atoi(argv[++i]);
+        } else if (!strcmp(a, "--pass-lanes") && more) {
+            o->pass_lanes = atoi(argv[++i]);
         } else if (!strcmp(a, "--passes") && more) {
             o->passes = atoi(argv[++i]);
         } else if (!strcmp(a, "--precompute") && i + 2 < argc) {
@@ -257,7 +271,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_inference [--size D H W] [--threads T] [--reps K] "
                         "[--plan train|inference|both] "
                         "[--precompute TEACHER.h5 REPO.h5 [--volumes V] [--passes N] "
-                        "[--pass-batch B]]\n");
+                        "[--pass-batch B] [--pass-lanes L]]\n");
         return 2;
     }
     dk_blas_set_threads(o.threads);

@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "datasets/acquire.h"
 #include "datasets/dataset.h"
 #include "datasets/resample.h"
+#include "distill/blas.h"
 #include "distill/checkpoint.h"
 #include "distill/layers.h"
 #include "distill/parallel.h"
@@ -31,7 +34,9 @@ struct dk_precomputer {
     int tmult[3], smult[3]; /* pooling products: inputs are padded to multiples of these */
     int planned[3];         /* the padded teacher input the net is planned for */
     int batch;              /* passes per forward (a divisor of the passes) */
-    dk_tensor x, noisy;
+    int lanes;              /* passes side by side (run_lanes), 1 with batch > 1 */
+    dk_unet *twins[DK_PRECOMPUTE_MAX_LANES - 1]; /* the teacher again, for lanes 1 .. */
+    dk_tensor x, noisy;     /* noisy: a sample per pass of a batch, or per lane */
     size_t grid_voxels;          /* teacher-grid voxels the accumulators hold */
     float *acc_soft, *acc_plain; /* classes x teacher grid: mean softmax at T and at 1 */
     float *feat_acc[DK_STORE_MAX_FEATURES];
@@ -44,7 +49,8 @@ dk_precompute_options dk_precompute_options_default(void)
                                .input_noise = 0.1,
                                .feature_count = 1,
                                .seed = 1,
-                               .pass_batch = 1};
+                               .pass_batch = 1,
+                               .pass_lanes = 0};
     strcpy(o.feature_layers[0], "bottleneck");
     return o;
 }
@@ -296,6 +302,8 @@ void dk_precomputer_free(dk_precomputer *pc)
     if (!pc) return;
     release_buffers(pc);
     dk_unet_free(pc->teacher);
+    for (int k = 0; k < DK_PRECOMPUTE_MAX_LANES - 1; k++)
+        dk_unet_free(pc->twins[k]);
     free(pc);
 }
 
@@ -374,27 +382,60 @@ static int batch_dividing(int passes, int most)
     return b < 1 ? 1 : b;
 }
 
+/* Lanes for pass_lanes (0: auto, one per thread while the activations fit). */
+static int lanes_wanted(const dk_precomputer *pc, size_t per_pass)
+{
+    const dk_precompute_options *o = &pc->opt;
+    int lanes = o->pass_lanes;
+    if (lanes < 1) {
+        lanes = dk_blas_threads();
+        size_t fit = DK_PRECOMPUTE_BATCH_BYTES / per_pass;
+        if ((size_t)lanes > fit) lanes = fit > 0 ? (int)fit : 1;
+    }
+    if (lanes > DK_PRECOMPUTE_MAX_LANES) lanes = DK_PRECOMPUTE_MAX_LANES;
+    if (lanes > o->passes) lanes = o->passes;
+    return pc->batch > 1 || lanes < 1 ? 1 : lanes;
+}
+
+/* Copy k of the teacher for lane k + 1: the same architecture and weights, its own
+ * activations, planned like the teacher. */
+static dk_status plan_twin(dk_precomputer *pc, int k, const int padded[3], unsigned keep,
+                           dk_err *err)
+{
+    if (!pc->twins[k]) {
+        dk_err e;
+        if (!(pc->twins[k] = dk_unet_create(&pc->tcfg, 0, &e))) return dk_err_forward(err, &e);
+        const dk_params *from = dk_unet_params(pc->teacher), *to = dk_unet_params(pc->twins[k]);
+        for (int i = 0; i < from->count; i++)
+            memcpy(to->items[i]->value.data, from->items[i]->value.data,
+                   dk_tensor_numel(&from->items[i]->value) * sizeof(float));
+    }
+    return dk_unet_plan_inference(pc->twins[k], 1, padded[0], padded[1], padded[2], keep, err);
+}
+
 /* Plan the teacher for inference (forward only, the feature taps kept) with as
  * many passes per forward as the options allow: pass_batch, or with 0 as many as
  * fit DK_PRECOMPUTE_BATCH_BYTES of activations and per-pass buffers. Batching
- * does not change a bit: each sample's forward is the same computation. */
+ * does not change a bit: each sample's forward is the same computation. Then a
+ * copy of the teacher per lane past the first, for the passes side by side. */
 static dk_status plan_teacher(dk_precomputer *pc, const int padded[3], dk_err *err)
 {
     unsigned keep = 0;
     for (int k = 0; k < pc->m.feature_count; k++)
         keep |= 1u << pc->m.features[k].teacher_tap;
     int most = pc->opt.pass_batch;
-    dk_status st = DK_OK;
-    if (most < 1) {
-        st = dk_unet_plan_inference(pc->teacher, 1, padded[0], padded[1], padded[2], keep, err);
-        size_t per_pass = dk_unet_activation_bytes(pc->teacher) +
-                          sizeof(float) * padded[0] * padded[1] * padded[2]; /* noisy input */
-        most = (int)(DK_PRECOMPUTE_BATCH_BYTES / per_pass);
-    }
+    dk_status st = dk_unet_plan_inference(pc->teacher, 1, padded[0], padded[1], padded[2], keep, err);
+    if (st) return st;
+    size_t per_pass = dk_unet_activation_bytes(pc->teacher) +
+                      sizeof(float) * padded[0] * padded[1] * padded[2]; /* noisy input */
+    if (most < 1) most = (int)(DK_PRECOMPUTE_BATCH_BYTES / per_pass);
     pc->batch = batch_dividing(pc->opt.passes, most);
-    if (!st && (pc->batch > 1 || pc->opt.pass_batch > 0))
+    if (pc->batch > 1)
         st = dk_unet_plan_inference(pc->teacher, pc->batch, padded[0], padded[1], padded[2], keep,
                                     err);
+    pc->lanes = lanes_wanted(pc, per_pass);
+    for (int k = 0; !st && k + 1 < pc->lanes; k++)
+        st = plan_twin(pc, k, padded, keep, err);
     return st;
 }
 
@@ -407,7 +448,7 @@ static dk_status plan_for(dk_precomputer *pc, const int padded[3], size_t grid_v
     release_buffers(pc);
     int C = pc->tcfg.classes, b;
     st = plan_teacher(pc, padded, err);
-    b = pc->batch;
+    b = pc->batch > pc->lanes ? pc->batch : pc->lanes;
     if (!st) st = dk_tensor_alloc(&pc->x, 1, 1, padded[0], padded[1], padded[2], err);
     if (!st) st = dk_tensor_alloc(&pc->noisy, b, 1, padded[0], padded[1], padded[2], err);
     if (st) return st;
@@ -446,28 +487,82 @@ static void fill_padded(dk_tensor *x, const float *img, const int dims[3], const
     }
 }
 
-/* Each sample of the batch: its softmax at T and at 1 and its taps into the
- * accumulators, in pass order. */
-static void accumulate_batch(dk_precomputer *pc, const int dims[3], const int before[3],
-                             const size_t fn[])
+/* Sample i of net's forward: its softmax at T and at 1 and its taps into the
+ * accumulators, on pool's threads (NULL: this one). */
+static void accumulate_sample(dk_precomputer *pc, dk_unet *net, int i, const int dims[3],
+                              const int before[3], const size_t fn[], dk_pool *pool)
 {
-    const dk_tensor *logits = dk_unet_logits(pc->teacher);
-    dk_pool *pool = dk_unet_pool(pc->teacher);
-    for (int i = 0; i < pc->batch; i++)
-        dk_softmax_channels_accumulate(logits, i, (float)pc->opt.temperature, dims, before,
-                                       pc->acc_soft, pc->acc_plain, pool);
+    dk_softmax_channels_accumulate(dk_unet_logits(net), i, (float)pc->opt.temperature, dims, before,
+                                   pc->acc_soft, pc->acc_plain, pool);
     for (int k = 0; k < pc->m.feature_count; k++) {
-        const dk_tensor *tap = dk_unet_tap(pc->teacher, pc->m.features[k].teacher_tap);
-        for (int i = 0; i < pc->batch; i++) {
-            const float *t = tap->data + fn[k] * i;
-            for (size_t j = 0; j < fn[k]; j++)
-                pc->feat_acc[k][j] += t[j];
-        }
+        const float *t = dk_unet_tap(net, pc->m.features[k].teacher_tap)->data + fn[k] * i;
+        for (size_t j = 0; j < fn[k]; j++)
+            pc->feat_acc[k][j] += t[j];
     }
 }
 
-/* The N noisy forward passes, a batch of them per forward; accumulators end as
- * means. Forward only. */
+/* The noisy input of pass p into out, on pool's threads (NULL: this one). */
+static void noisy_input(const dk_precomputer *pc, uint64_t noise_seed, int p, float *out,
+                        dk_pool *pool)
+{
+    dk_pass_noisy_input(pc->x.data, dk_tensor_numel(&pc->x), pc->opt.input_noise,
+                        noise_seed + (uint64_t)p * 0x9E3779B97F4A7C15ULL, out, pool);
+}
+
+/* The passes side by side: lane t runs the passes it takes from a shared counter on
+ * its own copy of the teacher, on one thread, and adds each into the accumulators
+ * once every earlier pass is in: in pass order, the same sums as one pass at a time.
+ * A lane waits only for passes taken before its own, whose lanes never wait for a
+ * later one, so no lane waits forever, even when the lanes run one after another. */
+typedef struct lanes_job {
+    dk_precomputer *pc;
+    uint64_t noise_seed;
+    const int *dims, *before;
+    const size_t *fn;
+    atomic_int next; /* the next pass to take */
+    int added;       /* passes in the accumulators (under mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t turn;
+} lanes_job;
+
+static void lane_worker(void *arg, int t, int nthreads)
+{
+    (void)nthreads;
+    lanes_job *j = arg;
+    dk_precomputer *pc = j->pc;
+    dk_unet *net = t == 0 ? pc->teacher : pc->twins[t - 1];
+    const int *d = pc->planned;
+    dk_tensor noisy = dk_tensor_view(pc->noisy.data + dk_tensor_numel(&pc->x) * (size_t)t, 1, 1,
+                                     d[0], d[1], d[2]);
+    for (int p; (p = atomic_fetch_add(&j->next, 1)) < pc->opt.passes;) {
+        noisy_input(pc, j->noise_seed, p, noisy.data, NULL);
+        dk_unet_forward(net, &noisy);
+        pthread_mutex_lock(&j->mu);
+        while (j->added < p)
+            pthread_cond_wait(&j->turn, &j->mu);
+        pthread_mutex_unlock(&j->mu);
+        accumulate_sample(pc, net, 0, j->dims, j->before, j->fn, NULL);
+        pthread_mutex_lock(&j->mu);
+        j->added = p + 1;
+        pthread_cond_broadcast(&j->turn);
+        pthread_mutex_unlock(&j->mu);
+    }
+}
+
+static void run_lanes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3],
+                      const int before[3], const size_t fn[])
+{
+    lanes_job j = {.pc = pc, .noise_seed = noise_seed, .dims = dims, .before = before, .fn = fn};
+    atomic_init(&j.next, 0);
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.turn, NULL);
+    dk_parallel_run(dk_unet_pool(pc->teacher), pc->lanes, lane_worker, &j);
+    pthread_cond_destroy(&j.turn);
+    pthread_mutex_destroy(&j.mu);
+}
+
+/* The N noisy forward passes, side by side, or a batch of them per forward;
+ * accumulators end as means. Forward only. */
 static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3],
                        const int before[3])
 {
@@ -482,15 +577,14 @@ static void run_passes(dk_precomputer *pc, uint64_t noise_seed, const int dims[3
         fn[k] = (size_t)ch * d[0] * d[1] * d[2];
         memset(pc->feat_acc[k], 0, fn[k] * sizeof(float));
     }
-    for (int p0 = 0; p0 < o->passes; p0 += pc->batch) {
-        for (int s = 0; s < pc->batch; s++) {
-            uint64_t p = (uint64_t)(p0 + s);
-            dk_pass_noisy_input(pc->x.data, n, o->input_noise,
-                                noise_seed + p * 0x9E3779B97F4A7C15ULL, pc->noisy.data + n * s,
-                                dk_unet_pool(pc->teacher));
-        }
+    dk_pool *pool = dk_unet_pool(pc->teacher);
+    if (pc->lanes > 1) run_lanes(pc, noise_seed, dims, before, fn);
+    for (int p0 = 0; pc->lanes == 1 && p0 < o->passes; p0 += pc->batch) {
+        for (int s = 0; s < pc->batch; s++)
+            noisy_input(pc, noise_seed, p0 + s, pc->noisy.data + n * s, pool);
         dk_unet_forward(pc->teacher, &pc->noisy);
-        accumulate_batch(pc, dims, before, fn);
+        for (int i = 0; i < pc->batch; i++)
+            accumulate_sample(pc, pc->teacher, i, dims, before, fn, pool);
     }
     float inv = 1.0f / (float)o->passes;
     for (size_t i = 0; i < cells; i++)

@@ -26,8 +26,10 @@
 #include "teacher/store.h"
 
 /* Memory for a batch of passes (activations and noisy inputs) when
- * pass_batch is 0. */
+ * pass_batch is 0, and for the passes side by side when pass_lanes is 0. */
 #define DK_PRECOMPUTE_BATCH_BYTES ((size_t)1 << 30)
+/* The most passes side by side (pass_lanes). */
+#define DK_PRECOMPUTE_MAX_LANES 8
 
 typedef struct dk_precompute_progress {
     int done, total; /* samples finished (including resumed ones), all samples */
@@ -53,6 +55,15 @@ typedef struct dk_precompute_options {
                        measured 4-6% more CPU (a batch's skips are concatenated by copy)
                        and 3x the memory at 64x160x160 (docs/numerics.md). The targets
                        do not depend on it (each pass computes the same). */
+    int pass_lanes; /* with pass_batch 1: passes run side by side, each on one thread
+                       with its own copy of the teacher, at most DK_PRECOMPUTE_MAX_LANES
+                       and the passes; 0 (default): one per thread (dk_blas_threads())
+                       while their activations fit DK_PRECOMPUTE_BATCH_BYTES; 1: one pass
+                       at a time on all threads. Side by side, no pass waits for the
+                       others' threads at each layer (measured 4-5 % faster on 2 cores,
+                       docs/numerics.md) for a copy of the teacher's activations per
+                       lane. The targets do not depend on it: each pass computes the
+                       same, and the passes are added in pass order. */
     bool resume;    /* continue from <store>.partial */
     void (*progress)(const dk_precompute_progress *p, void *ctx);
     void *ctx;

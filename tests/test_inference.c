@@ -173,13 +173,15 @@ Test(inference, liveness_packs_disjoint_lifetimes_together)
         cr_assert_eq(r[i].offset % 16, 0);
 }
 
-/* ---- precompute: the passes batched give the targets of one pass at a time ---- */
+/* ---- precompute: the passes batched or side by side give the targets of one pass
+ * at a time ---- */
 
-static dk_targets targets_with_batch(const char *teacher, dk_volume *v, int passes, int batch)
+static dk_targets targets_with(const char *teacher, dk_volume *v, int passes, int batch,
+                               int lanes)
 {
     dk_err err = {0};
     dk_precompute_options o = dk_precompute_options_default();
-    o.teacher_path = teacher, o.passes = passes, o.pass_batch = batch;
+    o.teacher_path = teacher, o.passes = passes, o.pass_batch = batch, o.pass_lanes = lanes;
     o.feature_count = 2;
     strcpy(o.feature_layers[1], "dec1");
     cr_assert_eq(dk_profile_builtin("clinical-3.3mm", &o.profile, &err), DK_OK, "%s", err.msg);
@@ -202,7 +204,7 @@ static void assert_same_targets(const dk_targets *a, const dk_targets *b, int cl
     cr_assert_eq(memcmp(a->features[1], b->features[1], sizeof(float) * f1), 0, "dec1");
 }
 
-Test(inference, precompute_batched_passes_give_the_same_targets, .timeout = 240)
+Test(inference, precompute_batched_or_side_by_side_passes_give_the_same_targets, .timeout = 240)
 {
     char *dir = dk_test_tmpdir(), data[512], teacher[512];
     snprintf(data, sizeof data, "%s/repo.h5", dir);
@@ -220,17 +222,21 @@ Test(inference, precompute_batched_passes_give_the_same_targets, .timeout = 240)
     dk_volume v;
     cr_assert_eq(dk_dataset_read(ds, 0, &v, &err), DK_OK, "%s", err.msg);
     int classes = dk_dataset_classes(ds)->count;
-    dk_targets one = targets_with_batch(teacher, &v, 4, 1);
-    dk_targets all = targets_with_batch(teacher, &v, 4, 4);
-    dk_targets two = targets_with_batch(teacher, &v, 4, 3); /* 3 does not divide 4: 2 */
-    dk_targets fit = targets_with_batch(teacher, &v, 4, 0);
-    assert_same_targets(&all, &one, classes);
-    assert_same_targets(&two, &one, classes);
-    assert_same_targets(&fit, &one, classes);
+    dk_targets one = targets_with(teacher, &v, 4, 1, 1);
+    dk_targets cases[] = {
+        targets_with(teacher, &v, 4, 4, 1),
+        targets_with(teacher, &v, 4, 3, 1), /* 3 does not divide 4: 2 */
+        targets_with(teacher, &v, 4, 0, 1),
+        targets_with(teacher, &v, 4, 1, 2), /* side by side: 2 passes per lane */
+        targets_with(teacher, &v, 4, 1, 3), /* lanes taking 2, 1 and 1 passes */
+        targets_with(teacher, &v, 4, 1, 0), /* a lane per thread */
+        targets_with(teacher, &v, 4, 2, 2), /* batched: one lane */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        assert_same_targets(&cases[k], &one, classes);
+        dk_targets_release(&cases[k]);
+    }
     dk_targets_release(&one);
-    dk_targets_release(&all);
-    dk_targets_release(&two);
-    dk_targets_release(&fit);
     dk_volume_release(&v);
     dk_dataset_close(ds);
     dk_test_rmtree(dir);
