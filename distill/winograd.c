@@ -112,14 +112,15 @@ static dk_simd fused_isa(const dk_conv_tuning *tune, int cin, int cout)
     return DK_SIMD_NONE;
 }
 
-/* The fused path's tile. Auto: 4 where it measured faster than 2 (bench_conv --net
- * teacher --tile 2|4, 2 threads, AVX-512 and AVX2 with OpenBLAS's Haswell kernels;
- * docs/numerics.md): at least 16 channels in and out, 64 at most in all, on planes
- * at least 40 by 40 (the teacher's 80² and 40² levels: 16 -> 16, 32 -> 16 and 32 ->
- * 32 8-22 % faster with AVX-512, 0-22 % with AVX2, 16 -> 32 alike). With 8 channels in or out the
- * transforms outweigh the products it saves (8 -> 8 at 160²: 29 % slower); with 64 in, its 36 x cin
- * transformed inputs per chunk leave L1 (64 -> 32: 7 % slower); on narrower planes partial tiles
- * waste lanes (128 -> 128 at 10²: 3.4 times as slow). */
+/* The fused path's tile. Auto: 4 where it measured faster than 2 (bench_conv
+ * --net teacher --tile 2|4, 2 threads, AVX-512, and AVX2 with OpenBLAS's Haswell
+ * kernels; docs/numerics.md): at least 16 channels in and out, 64 at most in all,
+ * on planes at least 40 by 40. On the teacher's 80² and 40² levels 16 -> 16,
+ * 32 -> 16 and 32 -> 32 ran 8-22 % faster with AVX-512 and 0-22 % with AVX2,
+ * 16 -> 32 alike. With 8 channels in or out the transforms outweigh the products
+ * it saves (8 -> 8 at 160²: 29 % slower); with 64 in, its 36 x cin transformed
+ * inputs per chunk leave L1 (64 -> 32: 7 % slower); on narrower planes partial
+ * tiles waste lanes (128 -> 128 at 10²: 3.4 times as slow). */
 static int fused_tile(const dk_conv_tuning *tune, int cin, int cout, const int dims[3])
 {
     if (tune->tile) return tune->tile;
