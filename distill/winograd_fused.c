@@ -222,27 +222,36 @@ static void d_channel(const dk_wino_fused *f, const float *xc, int i, int j0, in
  * (the tile: values per lane). Lanes and values past it are masked off, so nothing
  * outside the segment is written; the whole chunk (a == 0, all lanes) uses plain
  * stores (masked ones are slow on some AMD cores). */
+/* Indices that interleave lanes a, a + 1, ... of two vectors into pairs (v0[a],
+ * v1[a], v0[a + 1], ...): the first 8 pairs (lo) and the next 8 (hi). The
+ * permutation uses 5 bits, so an index past the chunk wraps to a masked-off value. */
+__attribute__((target("avx512f"))) static inline void pair_indices_avx512(int a, __m512i *lo,
+                                                                          __m512i *hi)
+{
+    const __m512i shift = _mm512_set1_epi32(a);
+    *lo = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), shift);
+    *hi = _mm512_add_epi32(
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), shift);
+}
+
+/* The first n of 16 values (none for n <= 0, all for n >= 16). */
+static inline __mmask16 first_of_16(int n)
+{
+    return (__mmask16)(n >= 16 ? 0xFFFFu : n > 0 ? (1u << n) - 1 : 0);
+}
+
 typedef struct seg2_t_avx512 {
-    __m512i lo, hi;   /* permutation indices of values 0..15 and 16..31 */
+    __m512i lo, hi;   /* pair_indices_avx512 */
     __mmask16 m0, m1; /* values stored of each */
     bool whole;
 } seg2_t_avx512;
 
 __attribute__((target("avx512f"))) static inline seg2_t_avx512 seg2_plan_avx512(int a, int count)
 {
-    const __m512i shift = _mm512_set1_epi32(a);
     seg2_t_avx512 s = {
-        /* index v < 16: v0[v], else v1[v - 16]; the permutation uses 5 bits, so an
-         * index past the chunk wraps to a masked-off value */
-        .lo = _mm512_add_epi32(
-            _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), shift),
-        .hi = _mm512_add_epi32(
-            _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), shift),
-        .m0 = (__mmask16)(count >= 16 ? 0xFFFFu : (1u << count) - 1),
-        .m1 = (__mmask16)(count >= 32  ? 0xFFFFu
-                          : count > 16 ? (1u << (count - 16)) - 1
-                                       : 0),
-        .whole = a == 0 && count == 32};
+        .m0 = first_of_16(count), .m1 = first_of_16(count - 16), .whole = a == 0 && count == 32};
+    pair_indices_avx512(a, &s.lo, &s.hi);
     return s;
 }
 
@@ -260,26 +269,17 @@ seg2_store_avx512(float *p, __m512 v0, __m512 v1, const seg2_t_avx512 *s)
 }
 
 typedef struct seg4_t_avx512 {
-    /* pairs (v0[l + a], v1[l + a]) of lanes l = 0..7 and 8..15 (5 bits used: past
-     * the chunk wraps to values that are masked off) */
-    __m512i lo, hi;
+    __m512i lo, hi;    /* pair_indices_avx512, of (v0, v1) and of (v2, v3) */
     __mmask16 mask[4]; /* values stored of each of the four interleaved vectors */
     bool whole;
 } seg4_t_avx512;
 
 __attribute__((target("avx512f"))) static inline seg4_t_avx512 seg4_plan_avx512(int a, int count)
 {
-    const __m512i shift = _mm512_set1_epi32(a);
-    seg4_t_avx512 s = {
-        .lo = _mm512_add_epi32(
-            _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), shift),
-        .hi = _mm512_add_epi32(
-            _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), shift),
-        .whole = a == 0 && count == 64};
-    for (int q = 0; q < 4; q++) {
-        int n = count - 16 * q;
-        s.mask[q] = (__mmask16)(n >= 16 ? 0xFFFFu : n > 0 ? (1u << n) - 1 : 0);
-    }
+    seg4_t_avx512 s = {.whole = a == 0 && count == 64};
+    pair_indices_avx512(a, &s.lo, &s.hi);
+    for (int q = 0; q < 4; q++)
+        s.mask[q] = first_of_16(count - 16 * q);
     return s;
 }
 

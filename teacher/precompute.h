@@ -60,7 +60,7 @@ typedef struct dk_precompute_options {
                        and the passes; 0 (default): one per thread (dk_blas_threads())
                        while their activations fit DK_PRECOMPUTE_BATCH_BYTES; 1: one pass
                        at a time on all threads. Side by side, no pass waits for the
-                       others' threads at each layer (measured 4-5 % faster on 2 cores,
+                       other threads at each layer (measured 1-3 % faster on 2 cores,
                        docs/numerics.md) for a copy of the teacher's activations per
                        lane. The targets do not depend on it: each pass computes the
                        same, and the passes are added in pass order. */
