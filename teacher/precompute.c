@@ -511,7 +511,8 @@ static void noisy_input(const dk_precomputer *pc, uint64_t noise_seed, int p, fl
 
 /* The passes side by side: lane t runs the passes it takes from a shared counter on
  * its own copy of the teacher, on one thread, and adds each into the accumulators
- * once every earlier pass is in: in pass order, the same sums as one pass at a time.
+ * once every earlier pass is in: in pass order, the same sums as one pass at a time
+ * on one thread.
  * A lane waits only for passes taken before its own, whose lanes never wait for a
  * later one, so no lane waits forever, even when the lanes run one after another. */
 typedef struct lanes_job {

@@ -62,8 +62,11 @@ typedef struct dk_precompute_options {
                        at a time on all threads. Side by side, no pass waits for the
                        other threads at each layer (measured 1-3 % faster on 2 cores,
                        docs/numerics.md) for a copy of the teacher's activations per
-                       lane. The targets do not depend on it: each pass computes the
-                       same, and the passes are added in pass order. */
+                       lane. Each pass runs on one thread and the passes are added in
+                       pass order, so the targets are those of --threads 1; those of
+                       one pass at a time on all threads too where OpenBLAS's GEMM does
+                       not depend on its thread count (its SkylakeX kernels, not its
+                       Haswell or Zen ones). */
     bool resume;    /* continue from <store>.partial */
     void (*progress)(const dk_precompute_progress *p, void *ctx);
     void *ctx;
