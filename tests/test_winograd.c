@@ -437,6 +437,19 @@ Test(winograd_fused, writes_nothing_outside_the_output)
     }
 }
 
+/* y = conv(x, w) through conv.h's default, with a workspace of its own. */
+static void default_forward(const dk_tensor *x, const dk_tensor *w, dk_tensor *y)
+{
+    int dims[3] = {x->d, x->h, x->w};
+    dk_workspace ws = {0};
+    dk_err err = {0};
+    cr_assert_eq(
+        dk_workspace_reserve(&ws, dk_conv3d_workspace_floats(&k3, false, x->c, w->n, dims), &err),
+        DK_OK, "%s", err.msg);
+    dk_conv3d_forward(&k3, x, w, NULL, y, &ws);
+    dk_workspace_release(&ws);
+}
+
 /* By default thin convs take the fused path when the CPU has one, wide ones the
  * blocked path. */
 Test(winograd_routing, thin_convs_fused_wide_convs_blocked)
@@ -446,23 +459,17 @@ Test(winograd_routing, thin_convs_fused_wide_convs_blocked)
     /* up to THIN_CHANNELS (winograd.c) in all fused, wider blocked */
     const int channels[][2] = {{8, 8}, {128, 128}, {160, 128}};
     for (int k = 0; k < 3; k++) {
-        int cin = channels[k][0], cout = channels[k][1], dims[3] = {4, 6, 10};
+        int cin = channels[k][0], cout = channels[k][1];
         dk_tensor x = dk_test_tensor(1, cin, 4, 6, 10), w = dk_test_tensor(cout, cin, 3, 3, 3),
                   a = dk_test_tensor(1, cout, 4, 6, 10), b = dk_test_tensor(1, cout, 4, 6, 10);
         dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 95, -1, 1);
         dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 96, -1, 1);
-        dk_workspace ws = {0};
-        dk_err err = {0};
-        cr_assert_eq(dk_workspace_reserve(
-                         &ws, dk_conv3d_workspace_floats(&k3, false, cin, cout, dims), &err),
-                     DK_OK);
-        dk_conv3d_forward(&k3, &x, &w, NULL, &a, &ws);
+        default_forward(&x, &w, &a);
         path expected = k < 2 ? (path){"fused", 1, best, 2} : paths[0];
         dk_conv_tuning t = on_path(&expected, 0);
         forward(&x, &w, NULL, &b, &t);
         cr_assert_eq(memcmp(a.data, b.data, dk_tensor_numel(&a) * sizeof(float)), 0,
                      "%d -> %d channels did not take the %s path", cin, cout, expected.name);
-        dk_workspace_release(&ws);
         dk_tensor *all[] = {&x, &w, &a, &b};
         for (size_t i = 0; i < 4; i++)
             dk_tensor_release(all[i]);
@@ -488,12 +495,7 @@ Test(winograd_routing, tile_4_where_it_measured_faster)
             y[i] = dk_test_tensor(1, cout, 2, dims[1], dims[2]);
         dk_test_fill_uniform(x.data, dk_tensor_numel(&x), 97, -1, 1);
         dk_test_fill_uniform(w.data, dk_tensor_numel(&w), 98, -1, 1);
-        dk_workspace ws = {0};
-        dk_err err = {0};
-        cr_assert_eq(dk_workspace_reserve(
-                         &ws, dk_conv3d_workspace_floats(&k3, false, cin, cout, dims), &err),
-                     DK_OK);
-        dk_conv3d_forward(&k3, &x, &w, NULL, &y[0], &ws);
+        default_forward(&x, &w, &y[0]);
         for (int i = 1; i < 3; i++) {
             path p = {"fused", 1, best, 2 * i};
             dk_conv_tuning t = on_path(&p, 0);
@@ -505,7 +507,6 @@ Test(winograd_routing, tile_4_where_it_measured_faster)
                      "%d -> %d channels on %d x %d planes did not take tile %d", cin, cout, dims[1],
                      dims[2], cases[k].tile);
         cr_assert_neq(memcmp(y[1].data, y[2].data, bytes), 0, "tiles 2 and 4 agree to the bit");
-        dk_workspace_release(&ws);
         dk_tensor *all[] = {&x, &w, &y[0], &y[1], &y[2]};
         for (size_t i = 0; i < 5; i++)
             dk_tensor_release(all[i]);
