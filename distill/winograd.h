@@ -7,11 +7,14 @@
  * 8 per output: 3.375x fewer. The transforms (inputs, weights, outputs) are sums
  * and halvings, linear in the channels; the 64 products per tile become 64 GEMMs
  * (one per transform point: cout x cin times cin x tiles), run through OpenBLAS.
+ * Thin convs take the fused path instead (winograd_fused.h), which on some shapes
+ * uses F(4, 3) along h and w: 2 x 4 x 4 outputs per tile, 4.5 products per output.
  *
  * Numerics: in exact arithmetic the result equals the direct convolution. In
  * float32 it differs by rounding of the transforms (a few units of float32
- * rounding of sum |w| |x|; tests/test_winograd.c bounds it), well below the
- * float16 the target store keeps and the 1e-5 the cross-check with PyTorch asks.
+ * rounding of sum |w| |x|, about 15 with F(4, 3); tests/test_winograd.c bounds
+ * it), well below the float16 the target store keeps and the 1e-4 the cross-check
+ * with PyTorch asks.
  *
  * Threads: a sample's tiles are cut into blocks of whole tile rows, each block
  * transformed, multiplied and written back by one thread with single-threaded
